@@ -1,0 +1,1 @@
+//! indexer-sim (skeleton; being written)

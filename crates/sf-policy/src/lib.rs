@@ -1,0 +1,1 @@
+//! sf-policy (skeleton; being written)
