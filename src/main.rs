@@ -1,1 +1,5 @@
-fn main() {}
+//! The `signalfoundry` binary: parse the command line, run, map the outcome to an exit code.
+
+fn main() -> std::process::ExitCode {
+    signalfoundry::cli::main()
+}

@@ -1,0 +1,321 @@
+//! Stage 2, cap: keep `queue/` at or under its capacity by deferring the tail of the priority
+//! order into `overflow/`, and refill from the head of the overflow's order when there is room.
+//!
+//! Design constraints:
+//! - Ordering comes from names alone (see `spool`): one `readdir` per directory, no `stat`.
+//! - Nothing at or above `protect_level` is ever deferred; the queue may then stay over the cap,
+//!   and the report says by how many (`protected_over_cap`).
+//! - Every move is one no-replace rename; a name that vanished is counted (`vanished`), never an
+//!   error. Nothing is deleted. Rows follow their files in one transaction per batch; a file
+//!   without a row is adopted.
+
+use chrono::{DateTime, Utc};
+
+use crate::fsx::{DirFd, Durability, Moved};
+use crate::ledger::{Ledger, State};
+use crate::spool::{self, AdmitCounts, Canonical, Notice, Spool, SpoolError, BATCH};
+
+/// What one cap pass decided, from names alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapPlan {
+    /// Queue names to defer, from the tail of the order (lowest priority, newest first).
+    pub defer: Vec<Vec<u8>>,
+    /// Overflow names to refill, from the head of the overflow's order.
+    pub refill: Vec<Vec<u8>>,
+    /// How many alerts the queue holds over the cap because they are protected.
+    pub protected_over_cap: u64,
+}
+
+/// Decides the cap's moves. `queue` and `overflow` are sorted canonical names.
+pub fn plan(queue: &[Vec<u8>], overflow: &[Vec<u8>], cap: u64, protect_level: u32) -> CapPlan {
+    let cap = cap as usize;
+    let mut out = CapPlan::default();
+    if queue.len() > cap {
+        let need = queue.len() - cap;
+        for name in queue.iter().rev() {
+            if out.defer.len() == need {
+                break;
+            }
+            let protected = Canonical::parse(name).is_none_or(|c| c.priority >= protect_level);
+            if !protected {
+                out.defer.push(name.clone());
+            }
+        }
+        out.protected_over_cap = (need - out.defer.len()) as u64;
+    } else if queue.len() < cap {
+        out.refill = overflow.iter().take(cap - queue.len()).cloned().collect();
+    }
+    out
+}
+
+/// The cap's report: one summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapReport {
+    pub deferred: u64,
+    pub refilled: u64,
+    pub vanished: u64,
+    /// A target name already taken (the same alert in both places); the file stays.
+    pub collisions: u64,
+    pub protected_over_cap: u64,
+    pub adopted: u64,
+    pub admission: AdmitCounts,
+    pub queue_depth: u64,
+    pub overflow_depth: u64,
+}
+
+impl CapReport {
+    pub fn add(&mut self, o: &CapReport) {
+        self.deferred += o.deferred;
+        self.refilled += o.refilled;
+        self.vanished += o.vanished;
+        self.collisions += o.collisions;
+        self.adopted += o.adopted;
+        self.admission.add(&o.admission);
+        self.protected_over_cap = o.protected_over_cap;
+        self.queue_depth = o.queue_depth;
+        self.overflow_depth = o.overflow_depth;
+    }
+
+    pub fn summary(&self, status: &str) -> String {
+        format!(
+            "cap: status={status} deferred={} refilled={} vanished={} protected_over_cap={} collisions={} adopted={} admitted={} duplicates={} quarantined={} queue={} overflow={}",
+            self.deferred,
+            self.refilled,
+            self.vanished,
+            self.protected_over_cap,
+            self.collisions,
+            self.adopted,
+            self.admission.queued,
+            self.admission.duplicates,
+            self.admission.quarantined,
+            self.queue_depth,
+            self.overflow_depth,
+        )
+    }
+}
+
+/// What [`move_all`] did.
+#[derive(Debug, Default)]
+pub(crate) struct MoveOutcome {
+    pub moved: u64,
+    pub vanished: u64,
+    pub collisions: u64,
+    /// Moved canonical files that had no row (to be adopted).
+    pub rowless: Vec<Vec<u8>>,
+}
+
+/// Moves `names` from `from` to `to`, in batches, committing the rows' new state after each
+/// batch's renames are durable.
+pub(crate) fn move_all(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    from: &DirFd,
+    to: &DirFd,
+    names: &[Vec<u8>],
+    new_state: State,
+) -> Result<MoveOutcome, SpoolError> {
+    let (mut moved, mut vanished, mut collisions) = (0u64, 0u64, 0u64);
+    let mut rowless = Vec::new();
+    for chunk in names.chunks(BATCH * 4) {
+        let mut done = Vec::with_capacity(chunk.len());
+        for name in chunk {
+            match from.rename_to(name, to, name)? {
+                Moved::Moved => {
+                    if sp.durability == Durability::Strict {
+                        to.sync()?;
+                        from.sync()?;
+                    }
+                    done.push(name);
+                }
+                Moved::Vanished => vanished += 1,
+                Moved::Exists => collisions += 1,
+            }
+        }
+        if sp.durability == Durability::Batch && !done.is_empty() {
+            to.sync()?;
+            from.sync()?;
+        }
+        let missing = ledger.write(|tx| {
+            let mut missing = Vec::new();
+            for name in &done {
+                let Some(c) = Canonical::parse(name) else {
+                    continue;
+                };
+                let text = std::str::from_utf8(name).unwrap_or_default();
+                if !tx.set_state(c.key_hash.as_str(), new_state, text, None)? {
+                    missing.push((*name).clone());
+                }
+            }
+            Ok(missing)
+        })?;
+        moved += done.len() as u64;
+        rowless.extend(missing);
+    }
+    Ok(MoveOutcome {
+        moved,
+        vanished,
+        collisions,
+        rowless,
+    })
+}
+
+/// One cap pass: admission, then defer or refill as [`plan`] says, adopting rowless files.
+pub fn run_once(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    cap: u64,
+    protect_level: u32,
+    now: DateTime<Utc>,
+    notices: &mut Vec<Notice>,
+) -> Result<CapReport, SpoolError> {
+    let mut report = CapReport {
+        admission: sp.admit(ledger, now, notices)?,
+        ..CapReport::default()
+    };
+    let queue = spool::list_sorted(&sp.state.queue)?;
+    let overflow = if queue.len() < cap as usize {
+        spool::list_sorted(&sp.state.overflow)?
+    } else {
+        Vec::new()
+    };
+    let p = plan(&queue, &overflow, cap, protect_level);
+    let d = move_all(
+        sp,
+        ledger,
+        &sp.state.queue,
+        &sp.state.overflow,
+        &p.defer,
+        State::Overflow,
+    )?;
+    let r = move_all(
+        sp,
+        ledger,
+        &sp.state.overflow,
+        &sp.state.queue,
+        &p.refill,
+        State::Queued,
+    )?;
+    let a1 = sp.adopt(
+        ledger,
+        &sp.state.overflow,
+        "overflow",
+        &d.rowless,
+        State::Overflow,
+        now,
+        notices,
+    )?;
+    let a2 = sp.adopt(
+        ledger,
+        &sp.state.queue,
+        "queue",
+        &r.rowless,
+        State::Queued,
+        now,
+        notices,
+    )?;
+    let (deferred, refilled) = (d.moved, r.moved);
+    report.deferred = deferred;
+    report.refilled = refilled;
+    report.vanished = d.vanished + r.vanished;
+    report.collisions = d.collisions + r.collisions;
+    report.adopted = a1.adopted + a2.adopted;
+    report.protected_over_cap = p.protected_over_cap;
+    report.queue_depth = (queue.len() as u64 + refilled).saturating_sub(deferred);
+    report.overflow_depth = count_canonical(&sp.state.overflow)?;
+    Ok(report)
+}
+
+fn count_canonical(dir: &DirFd) -> Result<u64, SpoolError> {
+    let mut n = 0;
+    dir.for_each_entry(|e| {
+        if spool::is_canonical(&e.name) {
+            n += 1;
+        }
+    })?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::KeyHash;
+    use chrono::TimeZone;
+
+    fn n(prio: u32, sec: u32, k: &str) -> Vec<u8> {
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, sec)
+            .single()
+            .expect("t");
+        Canonical::new(prio, t, KeyHash::of(k.as_bytes()))
+            .name()
+            .into_bytes()
+    }
+
+    fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        v.sort();
+        v
+    }
+
+    /// One data-driven check: queue and overflow contents, cap and protect level in; the
+    /// deferred set, refill order and protected count out.
+    fn check(
+        queue: Vec<Vec<u8>>,
+        overflow: Vec<Vec<u8>>,
+        cap: u64,
+        protect: u32,
+        defer: Vec<Vec<u8>>,
+        refill: Vec<Vec<u8>>,
+        over: u64,
+    ) {
+        let p = plan(&sorted(queue), &sorted(overflow), cap, protect);
+        assert_eq!(sorted(p.defer), sorted(defer), "deferred set");
+        assert_eq!(p.refill, refill, "refill order");
+        assert_eq!(p.protected_over_cap, over, "protected over cap");
+    }
+
+    #[test]
+    fn defers_lowest_priority_then_newest_first() {
+        let q = vec![
+            n(3, 1, "a"),
+            n(3, 2, "b"),
+            n(5, 9, "c"),
+            n(10, 5, "d"),
+            n(3, 3, "e"),
+        ];
+        // Tail of the order: priority 3 newest (e at 3s, then b at 2s).
+        check(
+            q,
+            vec![],
+            3,
+            12,
+            vec![n(3, 3, "e"), n(3, 2, "b")],
+            vec![],
+            0,
+        );
+    }
+
+    #[test]
+    fn never_defers_at_or_above_protect_level() {
+        let q = vec![n(12, 1, "a"), n(15, 2, "b"), n(12, 3, "c"), n(2, 4, "d")];
+        check(q, vec![], 1, 12, vec![n(2, 4, "d")], vec![], 2);
+    }
+
+    #[test]
+    fn refills_from_the_head_of_the_overflow_order() {
+        let q = vec![n(7, 1, "a")];
+        let o = vec![n(3, 1, "b"), n(9, 8, "c"), n(9, 2, "d"), n(1, 0, "e")];
+        check(q, o, 3, 12, vec![], vec![n(9, 2, "d"), n(9, 8, "c")], 0);
+    }
+
+    #[test]
+    fn a_queue_at_the_cap_moves_nothing() {
+        let q = vec![n(1, 1, "a"), n(2, 2, "b")];
+        check(q, vec![n(9, 1, "z")], 2, 12, vec![], vec![], 0);
+    }
+
+    #[test]
+    fn protect_level_zero_protects_everything() {
+        let q = vec![n(0, 1, "a"), n(0, 2, "b")];
+        check(q, vec![], 1, 0, vec![], vec![], 1);
+    }
+}

@@ -1,0 +1,309 @@
+//! Claims: a worker's folder under `processing/`, claiming a queued file by renaming it in, and
+//! putting a dead worker's claims back in `queue/`.
+//!
+//! Design constraints:
+//! - A claim folder is created and locked (flock on its `.lock`) under a temp name, then renamed
+//!   into place as `processing/w-<pid>-<rand>/`. So every `w-*` folder whose lock is free belongs
+//!   to a dead worker, and a live worker's claims are never taken.
+//! - A claim is one no-replace rename; exactly one claimer wins, the others see "not found" and
+//!   count it as `vanished`.
+//! - Recovery holds the dead worker's lock while it moves the claims back, so two recoverers
+//!   never work on the same folder.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+
+use chrono::{DateTime, Utc};
+use rustix::fs::{self as rfs, FlockOperation, Mode, OFlags};
+
+use crate::alert;
+use crate::fsx::{escape_name, DirFd, FsError, Moved, ReadOutcome};
+use crate::ledger::{Ledger, State};
+use crate::spool::{self, Canonical, Notice, Quarantine, Spool, SpoolError};
+use crate::state::StateDir;
+
+const LOCK: &str = ".lock";
+
+/// A live worker: its claim folder and the lock that says it is alive.
+pub struct Worker {
+    id: String,
+    dir: DirFd,
+    _lock: File,
+}
+
+impl Worker {
+    /// Creates, locks and publishes a new claim folder.
+    pub fn start(state: &StateDir) -> Result<Worker, FsError> {
+        loop {
+            let id = format!("w-{}-{:08x}", std::process::id(), crate::fsx::rand_u32());
+            let tmp = format!(".tmp-{id}");
+            if !state.processing.create_dir(&tmp)? {
+                continue;
+            }
+            let tdir = state.processing.open_subdir(tmp.as_bytes())?;
+            let fd = rfs::openat(
+                tdir.fd(),
+                LOCK,
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::RUSR | Mode::WUSR,
+            )
+            .map_err(|e| FsError::new("create", tdir.path_of(LOCK.as_bytes()), e))?;
+            rfs::flock(fd.as_fd(), FlockOperation::NonBlockingLockExclusive)
+                .map_err(|e| FsError::new("lock", tdir.path_of(LOCK.as_bytes()), e))?;
+            match state
+                .processing
+                .rename_to(tmp.as_bytes(), &state.processing, id.as_bytes())?
+            {
+                Moved::Moved => {
+                    state.processing.sync()?;
+                    let dir = state.processing.open_subdir(id.as_bytes())?;
+                    return Ok(Worker {
+                        id,
+                        dir,
+                        _lock: File::from(fd),
+                    });
+                }
+                Moved::Exists | Moved::Vanished => {
+                    let _ = tdir.remove_file(LOCK.as_bytes());
+                    let _ = state.processing.remove_dir(tmp.as_bytes());
+                }
+            }
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn dir(&self) -> &DirFd {
+        &self.dir
+    }
+
+    /// Claims `name` from `from` by renaming it into this worker's folder.
+    pub fn claim(&self, from: &DirFd, name: &[u8]) -> Result<Moved, FsError> {
+        from.rename_to(name, &self.dir, name)
+    }
+}
+
+/// What recovery of dead workers did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub dead_workers: u64,
+    pub live_workers: u64,
+    pub requeued: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub temps_removed: u64,
+    pub vanished: u64,
+}
+
+/// Puts the claims of every dead worker (a `w-*` folder whose lock is free) back in `queue/`,
+/// with their rows. `own` is the caller's worker id, never touched.
+pub fn recover_dead(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    own: Option<&str>,
+    now: DateTime<Utc>,
+    notices: &mut Vec<Notice>,
+) -> Result<RecoveryReport, SpoolError> {
+    let state = sp.state;
+    let mut report = RecoveryReport::default();
+    for entry in state.processing.list()? {
+        let Some(name) = entry.name_str() else {
+            continue;
+        };
+        if Some(name) == own {
+            continue;
+        }
+        let stale_temp = name.starts_with(".tmp-w-");
+        if !name.starts_with("w-") && !stale_temp {
+            continue;
+        }
+        let Some(wdir) = state.processing.open_subdir_opt(&entry.name)? else {
+            report.vanished += 1;
+            continue;
+        };
+        let lock = match rfs::openat(
+            wdir.fd(),
+            LOCK,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            // Being torn down by another recoverer, or not yet locked by a starting worker.
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(FsError::new("open", wdir.path_of(LOCK.as_bytes()), e).into()),
+        };
+        match rfs::flock(lock.as_fd(), FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                report.live_workers += 1;
+                continue;
+            }
+            Err(e) => return Err(FsError::new("lock", wdir.path_of(LOCK.as_bytes()), e).into()),
+        }
+        if stale_temp {
+            // A worker that died between creating and publishing its folder: it never claimed.
+            // Its lock is free, so it is not starting right now.
+            wdir.remove_file(LOCK.as_bytes())?;
+            state.processing.remove_dir(&entry.name)?;
+            continue;
+        }
+        report.dead_workers += 1;
+        requeue_claims(sp, ledger, &wdir, now, notices, &mut report)?;
+        // Remove the lock last, then the (now empty) folder; the flock dies with `lock`.
+        wdir.remove_file(LOCK.as_bytes())?;
+        if let Err(e) = state.processing.remove_dir(&entry.name) {
+            notices.push(Notice {
+                what: format!("processing/{}", escape_name(&entry.name)),
+                reason: format!("dead worker folder not removed: {e}"),
+            });
+        }
+        drop(lock);
+    }
+    Ok(report)
+}
+
+fn requeue_claims(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    wdir: &DirFd,
+    now: DateTime<Utc>,
+    notices: &mut Vec<Notice>,
+    report: &mut RecoveryReport,
+) -> Result<(), SpoolError> {
+    let state = sp.state;
+    let mut back = Vec::new();
+    for e in wdir.list()? {
+        if e.name == LOCK.as_bytes() {
+            continue;
+        }
+        if spool::is_canonical(&e.name) {
+            match wdir.rename_to(&e.name, &state.queue, &e.name)? {
+                Moved::Moved => back.push(e.name),
+                Moved::Vanished => report.vanished += 1,
+                Moved::Exists => {
+                    // The same alert is queued again already: a duplicate if identical.
+                    if same_bytes(sp, wdir, &state.queue, &e.name)? {
+                        wdir.remove_file(&e.name)?;
+                        report.duplicates += 1;
+                    } else {
+                        let q = Quarantine {
+                            state,
+                            durability: sp.durability,
+                        };
+                        let shown = format!("{}/{}", wdir.path().display(), escape_name(&e.name));
+                        if let Some(row) = q.move_in(
+                            wdir,
+                            &e.name,
+                            &shown,
+                            "key conflict: a claimed copy differs from the queued one",
+                            now,
+                        )? {
+                            ledger.write(|tx| tx.insert(&row).map(|_| ()))?;
+                            report.quarantined += 1;
+                        }
+                    }
+                }
+            }
+        } else if e.is_dot() && e.kind != crate::fsx::EntryKind::Dir {
+            // A temp file is a copy: removed.
+            if wdir.remove_file(&e.name)? {
+                report.temps_removed += 1;
+            }
+        } else {
+            notices.push(Notice {
+                what: format!("{}/{}", wdir.path().display(), escape_name(&e.name)),
+                reason: "left in a dead worker's folder: not a claim this version recovers".into(),
+            });
+        }
+    }
+    if sp.durability != crate::fsx::Durability::Off && !back.is_empty() {
+        state.queue.sync()?;
+        wdir.sync()?;
+    }
+    let mut rowless = Vec::new();
+    for chunk in back.chunks(spool::BATCH) {
+        let missing = ledger.write(|tx| {
+            let mut missing = Vec::new();
+            for name in chunk {
+                let Some(c) = Canonical::parse(name) else {
+                    continue;
+                };
+                if !tx.set_state(
+                    c.key_hash.as_str(),
+                    State::Queued,
+                    std::str::from_utf8(name).unwrap_or_default(),
+                    None,
+                )? {
+                    missing.push(name.clone());
+                }
+            }
+            Ok(missing)
+        })?;
+        rowless.extend(missing);
+    }
+    report.requeued += back.len() as u64;
+    sp.adopt(
+        ledger,
+        &state.queue,
+        "queue",
+        &rowless,
+        State::Queued,
+        now,
+        notices,
+    )?;
+    Ok(())
+}
+
+fn same_bytes(sp: &Spool<'_>, a: &DirFd, b: &DirFd, name: &[u8]) -> Result<bool, SpoolError> {
+    let read = |d: &DirFd| -> Result<Option<String>, SpoolError> {
+        Ok(match d.read_regular(name, sp.max_alert_bytes)? {
+            ReadOutcome::Bytes(x) => alert::parse_strict(&x)
+                .ok()
+                .map(|m| alert::meta(&m, None, Utc::now()).content_hash),
+            _ => None,
+        })
+    };
+    Ok(matches!((read(a)?, read(b)?), (Some(x), Some(y)) if x == y))
+}
+
+/// Claims queued files in order for `worker`, committing each batch's rows as `processing`.
+/// Returns the names this worker won and how many vanished under it.
+pub fn claim_batch(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    worker: &Worker,
+    names: &[Vec<u8>],
+) -> Result<(Vec<Vec<u8>>, u64), SpoolError> {
+    let mut won = Vec::with_capacity(names.len());
+    let mut vanished = 0;
+    for name in names {
+        match worker.claim(&sp.state.queue, name)? {
+            Moved::Moved => won.push(name.clone()),
+            Moved::Vanished => vanished += 1,
+            Moved::Exists => {
+                // Our own folder already holds this name: we claimed it before. Keep it.
+                won.push(name.clone());
+            }
+        }
+    }
+    if sp.durability != crate::fsx::Durability::Off && !won.is_empty() {
+        worker.dir().sync()?;
+        sp.state.queue.sync()?;
+    }
+    ledger.write(|tx| {
+        for name in &won {
+            if let Some(c) = Canonical::parse(name) {
+                tx.set_state(
+                    c.key_hash.as_str(),
+                    State::Processing,
+                    std::str::from_utf8(name).unwrap_or_default(),
+                    Some(worker.id()),
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok((won, vanished))
+}

@@ -1,0 +1,343 @@
+//! The TOML configuration (`signalfoundry.toml`): every section DESIGN.md lists, with defaults.
+//! Unknown keys and bad values are errors that name the key, the line and the column.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::fsx::Durability;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub indexer: Option<IndexerConfig>,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub triage: TriageConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub escalation: EscalationConfig,
+    #[serde(default)]
+    pub heartbeat: HeartbeatConfig,
+    #[serde(default)]
+    pub durability: DurabilityConfig,
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // An empty document yields every default.
+        toml::from_str("").expect("the empty configuration is valid")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerConfig {
+    pub url: String,
+    #[serde(default = "default_index")]
+    pub index: String,
+    pub username: String,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    #[serde(default)]
+    pub dashboard_url: Option<String>,
+    #[serde(default = "default_start_at")]
+    pub start_at: String,
+    #[serde(default)]
+    pub min_level: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    #[serde(default = "d_2m", deserialize_with = "duration")]
+    pub overlap: Duration,
+    #[serde(default = "d_15s", deserialize_with = "duration")]
+    pub settle: Duration,
+    #[serde(default = "d_30s", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_max_per_run")]
+    pub max_per_run: u64,
+    #[serde(default = "d_24h", deserialize_with = "duration")]
+    pub audit_every: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(default = "default_cap")]
+    pub cap: u64,
+    /// Default: the policy's `high` threshold.
+    #[serde(default)]
+    pub protect_level: Option<u32>,
+    #[serde(default = "default_backlog_limit")]
+    pub backlog_limit: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            cap: default_cap(),
+            protect_level: None,
+            backlog_limit: default_backlog_limit(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageConfig {
+    #[serde(default = "default_max_alert_bytes")]
+    pub max_alert_bytes: u64,
+    #[serde(default = "default_quarantine_alarm")]
+    pub quarantine_alarm: u64,
+}
+
+impl Default for TriageConfig {
+    fn default() -> Self {
+        TriageConfig {
+            max_alert_bytes: default_max_alert_bytes(),
+            quarantine_alarm: default_quarantine_alarm(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    #[serde(default = "d_30m", deserialize_with = "duration")]
+    pub related_window: Duration,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            related_window: d_30m(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    #[serde(default)]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurabilityConfig {
+    #[serde(default = "default_fsync")]
+    pub fsync: Durability,
+}
+
+impl Default for DurabilityConfig {
+    fn default() -> Self {
+        DurabilityConfig {
+            fsync: default_fsync(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default = "d_4m", deserialize_with = "duration")]
+    pub max_duration: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            max_duration: d_4m(),
+        }
+    }
+}
+
+fn default_index() -> String {
+    "wazuh-alerts-4.x-*".into()
+}
+fn default_start_at() -> String {
+    "24h".into()
+}
+fn default_page_size() -> u32 {
+    1000
+}
+fn default_max_per_run() -> u64 {
+    100_000
+}
+fn default_cap() -> u64 {
+    2000
+}
+fn default_backlog_limit() -> u64 {
+    1_000_000
+}
+fn default_max_alert_bytes() -> u64 {
+    4 * 1024 * 1024
+}
+fn default_quarantine_alarm() -> u64 {
+    1000
+}
+fn default_fsync() -> Durability {
+    Durability::Batch
+}
+fn d_2m() -> Duration {
+    Duration::from_secs(120)
+}
+fn d_15s() -> Duration {
+    Duration::from_secs(15)
+}
+fn d_30s() -> Duration {
+    Duration::from_secs(30)
+}
+fn d_24h() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn d_30m() -> Duration {
+    Duration::from_secs(1800)
+}
+fn d_4m() -> Duration {
+    Duration::from_secs(240)
+}
+
+/// A duration written as humans do: `15s`, `2m`, `24h`, `1h 30m`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {s:?} ({e}); write e.g. \"15s\", \"2m\", \"24h\""
+        ))
+    })
+}
+
+impl Config {
+    /// Parses configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: one_line_toml_error(&e, text),
+        })?;
+        if cfg.queue.cap == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "queue.cap must be at least 1".into(),
+            });
+        }
+        if let Some(ix) = &cfg.indexer {
+            if ix.page_size == 0 || ix.page_size > 10_000 {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "indexer.page_size {} is out of range (1 to 10000)",
+                        ix.page_size
+                    ),
+                });
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+}
+
+/// toml's error with its span turned into "line L, column C: message".
+fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("sf.toml"))
+            .expect_err("must fail")
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_match_design() {
+        let c = Config::default();
+        assert_eq!(c.queue.cap, 2000);
+        assert_eq!(c.queue.backlog_limit, 1_000_000);
+        assert_eq!(c.triage.max_alert_bytes, 4_194_304);
+        assert_eq!(c.durability.fsync, Durability::Batch);
+        assert_eq!(c.run.max_duration, Duration::from_secs(240));
+        assert!(c.indexer.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let e = err("[queue]\ncap = 10\ncapp = 3\n");
+        assert!(e.contains("line 3, column 1"), "{e}");
+        assert!(e.contains("capp"), "{e}");
+        let e = err("state_dir = \"/x\"\n[bogus]\n");
+        assert!(e.contains("bogus") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_line() {
+        let e = err("[run]\nmax_duration = \"soon\"\n");
+        assert!(e.contains("line 2") && e.contains("soon"), "{e}");
+        let e = err("[durability]\nfsync = \"sometimes\"\n");
+        assert!(e.contains("line 2") && e.contains("sometimes"), "{e}");
+        let e = err("[queue]\ncap = \"many\"\n");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse_as_humans_write_them() {
+        let c = Config::parse(
+            "[indexer]\nurl = \"https://x:9200\"\nusername = \"u\"\noverlap = \"90s\"\naudit_every = \"1h 30m\"\n",
+            Path::new("x"),
+        )
+        .expect("valid");
+        let ix = c.indexer.expect("indexer");
+        assert_eq!(ix.overlap, Duration::from_secs(90));
+        assert_eq!(ix.audit_every, Duration::from_secs(5400));
+        assert_eq!(ix.index, "wazuh-alerts-4.x-*");
+    }
+}

@@ -1,0 +1,425 @@
+//! The SQLite ledger (`ledger.db`): one row per alert key with its lifecycle state, plus
+//! key-value metadata (the poll cursor and the like).
+//!
+//! Design constraints (DESIGN.md, "SQLite rules"):
+//! - WAL, `busy_timeout` set, every writer starts with `BEGIN IMMEDIATE`.
+//! - No file IO inside a write transaction: callers move files first, then commit one
+//!   transaction per batch describing what moved.
+//! - Schema changes are numbered migrations applied in order (`PRAGMA user_version`).
+//! - The run lock is a separate file; the database is never used as a lock.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::alert::KeyHash;
+use crate::fsx::Durability;
+
+/// Where an alert is in its lifecycle. The filesystem says where the file is; this says what
+/// state the alert is in; reconcile checks that they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    Queued,
+    Overflow,
+    Processing,
+    Triaging,
+    Triaged,
+    Escalated,
+    Quarantined,
+    Lost,
+}
+
+impl State {
+    pub const ALL: [State; 8] = [
+        State::Queued,
+        State::Overflow,
+        State::Processing,
+        State::Triaging,
+        State::Triaged,
+        State::Escalated,
+        State::Quarantined,
+        State::Lost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Overflow => "overflow",
+            State::Processing => "processing",
+            State::Triaging => "triaging",
+            State::Triaged => "triaged",
+            State::Escalated => "escalated",
+            State::Quarantined => "quarantined",
+            State::Lost => "lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {}: {source}", path.display())]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("ledger {}: schema version {found} is newer than this build understands ({known}); upgrade signalfoundry", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+}
+
+/// The numbered schema migrations. Never edit one that has shipped: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: alerts and metadata.
+    "CREATE TABLE alerts (
+        key_hash     TEXT PRIMARY KEY,
+        alert_key    TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        level        INTEGER,
+        priority     INTEGER NOT NULL,
+        alert_time   TEXT NOT NULL,
+        index_name   TEXT,
+        doc_id       TEXT,
+        worker       TEXT,
+        source       TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX alerts_by_state ON alerts(state);
+    CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;",
+];
+
+/// A new row: what admission, ingest and poll know about an alert entering the spool.
+#[derive(Debug, Clone)]
+pub struct NewRow {
+    pub key_hash: KeyHash,
+    pub alert_key: String,
+    pub state: State,
+    pub name: String,
+    pub content_hash: String,
+    pub level: Option<u32>,
+    pub priority: u32,
+    pub alert_time: String,
+    pub index_name: Option<String>,
+    pub doc_id: Option<String>,
+    pub source: &'static str,
+}
+
+/// The parts of a row the spool consults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowLite {
+    pub state: State,
+    pub name: String,
+    pub content_hash: String,
+    pub alert_key: String,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (creating and migrating) the ledger at `path`.
+    pub fn open(path: &Path, durability: Durability) -> Result<Ledger, LedgerError> {
+        let wrap = |source| LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(wrap)?;
+        conn.busy_timeout(Duration::from_secs(60)).map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        let sync = match durability {
+            Durability::Strict => "FULL",
+            Durability::Batch => "NORMAL",
+            Durability::Off => "OFF",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(wrap)?;
+        let mut ledger = Ledger {
+            conn,
+            path: path.to_path_buf(),
+        };
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let known = MIGRATIONS.len() as i64;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| LedgerError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        let found: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| LedgerError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        if found > known {
+            return Err(LedgerError::TooNew {
+                path: self.path.clone(),
+                found,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql)
+                .and_then(|()| tx.pragma_update(None, "user_version", (i + 1) as i64))
+                .map_err(|e| LedgerError::Sql {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+        }
+        tx.commit().map_err(|e| LedgerError::Sql {
+            path: self.path.clone(),
+            source: e,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Looks up one row by its key hash.
+    pub fn get(&self, key_hash: &KeyHash) -> Result<Option<RowLite>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT state, name, content_hash, alert_key FROM alerts WHERE key_hash = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_row([key_hash.as_str()], |r| {
+            let state: String = r.get(0)?;
+            Ok(RowLite {
+                state: State::parse(&state).unwrap_or(State::Lost),
+                name: r.get(1)?,
+                content_hash: r.get(2)?,
+                alert_key: r.get(3)?,
+            })
+        })
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` write transaction and commits it.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, LedgerError> {
+        let path = self.path.clone();
+        let wrap = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(wrap)?;
+        let mut t = Tx { tx };
+        let out = f(&mut t).map_err(wrap)?;
+        t.tx.commit().map_err(wrap)?;
+        Ok(out)
+    }
+
+    /// Rows per state.
+    pub fn counts(&self) -> Result<Vec<(State, u64)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*) FROM alerts GROUP BY state")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (s, n) = row.map_err(|e| self.err(e))?;
+            if let Some(s) = State::parse(&s) {
+                out.push((s, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Key hashes and names of the rows in one state.
+    pub fn names_in(&self, state: State) -> Result<Vec<(String, String)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key_hash, name FROM alerts WHERE state = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([state.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn meta_get(&self, k: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// One write transaction.
+pub struct Tx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Tx<'_> {
+    /// Inserts a row; `false` when a row with that key hash exists (nothing changed).
+    pub fn insert(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
+        let now = now_text();
+        let mut st = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO alerts (key_hash, alert_key, state, name, content_hash, level, priority,
+               alert_time, index_name, doc_id, worker, source, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?12)",
+        )?;
+        let n = st.execute(params![
+            row.key_hash.as_str(),
+            row.alert_key,
+            row.state.as_str(),
+            row.name,
+            row.content_hash,
+            row.level,
+            row.priority,
+            row.alert_time,
+            row.index_name,
+            row.doc_id,
+            row.source,
+            now,
+        ])?;
+        Ok(n == 1)
+    }
+
+    /// Replaces a `lost` row with a fresh one (a new poll or ingest brings the key back).
+    pub fn revive(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
+        let n = self.tx.execute(
+            "UPDATE alerts SET state = ?2, name = ?3, content_hash = ?4, level = ?5, priority = ?6,
+               alert_time = ?7, worker = NULL, source = ?8, updated_at = ?9
+             WHERE key_hash = ?1 AND state = 'lost'",
+            params![
+                row.key_hash.as_str(),
+                row.state.as_str(),
+                row.name,
+                row.content_hash,
+                row.level,
+                row.priority,
+                row.alert_time,
+                row.source,
+                now_text(),
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Moves a row to `state` (with its file `name` and claiming `worker`); `false` when there
+    /// is no such row (a canonical file without a row: to be adopted).
+    pub fn set_state(
+        &mut self,
+        key_hash: &str,
+        state: State,
+        name: &str,
+        worker: Option<&str>,
+    ) -> Result<bool, rusqlite::Error> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE alerts SET state = ?2, name = ?3, worker = ?4, updated_at = ?5 WHERE key_hash = ?1",
+        )?;
+        Ok(st.execute(params![key_hash, state.as_str(), name, worker, now_text()])? == 1)
+    }
+
+    pub fn delete(&mut self, key_hash: &str) -> Result<bool, rusqlite::Error> {
+        Ok(self
+            .tx
+            .execute("DELETE FROM alerts WHERE key_hash = ?1", [key_hash])?
+            == 1)
+    }
+
+    pub fn meta_set(&mut self, k: &str, v: &str) -> Result<(), rusqlite::Error> {
+        self.tx.execute(
+            "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            [k, v],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(k: &str) -> NewRow {
+        NewRow {
+            key_hash: KeyHash::of(k.as_bytes()),
+            alert_key: k.into(),
+            state: State::Queued,
+            name: format!("{k}.json"),
+            content_hash: "c".into(),
+            level: Some(3),
+            priority: 3,
+            alert_time: "2026-01-01T00:00:00Z".into(),
+            index_name: None,
+            doc_id: None,
+            source: "test",
+        }
+    }
+
+    #[test]
+    fn insert_is_idempotent_and_states_move() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut l = Ledger::open(&dir.path().join("ledger.db"), Durability::Off).expect("open");
+        let r = row("a");
+        assert!(l.write(|t| t.insert(&r)).expect("insert"));
+        assert!(!l.write(|t| t.insert(&r)).expect("insert again"));
+        assert!(l
+            .write(|t| t.set_state(r.key_hash.as_str(), State::Overflow, "n.json", None))
+            .expect("set"));
+        assert_eq!(
+            l.get(&r.key_hash).expect("get").map(|x| x.state),
+            Some(State::Overflow)
+        );
+        assert_eq!(l.counts().expect("counts"), vec![(State::Overflow, 1)]);
+        assert!(!l
+            .write(|t| t.set_state("nope", State::Queued, "x", None))
+            .expect("set"));
+    }
+
+    #[test]
+    fn reopening_keeps_rows_and_schema_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("ledger.db");
+        {
+            let mut l = Ledger::open(&p, Durability::Strict).expect("open");
+            l.write(|t| t.insert(&row("b"))).expect("insert");
+        }
+        let l = Ledger::open(&p, Durability::Batch).expect("reopen");
+        assert_eq!(l.counts().expect("counts"), vec![(State::Queued, 1)]);
+    }
+}

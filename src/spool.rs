@@ -1,0 +1,861 @@
+//! The spool: canonical names, listing without `stat`, writing new alerts into `queue/`
+//! (ingest and poll), admission of producers' files, adoption of rowless files, and quarantine.
+//!
+//! Design constraints:
+//! - A canonical name is `PP-YYYYMMDDTHHMMSSmmm-<32 hex>.json`: `PP` is `99 - priority`, then the
+//!   alert time in UTC, then the alert key's hash. Sorting names bytewise is the cap's order
+//!   (priority descending, then time ascending), so ordering a 500K queue is one `readdir` and
+//!   a sort: no `stat`. Nothing in a name comes from alert text.
+//! - Files move first, the ledger commits after (one transaction per batch). A crash between
+//!   the two leaves a canonical file without a row, which is adopted later; never a row
+//!   pointing at nothing that nobody notices (reconcile sees it).
+//! - Same key and same content is a duplicate: counted and removed. Same key and other content
+//!   is a conflict: the later copy is quarantined. Nothing is ever silently dropped.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::alert::{self, AlertMeta, KeyHash};
+use crate::fsx::{escape_name, DirFd, Durability, FsError, Moved, ReadOutcome};
+use crate::ledger::{Ledger, LedgerError, NewRow, State};
+use crate::state::StateDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+pub type Result<T, E = SpoolError> = std::result::Result<T, E>;
+
+/// How many files move between two ledger commits.
+pub const BATCH: usize = 1024;
+
+/// A parsed canonical name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canonical {
+    pub priority: u32,
+    /// `YYYYMMDDTHHMMSSmmm`.
+    pub time: String,
+    pub key_hash: KeyHash,
+}
+
+const NAME_LEN: usize = 2 + 1 + 18 + 1 + KeyHash::LEN + 5;
+
+impl Canonical {
+    pub fn new(priority: u32, time: DateTime<Utc>, key_hash: KeyHash) -> Canonical {
+        Canonical {
+            priority: priority.min(99),
+            time: time.format("%Y%m%dT%H%M%S%3f").to_string(),
+            key_hash,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!(
+            "{:02}-{}-{}.json",
+            99 - self.priority.min(99),
+            self.time,
+            self.key_hash
+        )
+    }
+
+    /// Parses a canonical name; `None` for anything else (a foreign name).
+    pub fn parse(name: &[u8]) -> Option<Canonical> {
+        if name.len() != NAME_LEN || !name.ends_with(b".json") {
+            return None;
+        }
+        let s = std::str::from_utf8(name).ok()?;
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        if !(digits(0..2)
+            && b[2] == b'-'
+            && digits(3..11)
+            && b[11] == b'T'
+            && digits(12..21)
+            && b[21] == b'-')
+        {
+            return None;
+        }
+        let inv: u32 = s[0..2].parse().ok()?;
+        Some(Canonical {
+            priority: 99 - inv,
+            time: s[3..21].to_string(),
+            key_hash: KeyHash::parse(&s[22..22 + KeyHash::LEN])?,
+        })
+    }
+}
+
+/// Cheap check used by listings: the exact shape of a canonical name.
+pub fn is_canonical(name: &[u8]) -> bool {
+    Canonical::parse(name).is_some()
+}
+
+/// A policy's "an override forces this alert to high" test.
+pub type ForcedHigh = Box<dyn Fn(&Map<String, Value>) -> bool + Send + Sync>;
+
+/// Computes an alert's queue priority: its level, raised to the `high` threshold when a policy
+/// override forces it to `high`.
+pub struct Prioritizer {
+    pub high: u32,
+    pub forced_high: Option<ForcedHigh>,
+}
+
+impl Prioritizer {
+    pub fn levels_only(high: u32) -> Prioritizer {
+        Prioritizer {
+            high,
+            forced_high: None,
+        }
+    }
+
+    pub fn priority(&self, level: Option<u32>, alert: &Map<String, Value>) -> u32 {
+        let level = level.unwrap_or(0);
+        match &self.forced_high {
+            Some(f) if f(alert) => level.max(self.high),
+            _ => level,
+        }
+    }
+}
+
+/// Lists a directory's canonical names, sorted (priority descending, time ascending).
+/// One `readdir` pass; dot-named and non-canonical names are skipped (see [`list_foreign`]).
+pub fn list_sorted(dir: &DirFd) -> Result<Vec<Vec<u8>>, FsError> {
+    let mut names = Vec::new();
+    dir.for_each_entry(|e| {
+        if is_canonical(&e.name) {
+            names.push(e.name);
+        }
+    })?;
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Foreign names in a directory: not dot-named, ending in `.json`, not canonical.
+pub fn list_foreign(dir: &DirFd) -> Result<Vec<Vec<u8>>, FsError> {
+    let mut names = Vec::new();
+    dir.for_each_entry(|e| {
+        if !e.is_dot() && e.name.ends_with(b".json") && !is_canonical(&e.name) {
+            names.push(e.name);
+        }
+    })?;
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Counters of what admission and enqueueing did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AdmitCounts {
+    /// New alerts that entered `queue/` with a row.
+    pub queued: u64,
+    /// Canonical files that had no row and got one.
+    pub adopted: u64,
+    pub duplicates: u64,
+    /// Same key, other content: quarantined.
+    pub conflicts: u64,
+    /// Quarantined for any reason (conflicts included).
+    pub quarantined: u64,
+    /// Entries that could not be read and could not be moved to quarantine either.
+    pub unmovable: u64,
+    pub vanished: u64,
+}
+
+impl AdmitCounts {
+    pub fn add(&mut self, o: &AdmitCounts) {
+        self.queued += o.queued;
+        self.adopted += o.adopted;
+        self.duplicates += o.duplicates;
+        self.conflicts += o.conflicts;
+        self.quarantined += o.quarantined;
+        self.unmovable += o.unmovable;
+        self.vanished += o.vanished;
+    }
+}
+
+/// One entry that was quarantined or reported, for the log and the command's output.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub what: String,
+    pub reason: String,
+}
+
+/// Where quarantined things go, and how their rows look.
+pub struct Quarantine<'a> {
+    pub state: &'a StateDir,
+    pub durability: Durability,
+}
+
+/// A fresh quarantine entry name: `q-YYYYMMDDTHHMMSS-<pid>-<rand>` (allow-listed alphabet).
+fn entry_name(now: DateTime<Utc>) -> String {
+    format!(
+        "q-{}-{}-{:08x}{:08x}",
+        now.format("%Y%m%dT%H%M%S"),
+        std::process::id(),
+        crate::fsx::rand_u32(),
+        crate::fsx::rand_u32()
+    )
+}
+
+impl Quarantine<'_> {
+    fn reason_text(entry: &str, origin: &str, reason: &str, now: DateTime<Utc>) -> String {
+        format!(
+            "entry: {entry}\norigin: {origin}\nreason: {reason}\ntime: {}\n",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+
+    fn row(entry: &str, content_hash: String, now: DateTime<Utc>) -> NewRow {
+        let key = format!("quarantine:{entry}");
+        NewRow {
+            key_hash: KeyHash::of(key.as_bytes()),
+            alert_key: key,
+            state: State::Quarantined,
+            name: format!("{entry}.json"),
+            content_hash,
+            level: None,
+            priority: 0,
+            alert_time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            index_name: None,
+            doc_id: None,
+            source: "quarantine",
+        }
+    }
+
+    /// Moves a listed entry (whatever it is: it is never read through) into quarantine and
+    /// writes its reason. `Ok(None)` when it vanished first.
+    pub fn move_in(
+        &self,
+        from: &DirFd,
+        name: &[u8],
+        origin: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<NewRow>> {
+        loop {
+            let entry = entry_name(now);
+            let target = format!("{entry}.json");
+            match from.rename_to(name, &self.state.quarantine, target.as_bytes())? {
+                Moved::Vanished => return Ok(None),
+                Moved::Exists => continue,
+                Moved::Moved => {
+                    self.write_reason(&entry, origin, reason, now)?;
+                    return Ok(Some(Self::row(&entry, String::new(), now)));
+                }
+            }
+        }
+    }
+
+    /// Writes bytes that never were a file of their own (a bad ingest line) into quarantine.
+    pub fn write_in(
+        &self,
+        bytes: &[u8],
+        origin: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<NewRow> {
+        loop {
+            let entry = entry_name(now);
+            match self.state.quarantine.write_new(
+                &format!("{entry}.json"),
+                bytes,
+                self.durability,
+            )? {
+                Moved::Exists => continue,
+                Moved::Vanished | Moved::Moved => {
+                    self.write_reason(&entry, origin, reason, now)?;
+                    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+                    return Ok(Self::row(&entry, hash, now));
+                }
+            }
+        }
+    }
+
+    fn write_reason(
+        &self,
+        entry: &str,
+        origin: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let text = Self::reason_text(entry, origin, reason, now);
+        self.state.quarantine.write_new(
+            &format!("{entry}.reason"),
+            text.as_bytes(),
+            self.durability,
+        )?;
+        Ok(())
+    }
+}
+
+/// An alert parsed and ready to enter the queue.
+pub struct Parsed {
+    pub bytes: Vec<u8>,
+    pub alert: Map<String, Value>,
+    pub index_id: Option<(String, String)>,
+    /// Where it came from, for messages (`ingest alerts.json line 12`).
+    pub origin: String,
+}
+
+/// The context every spool operation needs.
+pub struct Spool<'a> {
+    pub state: &'a StateDir,
+    pub durability: Durability,
+    pub prio: &'a Prioritizer,
+    pub max_alert_bytes: u64,
+}
+
+enum Plan {
+    /// No live row: publish and insert (or revive a lost row).
+    Publish {
+        revive: bool,
+    },
+    Duplicate,
+    Conflict {
+        with: String,
+    },
+}
+
+impl Spool<'_> {
+    fn quarantine(&self) -> Quarantine<'_> {
+        Quarantine {
+            state: self.state,
+            durability: self.durability,
+        }
+    }
+
+    fn plan(&self, ledger: &Ledger, meta: &AlertMeta) -> Result<Plan> {
+        Ok(match ledger.get(&meta.key_hash)? {
+            None => Plan::Publish { revive: false },
+            Some(r) if r.state == State::Lost => Plan::Publish { revive: true },
+            Some(r) if r.content_hash == meta.content_hash => Plan::Duplicate,
+            Some(r) => Plan::Conflict {
+                with: format!("{} ({})", r.name, r.state.as_str()),
+            },
+        })
+    }
+
+    fn row_for(
+        &self,
+        meta: &AlertMeta,
+        alert: &Map<String, Value>,
+        name: String,
+        index_id: Option<(String, String)>,
+        source: &'static str,
+    ) -> NewRow {
+        NewRow {
+            key_hash: meta.key_hash.clone(),
+            alert_key: meta.key.as_str().to_string(),
+            state: State::Queued,
+            name,
+            content_hash: meta.content_hash.clone(),
+            level: meta.level,
+            priority: self.prio.priority(meta.level, alert),
+            alert_time: meta
+                .time
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            index_name: index_id.as_ref().map(|x| x.0.clone()),
+            doc_id: index_id.map(|x| x.1),
+            source,
+        }
+    }
+
+    /// Writes new alerts into `queue/` under canonical names and commits their rows, deduplicated
+    /// by key against the ledger and within the batch. Files are durable (as [`Durability`]
+    /// says) before the rows commit; `extra` runs inside the same transaction (the poll cursor).
+    pub fn enqueue(
+        &self,
+        ledger: &mut Ledger,
+        items: Vec<Parsed>,
+        now: DateTime<Utc>,
+        source: &'static str,
+        extra: impl FnOnce(&mut crate::ledger::Tx<'_>) -> Result<(), rusqlite::Error>,
+    ) -> Result<AdmitCounts> {
+        let mut counts = AdmitCounts::default();
+        let mut rows: Vec<(NewRow, bool)> = Vec::new();
+        let mut quarantined: Vec<NewRow> = Vec::new();
+        let mut temps: Vec<(String, String, AlertMeta, Parsed, bool)> = Vec::new();
+        let mut in_batch: HashMap<KeyHash, String> = HashMap::new();
+        for item in items {
+            let index_id = item
+                .index_id
+                .as_ref()
+                .map(|(a, b)| (a.as_str(), b.as_str()));
+            let meta = alert::meta(&item.alert, index_id, now);
+            if let Some(first) = in_batch.get(&meta.key_hash) {
+                if *first == meta.content_hash {
+                    counts.duplicates += 1;
+                } else {
+                    let reason = "key conflict: same alert key as an earlier alert of this batch, other content";
+                    quarantined.push(self.quarantine().write_in(
+                        &item.bytes,
+                        &item.origin,
+                        reason,
+                        now,
+                    )?);
+                    counts.conflicts += 1;
+                    counts.quarantined += 1;
+                }
+                continue;
+            }
+            in_batch.insert(meta.key_hash.clone(), meta.content_hash.clone());
+            match self.plan(ledger, &meta)? {
+                Plan::Duplicate => counts.duplicates += 1,
+                Plan::Conflict { with } => {
+                    let reason = format!(
+                        "key conflict: alert key {} is already {with} with other content",
+                        meta.key
+                    );
+                    quarantined.push(self.quarantine().write_in(
+                        &item.bytes,
+                        &item.origin,
+                        &reason,
+                        now,
+                    )?);
+                    counts.conflicts += 1;
+                    counts.quarantined += 1;
+                }
+                Plan::Publish { revive } => {
+                    let name = Canonical::new(
+                        self.prio.priority(meta.level, &item.alert),
+                        meta.time,
+                        meta.key_hash.clone(),
+                    )
+                    .name();
+                    let tmp = self
+                        .state
+                        .queue
+                        .write_temp("q", &item.bytes, self.durability)?;
+                    temps.push((tmp, name, meta, item, revive));
+                }
+            }
+        }
+        self.state.queue.barrier(self.durability)?;
+        for (tmp, name, meta, item, revive) in temps {
+            match self
+                .state
+                .queue
+                .rename_to(tmp.as_bytes(), &self.state.queue, name.as_bytes())?
+            {
+                Moved::Moved => {
+                    if self.durability == Durability::Strict {
+                        self.state.queue.sync()?;
+                    }
+                }
+                Moved::Exists => {
+                    // A canonical file of this name is already queued without a row (a crash
+                    // after publish, before commit): adopt it when it is the same alert.
+                    self.state.queue.remove_file(tmp.as_bytes())?;
+                    if !self.same_content(&self.state.queue, name.as_bytes(), &meta)? {
+                        let reason = format!("key conflict: alert key {} is already queued as {name} with other content", meta.key);
+                        quarantined.push(self.quarantine().write_in(
+                            &item.bytes,
+                            &item.origin,
+                            &reason,
+                            now,
+                        )?);
+                        counts.conflicts += 1;
+                        counts.quarantined += 1;
+                        continue;
+                    }
+                }
+                Moved::Vanished => {
+                    // Our own temp file vanished: someone removed it. Report, never assume.
+                    tracing::warn!(origin = %item.origin, "temp file vanished before publish; alert not queued");
+                    counts.vanished += 1;
+                    continue;
+                }
+            }
+            rows.push((
+                self.row_for(&meta, &item.alert, name, item.index_id, source),
+                revive,
+            ));
+        }
+        if self.durability != Durability::Off {
+            self.state.queue.sync()?;
+        }
+        let outcomes = ledger.write(|tx| {
+            let mut ok = Vec::with_capacity(rows.len());
+            for (row, revive) in &rows {
+                ok.push(if *revive {
+                    tx.revive(row)?
+                } else {
+                    tx.insert(row)?
+                });
+            }
+            for q in &quarantined {
+                tx.insert(q)?;
+            }
+            extra(tx)?;
+            Ok(ok)
+        })?;
+        for ((row, _), inserted) in rows.iter().zip(outcomes) {
+            if inserted {
+                counts.queued += 1;
+            } else {
+                // Another process committed the same key first: ours is its twin.
+                counts.duplicates += 1;
+                self.settle_lost_race(ledger, &self.state.queue, row, now, &mut counts)?;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Our published file lost the insert race for its key: remove it when it is a duplicate
+    /// of the winner, quarantine it otherwise.
+    fn settle_lost_race(
+        &self,
+        ledger: &mut Ledger,
+        dir: &DirFd,
+        row: &NewRow,
+        now: DateTime<Utc>,
+        counts: &mut AdmitCounts,
+    ) -> Result<()> {
+        let winner = ledger.get(&row.key_hash)?;
+        if winner.as_ref().is_some_and(|w| w.name == row.name) {
+            return Ok(());
+        }
+        if winner.is_some_and(|w| w.content_hash == row.content_hash) {
+            dir.remove_file(row.name.as_bytes())?;
+        } else if let Some(q) = self.quarantine().move_in(
+            dir,
+            row.name.as_bytes(),
+            &row.name,
+            "key conflict: another process queued this alert key with other content",
+            now,
+        )? {
+            counts.duplicates -= 1;
+            counts.conflicts += 1;
+            counts.quarantined += 1;
+            ledger.write(|tx| tx.insert(&q).map(|_| ()))?;
+        }
+        Ok(())
+    }
+
+    fn same_content(&self, dir: &DirFd, name: &[u8], meta: &AlertMeta) -> Result<bool> {
+        match dir.read_regular(name, self.max_alert_bytes)? {
+            ReadOutcome::Bytes(b) => Ok(alert::parse_strict(&b)
+                .map(|m| alert::meta(&m, None, Utc::now()).content_hash == meta.content_hash)
+                .unwrap_or(false)),
+            _ => Ok(false),
+        }
+    }
+
+    /// Admission: every foreign `*.json` in `incoming/` and in `queue/` is read, keyed and
+    /// renamed into `queue/` under its canonical name with its row (or counted as a duplicate,
+    /// or quarantined). Non-regular entries are never read: quarantined when they can be moved.
+    pub fn admit(
+        &self,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+        notices: &mut Vec<Notice>,
+    ) -> Result<AdmitCounts> {
+        let mut counts = AdmitCounts::default();
+        for (dir, label) in [
+            (&self.state.incoming, "incoming"),
+            (&self.state.queue, "queue"),
+        ] {
+            let names = list_foreign(dir)?;
+            for chunk in names.chunks(BATCH) {
+                let c = self.admit_names(ledger, dir, label, chunk, State::Queued, now, notices)?;
+                counts.add(&c);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Adopts canonical files found without a row in `dir` (whose files are in `state`):
+    /// their rows are inserted; a file whose content does not match its name is re-admitted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adopt(
+        &self,
+        ledger: &mut Ledger,
+        dir: &DirFd,
+        label: &str,
+        names: &[Vec<u8>],
+        state: State,
+        now: DateTime<Utc>,
+        notices: &mut Vec<Notice>,
+    ) -> Result<AdmitCounts> {
+        let mut counts = AdmitCounts::default();
+        for chunk in names.chunks(BATCH) {
+            counts.add(&self.admit_names(ledger, dir, label, chunk, state, now, notices)?);
+        }
+        Ok(counts)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn admit_names(
+        &self,
+        ledger: &mut Ledger,
+        dir: &DirFd,
+        label: &str,
+        names: &[Vec<u8>],
+        location_state: State,
+        now: DateTime<Utc>,
+        notices: &mut Vec<Notice>,
+    ) -> Result<AdmitCounts> {
+        let mut counts = AdmitCounts::default();
+        let mut rows: Vec<(NewRow, bool, Vec<u8>)> = Vec::new();
+        let mut qrows: Vec<NewRow> = Vec::new();
+        let mut in_batch: HashMap<KeyHash, String> = HashMap::new();
+        // Adoption keeps files where they are; admission moves them into queue/.
+        let target_dir = if location_state == State::Queued {
+            &self.state.queue
+        } else {
+            dir
+        };
+        for name in names {
+            let shown = format!("{label}/{}", escape_name(name));
+            let mut quarantine = |reason: String, counts: &mut AdmitCounts| -> Result<()> {
+                match self.quarantine().move_in(dir, name, &shown, &reason, now) {
+                    Ok(Some(row)) => {
+                        counts.quarantined += 1;
+                        notices.push(Notice {
+                            what: shown.clone(),
+                            reason,
+                        });
+                        qrows.push(row);
+                    }
+                    Ok(None) => counts.vanished += 1,
+                    Err(e) => {
+                        counts.unmovable += 1;
+                        notices.push(Notice {
+                            what: shown.clone(),
+                            reason: format!("{reason}; could not be moved to quarantine: {e}"),
+                        });
+                    }
+                }
+                Ok(())
+            };
+            let bytes = match dir.read_regular(name, self.max_alert_bytes)? {
+                ReadOutcome::Vanished => {
+                    counts.vanished += 1;
+                    continue;
+                }
+                ReadOutcome::Refused(r) => {
+                    quarantine(format!("not read: {r}"), &mut counts)?;
+                    continue;
+                }
+                ReadOutcome::TooLarge(n) => {
+                    quarantine(
+                        format!(
+                            "{n} bytes is over max_alert_bytes ({})",
+                            self.max_alert_bytes
+                        ),
+                        &mut counts,
+                    )?;
+                    continue;
+                }
+                ReadOutcome::Bytes(b) => b,
+            };
+            let parsed = match alert::parse_strict(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    quarantine(e.to_string(), &mut counts)?;
+                    continue;
+                }
+            };
+            let meta = alert::meta(&parsed, None, now);
+            let canonical = Canonical::new(
+                self.prio.priority(meta.level, &parsed),
+                meta.time,
+                meta.key_hash.clone(),
+            )
+            .name();
+            let adopting =
+                location_state != State::Queued || canonical.as_bytes() == name.as_slice();
+            if location_state != State::Queued && canonical.as_bytes() != name.as_slice() {
+                // A canonical-looking name with content that does not belong to it: treat it as
+                // a producer's file.
+                match dir.rename_to(name, &self.state.incoming, name)? {
+                    Moved::Vanished => counts.vanished += 1,
+                    Moved::Moved | Moved::Exists => notices.push(Notice {
+                        what: shown,
+                        reason: "name does not match its content; moved to incoming/ for admission"
+                            .into(),
+                    }),
+                }
+                continue;
+            }
+            if let Some(first) = in_batch.get(&meta.key_hash) {
+                if *first == meta.content_hash {
+                    if dir.remove_file(name)? {
+                        counts.duplicates += 1;
+                    } else {
+                        counts.vanished += 1;
+                    }
+                } else {
+                    quarantine(
+                        format!(
+                            "key conflict: alert key {} appears twice with other content",
+                            meta.key
+                        ),
+                        &mut counts,
+                    )?;
+                    counts.conflicts += 1;
+                }
+                continue;
+            }
+            in_batch.insert(meta.key_hash.clone(), meta.content_hash.clone());
+            let revive = match ledger.get(&meta.key_hash)? {
+                Some(r)
+                    if adopting
+                        && r.name.as_bytes() == name.as_slice()
+                        && r.state == location_state =>
+                {
+                    continue
+                }
+                None => false,
+                Some(r) if r.state == State::Lost => true,
+                Some(r) if r.content_hash == meta.content_hash => {
+                    if dir.remove_file(name)? {
+                        counts.duplicates += 1;
+                    } else {
+                        counts.vanished += 1;
+                    }
+                    continue;
+                }
+                Some(r) => {
+                    quarantine(
+                        format!(
+                            "key conflict: alert key {} is already {} ({}) with other content",
+                            meta.key,
+                            r.name,
+                            r.state.as_str()
+                        ),
+                        &mut counts,
+                    )?;
+                    counts.conflicts += 1;
+                    continue;
+                }
+            };
+            if !adopting {
+                match dir.rename_to(name, &self.state.queue, canonical.as_bytes())? {
+                    Moved::Moved => {}
+                    Moved::Vanished => {
+                        counts.vanished += 1;
+                        continue;
+                    }
+                    Moved::Exists => {
+                        if self.same_content(&self.state.queue, canonical.as_bytes(), &meta)? {
+                            // The twin is a rowless canonical file: it gets the row, ours goes.
+                            dir.remove_file(name)?;
+                            counts.duplicates += 1;
+                            let mut row =
+                                self.row_for(&meta, &parsed, canonical, None, "admission");
+                            row.state = State::Queued;
+                            rows.push((row, revive, Vec::new()));
+                        } else {
+                            quarantine(format!("key conflict: {canonical} is already queued with other content"), &mut counts)?;
+                            counts.conflicts += 1;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let mut row = self.row_for(
+                &meta,
+                &parsed,
+                canonical.clone(),
+                None,
+                if adopting { "adopted" } else { "admission" },
+            );
+            row.state = location_state;
+            rows.push((
+                row,
+                revive,
+                if adopting { Vec::new() } else { name.clone() },
+            ));
+        }
+        if self.durability != Durability::Off && !(rows.is_empty() && qrows.is_empty()) {
+            target_dir.sync()?;
+            dir.sync()?;
+            self.state.quarantine.sync()?;
+        }
+        let outcomes = ledger.write(|tx| {
+            let mut ok = Vec::with_capacity(rows.len());
+            for (row, revive, _) in &rows {
+                ok.push(if *revive {
+                    tx.revive(row)?
+                } else {
+                    tx.insert(row)?
+                });
+            }
+            for q in &qrows {
+                tx.insert(q)?;
+            }
+            Ok(ok)
+        })?;
+        for ((row, _, original), inserted) in rows.iter().zip(outcomes) {
+            match (inserted, original.is_empty()) {
+                (true, true) => counts.adopted += 1,
+                (true, false) => counts.queued += 1,
+                (false, _) => {
+                    counts.duplicates += 1;
+                    self.settle_lost_race(ledger, target_dir, row, now, &mut counts)?;
+                }
+            }
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn canonical_names_round_trip_and_sort_by_priority_then_time() {
+        let t = |s| {
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, s)
+                .single()
+                .expect("t")
+        };
+        let h = KeyHash::of(b"k");
+        let a = Canonical::new(12, t(5), h.clone());
+        let b = Canonical::new(3, t(1), h.clone());
+        let c = Canonical::new(12, t(1), h.clone());
+        let mut names = vec![a.name(), b.name(), c.name()];
+        names.sort();
+        assert_eq!(names, vec![c.name(), a.name(), b.name()]);
+        assert_eq!(Canonical::parse(a.name().as_bytes()), Some(a.clone()));
+        assert_eq!(a.name().len(), NAME_LEN);
+    }
+
+    #[test]
+    fn foreign_and_malformed_names_are_not_canonical() {
+        let good = Canonical::new(5, Utc::now(), KeyHash::of(b"x")).name();
+        assert!(is_canonical(good.as_bytes()));
+        for bad in [
+            "alert.json".to_string(),
+            good.replace(".json", ".jsn"),
+            good.replace('-', "_"),
+            format!(".{}", &good[1..]),
+            good.to_uppercase(),
+            format!("{}\n", &good[..good.len() - 1]),
+        ] {
+            assert!(!is_canonical(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn priority_is_raised_to_high_when_forced() {
+        let p = Prioritizer {
+            high: 12,
+            forced_high: Some(Box::new(|a: &Map<String, Value>| {
+                a.contains_key("mimikatz")
+            })),
+        };
+        let a = alert::parse_strict(br#"{"mimikatz":1}"#).expect("parse");
+        let b = alert::parse_strict(br#"{}"#).expect("parse");
+        assert_eq!(p.priority(Some(3), &a), 12);
+        assert_eq!(p.priority(Some(15), &a), 15);
+        assert_eq!(p.priority(Some(3), &b), 3);
+        assert_eq!(p.priority(None, &b), 0);
+    }
+}
