@@ -71,6 +71,20 @@ pub enum Command {
         #[arg(long)]
         hold: bool,
     },
+    /// Test harness for race tests: once `--after` holds a canonical file, delete a fraction
+    /// of the names listed in `--dir` at start; print each name actually deleted.
+    #[command(hide = true)]
+    DebugVanish {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Wait until this directory holds a canonical file before deleting.
+        #[arg(long)]
+        after: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.03)]
+        fraction: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// An error with the exit code it maps to.
@@ -253,6 +267,12 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(EXIT_OK)
         }
         Command::DebugClaim { hold } => debug_claim(&ctx, &prio, *hold),
+        Command::DebugVanish {
+            dir,
+            after,
+            fraction,
+            seed,
+        } => debug_vanish(dir, after.as_deref(), *fraction, *seed),
     }
 }
 
@@ -282,6 +302,7 @@ fn debug_claim(ctx: &Context, prio: &Prioritizer, hold: bool) -> Result<u8, Fail
     .map_err(Failure::failed)?;
     print_notices(&notices);
     let names = crate::spool::list_sorted(&state.queue).map_err(Failure::failed)?;
+    let listed = names.len();
     let mut claimed = 0u64;
     let mut vanished = 0u64;
     let mut out = std::io::stdout().lock();
@@ -296,7 +317,7 @@ fn debug_claim(ctx: &Context, prio: &Prioritizer, hold: bool) -> Result<u8, Fail
     }
     let _ = writeln!(
         out,
-        "claim: status=OK worker={} claimed={claimed} vanished={vanished} recovered_workers={} requeued={} live_workers={}",
+        "claim: status=OK worker={} listed={listed} claimed={claimed} vanished={vanished} recovered_workers={} requeued={} live_workers={}",
         worker.id(),
         rec.dead_workers,
         rec.requeued,
@@ -309,5 +330,50 @@ fn debug_claim(ctx: &Context, prio: &Prioritizer, hold: bool) -> Result<u8, Fail
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
+    Ok(EXIT_OK)
+}
+
+fn debug_vanish(
+    dir: &std::path::Path,
+    after: Option<&std::path::Path>,
+    fraction: f64,
+    seed: u64,
+) -> Result<u8, Failure> {
+    let d = crate::fsx::DirFd::open(dir).map_err(Failure::usage)?;
+    let names = crate::spool::list_sorted(&d).map_err(Failure::failed)?;
+    if let Some(a) = after {
+        let a = crate::fsx::DirFd::open(a).map_err(Failure::usage)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let mut found = false;
+            a.for_each_entry(|e| found |= crate::spool::is_canonical(&e.name))
+                .map_err(Failure::failed)?;
+            if found || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    // A small deterministic generator (splitmix64): the same seed deletes the same names.
+    let mut x = seed;
+    let mut next = move || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut out = std::io::stdout().lock();
+    let mut deleted = 0u64;
+    for n in names {
+        if (next() >> 11) as f64 / (1u64 << 53) as f64 >= fraction {
+            continue;
+        }
+        if d.remove_file(&n).map_err(Failure::failed)? {
+            deleted += 1;
+            let _ = writeln!(out, "deleted {}", String::from_utf8_lossy(&n));
+        }
+    }
+    let _ = writeln!(out, "vanish: status=OK deleted={deleted}");
     Ok(EXIT_OK)
 }
