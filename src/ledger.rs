@@ -97,6 +97,38 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX alerts_by_state ON alerts(state);
     CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;",
+    // 2: triage intent and outcome columns, related-alert index, the poller's seen ids,
+    //    signature hit counts and run history.
+    "ALTER TABLE alerts ADD COLUMN bucket TEXT;
+    ALTER TABLE alerts ADD COLUMN critical INTEGER;
+    ALTER TABLE alerts ADD COLUMN case_id TEXT;
+    ALTER TABLE alerts ADD COLUMN case_path TEXT;
+    ALTER TABLE alerts ADD COLUMN agent TEXT;
+    ALTER TABLE alerts ADD COLUMN rule_id TEXT;
+    ALTER TABLE alerts ADD COLUMN description TEXT;
+    ALTER TABLE alerts ADD COLUMN decision TEXT;
+    ALTER TABLE alerts ADD COLUMN pack INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX alerts_by_agent_time ON alerts(agent, alert_time);
+    CREATE UNIQUE INDEX alerts_by_case ON alerts(case_id) WHERE case_id IS NOT NULL;
+    CREATE TABLE seen_ids (
+        index_name TEXT NOT NULL,
+        doc_id     TEXT NOT NULL,
+        key_hash   TEXT NOT NULL,
+        PRIMARY KEY (index_name, doc_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE signature_hits (
+        id        TEXT PRIMARY KEY,
+        hits      INTEGER NOT NULL DEFAULT 0,
+        held_back INTEGER NOT NULL DEFAULT 0,
+        last_hit  TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        run_id      TEXT PRIMARY KEY,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        status      TEXT,
+        report      TEXT
+    ) WITHOUT ROWID;",
 ];
 
 /// A new row: what admission, ingest and poll know about an alert entering the spool.
@@ -276,6 +308,11 @@ impl Ledger {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// The connection, for read queries a stage owns. Writes go through [`Ledger::write`].
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn meta_get(&self, k: &str) -> Result<Option<String>, LedgerError> {
         self.conn
             .query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
@@ -294,6 +331,11 @@ fn now_text() -> String {
 }
 
 impl Tx<'_> {
+    /// The transaction's connection, for statements a stage owns (its own tables).
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
     /// Inserts a row; `false` when a row with that key hash exists (nothing changed).
     pub fn insert(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
         let now = now_text();
