@@ -1,1 +1,46 @@
-//! sf-policy (skeleton; being written)
+//! sf-policy: SignalFoundry's policy engine. It compiles a policy file once and decides, for each
+//! Wazuh alert, its canonical agent, its bucket and why.
+//!
+//! # Design constraints
+//!
+//! - **Pure.** Deciding does no IO and never reads the clock: "now" is an argument
+//!   ([`Policy::decide`]). Only [`cli`] touches files and the clock.
+//! - **Noise goes, attacks stay.** A false-positive signature never suppresses an alert at or
+//!   above the `high` threshold unless it says `allow_high = true`; the signature is then *held
+//!   back* and named in the decision.
+//! - **Explained.** Every decision carries a readable trace: the alias that applied, each
+//!   candidate tried and why it did or did not match, and the bucket's reason.
+//! - **Checked whole.** [`Policy::parse`] reports every error of a file with its line and column
+//!   and a hint, never only the first.
+//! - **Compiled once.** Matchers, globs and regexes are compiled when the policy is parsed;
+//!   overrides and signatures are indexed by the `rule.id` they pin, so an alert meets only its
+//!   candidates (and the few unindexed rules).
+//!
+//! The policy format is documented in this crate's `README.md`.
+//!
+//! # Layout
+//!
+//! - [`bucket`]: `Bucket`, `MatchedKind` and the severity `Thresholds`.
+//! - [`diagnostic`]: `Diagnostic`, the errors and warnings of a policy file, with line and column.
+//! - `value`: alert values as matchers see them (field paths, backslash collapsing, numbers).
+//! - `matcher`: compiled matchers (equals, prefix, glob, regex, cidr, range, exists, not).
+//! - `compile`: the policy file (TOML) to a compiled [`Policy`], collecting every diagnostic.
+//! - [`decide`]: [`Policy`], [`Decision`], [`DecideError`]: aliases, overrides, signatures, severity.
+//! - [`cli`]: `policy check` and `policy test`, the only code here that does IO.
+
+pub mod bucket;
+pub mod cli;
+mod compile;
+pub mod decide;
+pub mod diagnostic;
+mod matcher;
+mod value;
+
+pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
+pub use decide::{alert_document, DecideError, Decision, Policy};
+pub use diagnostic::{Diagnostic, Severity};
+pub use value::collapse_backslashes;
+
+/// The default policy shipped with SignalFoundry (`crates/sf-policy/default-policy.toml`):
+/// Wazuh's dashboard thresholds and signatures for well-known Wazuh noise, each with its reason.
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../default-policy.toml");

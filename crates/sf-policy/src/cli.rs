@@ -1,0 +1,292 @@
+//! `policy check` and `policy test`, as functions the binary calls: the only code of this crate
+//! that reads files or the clock. Output goes to the writers given; each function returns the
+//! process exit code (0 success, 2 invalid input).
+
+use crate::decide::{alert_document, Decision, Policy};
+use crate::diagnostic::Diagnostic;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Exit code: success (warnings allowed).
+pub const EXIT_OK: i32 = 0;
+/// Exit code: an invalid or unreadable policy, or an alert file that cannot be read or decided.
+pub const EXIT_INVALID: i32 = 2;
+
+/// Why a policy file could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Read {
+        /// The policy file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The file is not UTF-8 text.
+    NotUtf8 {
+        /// The policy file.
+        path: PathBuf,
+    },
+    /// The file has errors (all of them, with the warnings).
+    Invalid {
+        /// The policy file.
+        path: PathBuf,
+        /// Every error and warning, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read { path, source } => {
+                write!(f, "cannot read policy file {}: {source}", shown(path))
+            }
+            LoadError::NotUtf8 { path } => {
+                write!(f, "policy file {} is not utf-8 text", shown(path))
+            }
+            LoadError::Invalid { path, diagnostics } => {
+                let file = shown(path);
+                let errors: Vec<&Diagnostic> =
+                    diagnostics.iter().filter(|d| d.is_error()).collect();
+                write!(f, "policy file {file} is invalid")?;
+                if let Some(first) = errors.first() {
+                    write!(f, ": {}", first.located(&file))?;
+                }
+                if errors.len() > 1 {
+                    write!(
+                        f,
+                        " (and {} more errors: run `signalfoundry policy check {file}`)",
+                        errors.len() - 1
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and compiles a policy file. `Ok` carries the warnings (not expiry: see
+/// [`Policy::expiry_warnings`]).
+pub fn load(path: &Path) -> Result<(Policy, Vec<Diagnostic>), LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let src = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
+        path: path.to_path_buf(),
+    })?;
+    Policy::parse(&src).map_err(|diagnostics| LoadError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics,
+    })
+}
+
+/// A path for display, with control characters escaped (names read from disk never reach a
+/// terminal raw).
+fn shown(path: &Path) -> String {
+    escape_controls(&path.display().to_string())
+}
+
+fn escape_controls(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// `signalfoundry policy check FILE`: prints every error and warning (`FILE:LINE:COL: ...`) and a
+/// summary line to `out`; warnings include signatures already expired now (from the clock).
+/// Returns 0 when the file is valid (warnings allowed), 2 when invalid or unreadable.
+pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let file = shown(path);
+    let result = match load(path) {
+        Err(LoadError::Invalid { diagnostics, .. }) => {
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            let warnings = diagnostics.len() - errors;
+            let mut text = String::new();
+            for d in &diagnostics {
+                text.push_str(&format!("{}\n", d.located(&file)));
+            }
+            text.push_str(&format!(
+                "{file}: invalid: {errors} {}, {warnings} {}\n",
+                plural(errors, "error", "errors"),
+                plural(warnings, "warning", "warnings")
+            ));
+            out.write_all(text.as_bytes()).map(|()| EXIT_INVALID)
+        }
+        Err(e) => writeln!(err, "policy check: {e}").map(|()| EXIT_INVALID),
+        Ok((policy, mut warnings)) => {
+            warnings.extend(policy.expiry_warnings(Utc::now()));
+            warnings.sort_by_key(|d| (d.line, d.column));
+            let mut text = String::new();
+            for d in &warnings {
+                text.push_str(&format!("{}\n", d.located(&file)));
+            }
+            text.push_str(&format!(
+                "{file}: valid (version {}): {} {}, {} {}, {} {}, {} {}\n",
+                policy.version(),
+                policy.aliases.canonical.len(),
+                plural(policy.aliases.canonical.len(), "alias", "aliases"),
+                policy.overrides.rules.len(),
+                plural(policy.overrides.rules.len(), "override", "overrides"),
+                policy.signatures.rules.len(),
+                plural(policy.signatures.rules.len(), "signature", "signatures"),
+                warnings.len(),
+                plural(warnings.len(), "warning", "warnings"),
+            ));
+            out.write_all(text.as_bytes()).map(|()| EXIT_OK)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        let _ = writeln!(err, "policy check: cannot write the report: {e}");
+        EXIT_INVALID
+    })
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// One line of `policy test --json`: exactly DESIGN.md's keys, in this order.
+#[derive(Debug, Serialize)]
+struct TestLine<'a> {
+    file: &'a str,
+    bucket: &'a str,
+    agent: &'a str,
+    matched: Option<&'a str>,
+    held_back: &'a [String],
+    expired: &'a [String],
+    trace: &'a [String],
+}
+
+/// The `policy test --json` line for one decided file (without the newline).
+pub fn json_line(file: &str, decision: &Decision) -> String {
+    let line = TestLine {
+        file,
+        bucket: decision.bucket.as_str(),
+        agent: &decision.agent,
+        matched: decision.matched.as_deref(),
+        held_back: &decision.held_back,
+        expired: &decision.expired,
+        trace: &decision.trace,
+    };
+    // Serialising strings and lists of strings cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// The readable `policy test` report for one decided file.
+pub fn human_report(file: &str, d: &Decision) -> String {
+    let mut s = format!("{}: {}", escape_controls(file), d.bucket);
+    if d.critical {
+        s.push_str(" (critical)");
+    }
+    s.push_str(&format!(
+        "  level={} agent={}",
+        d.level,
+        escape_controls(&d.agent)
+    ));
+    match (&d.matched, d.matched_kind) {
+        (Some(id), Some(kind)) => s.push_str(&format!(" matched={kind}:{id}")),
+        (Some(id), None) => s.push_str(&format!(" matched={id}")),
+        _ => {}
+    }
+    s.push('\n');
+    if !d.held_back.is_empty() {
+        s.push_str(&format!("  held back: {}\n", d.held_back.join(", ")));
+    }
+    if !d.expired.is_empty() {
+        s.push_str(&format!("  expired: {}\n", d.expired.join(", ")));
+    }
+    for step in &d.trace {
+        s.push_str(&format!("  - {}\n", escape_controls(step)));
+    }
+    s
+}
+
+/// `signalfoundry policy test [--policy FILE] [--at TIME] [--json] ALERT.json...`: decides each
+/// file (a bare alert or an indexer hit with `_source`) and prints the decision, readable or one
+/// JSON object per line in input order. Returns 0, or 2 when a file cannot be read, parsed or
+/// decided (the others are still printed; the reasons go to `err`).
+pub fn test(
+    policy: &Policy,
+    now: DateTime<Utc>,
+    json: bool,
+    files: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let mut status = EXIT_OK;
+    for path in files {
+        let file = path.display().to_string();
+        let decided = std::fs::read(path)
+            .map_err(|e| format!("cannot read {}: {e}", shown(path)))
+            .and_then(|bytes| {
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .map_err(|e| format!("{}: not valid json: {e}", shown(path)))
+            })
+            .and_then(|value| {
+                policy
+                    .decide(alert_document(&value), now)
+                    .map_err(|e| format!("{}: cannot be decided: {e}", shown(path)))
+            });
+        let written = match decided {
+            Ok(decision) => {
+                if json {
+                    writeln!(out, "{}", json_line(&file, &decision))
+                } else {
+                    write!(out, "{}", human_report(&file, &decision))
+                }
+            }
+            Err(message) => {
+                status = EXIT_INVALID;
+                writeln!(err, "policy test: {message}")
+            }
+        };
+        if let Err(e) = written {
+            let _ = writeln!(err, "policy test: cannot write the report: {e}");
+            return EXIT_INVALID;
+        }
+    }
+    status
+}
+
+/// Parses `--at TIME`: an RFC 3339 time (`2025-09-12T10:00:00Z`) or a date (`2025-09-12`,
+/// midnight UTC).
+pub fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            format!(
+                "invalid time {:?}: expected RFC 3339 (2025-09-12T10:00:00Z) or a date (2025-09-12)",
+                escape_controls(s)
+            )
+        })
+}

@@ -1,0 +1,612 @@
+//! The decision: a compiled [`Policy`] applied to one alert. Aliases, then overrides, then
+//! false-positive signatures, then severity; first match wins in each list. Pure: no IO, and "now"
+//! is an argument.
+
+use crate::bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
+use crate::diagnostic::Diagnostic;
+use crate::matcher::Clause;
+use crate::value::{any_at, get, index_key, json_type};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A compiled policy. Built once ([`Policy::parse`]); shared by every triage thread.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) version: String,
+    pub(crate) thresholds: Thresholds,
+    pub(crate) aliases: Aliases,
+    pub(crate) overrides: RuleSet,
+    pub(crate) signatures: RuleSet,
+}
+
+/// `[[alias]]` entries and their lookup tables.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Aliases {
+    pub(crate) canonical: Vec<String>,
+    /// Lowercased name → index of the first alias that lists it.
+    pub(crate) by_name: HashMap<String, usize>,
+    /// Agent id → index of the first alias that lists it.
+    pub(crate) by_id: HashMap<String, usize>,
+}
+
+/// An `[[override]]` or a `[[suppress]]` signature.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) id: String,
+    /// The bucket it decides: the override's, or `Suppressed`.
+    pub(crate) bucket: Bucket,
+    pub(crate) clauses: Vec<Clause>,
+    pub(crate) allow_high: bool,
+    pub(crate) expires: Option<NaiveDate>,
+    /// Where `expires` is written (line, column), for expiry warnings.
+    pub(crate) expires_at: (usize, usize),
+}
+
+impl Rule {
+    /// The first clause that does not hold, or None when the rule matches.
+    fn first_failing(&self, alert: &Value, agent: &str) -> Option<&Clause> {
+        self.clauses.iter().find(|c| !c.holds(alert, agent))
+    }
+
+    fn expired(&self, today: NaiveDate) -> bool {
+        self.expires.is_some_and(|d| today > d)
+    }
+}
+
+/// Rules of one list, indexed by the `rule.id` they pin.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleSet {
+    pub(crate) rules: Vec<Rule>,
+    /// rule.id key → indexes of the rules pinning it, merged with `unindexed`, in file order.
+    pub(crate) by_rule_id: HashMap<String, Vec<u32>>,
+    /// Rules that pin no rule.id: every alert meets them.
+    pub(crate) unindexed: Vec<u32>,
+}
+
+impl RuleSet {
+    /// The rules an alert can match, in file order: those pinning its rule.id, and the unindexed.
+    fn candidates<'s>(&'s self, alert: &Value) -> Cow<'s, [u32]> {
+        if self.by_rule_id.is_empty() {
+            return Cow::Borrowed(&self.unindexed);
+        }
+        let rule_id = match get(alert, &["rule", "id"]) {
+            Some(v) => v,
+            None => return Cow::Borrowed(&self.unindexed),
+        };
+        let mut first: Option<&'s [u32]> = None;
+        let mut merged: Option<Vec<u32>> = None;
+        any_at(rule_id, &[], &mut |s| {
+            if let Some(list) = index_key(s).and_then(|k| self.by_rule_id.get(&*k)) {
+                match (&mut merged, first) {
+                    (None, None) => first = Some(list),
+                    (None, Some(f)) => {
+                        let mut m: Vec<u32> = f.iter().chain(list).copied().collect();
+                        m.sort_unstable();
+                        m.dedup();
+                        merged = Some(m);
+                    }
+                    (Some(m), _) => {
+                        m.extend_from_slice(list);
+                        m.sort_unstable();
+                        m.dedup();
+                    }
+                }
+            }
+            false
+        });
+        match (merged, first) {
+            (Some(m), _) => Cow::Owned(m),
+            (None, Some(f)) => Cow::Borrowed(f),
+            (None, None) => Cow::Borrowed(&self.unindexed),
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.id.as_str())
+    }
+}
+
+/// What the policy decided for one alert, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The bucket the alert goes to.
+    pub bucket: Bucket,
+    /// `high` and `rule.level` 15 or more.
+    pub critical: bool,
+    /// The canonical agent: the alias's canonical name, else `agent.name`, else `"unknown"`.
+    pub agent: String,
+    /// The canonical name of the alias that applied, if one did.
+    pub alias: Option<String>,
+    /// The id of the override or signature that decided, if one did.
+    pub matched: Option<String>,
+    /// Whether `matched` is an override or a signature.
+    pub matched_kind: Option<MatchedKind>,
+    /// Signatures that matched but could not suppress an alert at or above `high`.
+    pub held_back: Vec<String>,
+    /// Expired signatures that would have matched this alert (they match nothing).
+    pub expired: Vec<String>,
+    /// The steps, readable: alias, candidates tried and why each did or did not match, bucket.
+    pub trace: Vec<String>,
+    /// `rule.level`.
+    pub level: u32,
+}
+
+/// Why an alert cannot be decided (it is quarantined): a field the decision needs is missing or
+/// of the wrong type. Displays as e.g. `rule.level is missing`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {problem}")]
+pub struct DecideError {
+    field: &'static str,
+    problem: String,
+}
+
+impl DecideError {
+    fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        DecideError {
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    /// The field that is wrong (`rule.level`, `rule`, or `alert` for the document itself).
+    pub fn field(&self) -> &str {
+        self.field
+    }
+}
+
+/// The alert document inside an indexer hit (`{"_index": .., "_id": .., "_source": {..}}`), or
+/// the value itself when it is a bare alert.
+pub fn alert_document(v: &Value) -> &Value {
+    match v.get("_source") {
+        Some(source @ Value::Object(_)) => source,
+        _ => v,
+    }
+}
+
+/// Reads `rule.level`: a whole number from 0, or a string of digits (`"12"`), as some
+/// re-serialised pipelines send it.
+fn read_level(alert: &Value) -> Result<u32, DecideError> {
+    let rule = match alert {
+        Value::Object(map) => map.get("rule"),
+        other => {
+            return Err(DecideError::new(
+                "alert",
+                format!("is {}, expected an object", json_type(other)),
+            ))
+        }
+    };
+    let level = match rule {
+        None | Some(Value::Null) => return Err(DecideError::new("rule.level", "is missing")),
+        Some(Value::Object(map)) => map.get("level"),
+        Some(other) => {
+            return Err(DecideError::new(
+                "rule",
+                format!("is {}, expected an object", json_type(other)),
+            ))
+        }
+    };
+    let out_of_range = || DecideError::new("rule.level", "is out of range (0 to 4294967295)");
+    match level {
+        None => Err(DecideError::new("rule.level", "is missing")),
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                u32::try_from(u).map_err(|_| out_of_range())
+            } else if n.as_i64().is_some() {
+                Err(DecideError::new(
+                    "rule.level",
+                    "is negative, expected 0 or more",
+                ))
+            } else {
+                Err(DecideError::new(
+                    "rule.level",
+                    "is not a whole number, expected a whole number such as 12",
+                ))
+            }
+        }
+        Some(Value::String(s)) => {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(DecideError::new(
+                    "rule.level",
+                    "is a string that is not a whole number, expected a number such as 12",
+                ));
+            }
+            s.parse::<u32>().map_err(|_| out_of_range())
+        }
+        Some(other) => Err(DecideError::new(
+            "rule.level",
+            format!("is {}, expected a number", json_type(other)),
+        )),
+    }
+}
+
+/// A string field's text: strings as they are, numbers as JSON writes them.
+fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        _ => None,
+    }
+}
+
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The fields an alias's `names` are compared with, in the order they are tried.
+const NAME_FIELDS: [(&str, &[&str]); 3] = [
+    ("agent.name", &["agent", "name"]),
+    (
+        "data.win.system.computer",
+        &["data", "win", "system", "computer"],
+    ),
+    ("predecoder.hostname", &["predecoder", "hostname"]),
+];
+
+impl Policy {
+    /// The policy with no file: severity thresholds 7 and 12, nothing else.
+    pub fn severity_only() -> Policy {
+        Policy {
+            version: "severity-only".to_string(),
+            thresholds: Thresholds::WAZUH,
+            aliases: Aliases::default(),
+            overrides: RuleSet::default(),
+            signatures: RuleSet::default(),
+        }
+    }
+
+    /// The default policy ([`crate::DEFAULT_POLICY_TOML`]), compiled.
+    pub fn default_policy() -> Policy {
+        Policy::parse(crate::DEFAULT_POLICY_TOML)
+            .map(|(policy, _warnings)| policy)
+            .expect("the shipped default policy compiles (the crate's tests check it)")
+    }
+
+    /// Compiles a policy file. `Ok` carries the warnings; `Err` carries every error (and the
+    /// warnings), in file order.
+    pub fn parse(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagnostic>> {
+        crate::compile::compile(src)
+    }
+
+    /// A short, stable hash of the policy's source text (recorded in every case).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The `[severity]` thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// Every override and signature id, overrides first, each list in file order: the keys of
+    /// the hit counters (`Decision::matched` is always one of them).
+    pub fn signature_ids(&self) -> Vec<String> {
+        self.overrides
+            .ids()
+            .chain(self.signatures.ids())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Signatures that are still active but expire within `days` days of `now` (UTC dates),
+    /// soonest first.
+    pub fn expiring_within(&self, now: DateTime<Utc>, days: u32) -> Vec<(String, NaiveDate)> {
+        let today = now.date_naive();
+        let horizon = today + chrono::Days::new(u64::from(days));
+        let mut out: Vec<(String, NaiveDate)> = self
+            .signatures
+            .rules
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), r.expires?)))
+            .filter(|(_, d)| *d >= today && *d <= horizon)
+            .collect();
+        out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// Warnings for signatures already expired at `now`, with the line of their `expires`.
+    /// (Separate from [`Policy::parse`], which does not know the time.)
+    pub fn expiry_warnings(&self, now: DateTime<Utc>) -> Vec<Diagnostic> {
+        let today = now.date_naive();
+        self.signatures
+            .rules
+            .iter()
+            .filter(|r| r.expired(today))
+            .filter_map(|r| {
+                let date = r.expires?;
+                Some(Diagnostic {
+                    severity: crate::diagnostic::Severity::Warning,
+                    line: r.expires_at.0,
+                    column: r.expires_at.1,
+                    message: format!("signature `{}` expired on {date}: it matches nothing", r.id),
+                    hint: Some(
+                        "renew `expires` if the noise is still there, or remove the signature"
+                            .to_string(),
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether an override forces this alert to `high` (its queue priority is then raised to the
+    /// `high` threshold at enqueue). Needs no `rule.level`.
+    pub fn forced_high(&self, alert: &Value) -> bool {
+        let agent = self.resolve_agent(alert).0;
+        self.overrides
+            .candidates(alert)
+            .iter()
+            .map(|&i| &self.overrides.rules[i as usize])
+            .find(|r| r.first_failing(alert, &agent).is_none())
+            .is_some_and(|r| r.bucket == Bucket::High)
+    }
+
+    /// The canonical agent, the alias that applied, and the trace line that says so.
+    fn resolve_agent(&self, alert: &Value) -> (String, Option<usize>, String) {
+        if !self.aliases.canonical.is_empty() {
+            let mut best: Option<(usize, &str, Cow<'_, str>)> = None;
+            if let Some(id) = get(alert, &["agent", "id"]).and_then(scalar_text) {
+                if let Some(&i) = self.aliases.by_id.get(&*id) {
+                    best = Some((i, "agent.id", id));
+                }
+            }
+            for (name, path) in NAME_FIELDS {
+                let Some(value) = get(alert, path).and_then(scalar_text) else {
+                    continue;
+                };
+                if let Some(&i) = self.aliases.by_name.get(&*lowercase(&value)) {
+                    if best.as_ref().is_none_or(|b| i < b.0) {
+                        best = Some((i, name, value));
+                    }
+                }
+            }
+            if let Some((i, field, value)) = best {
+                let canonical = self.aliases.canonical[i].clone();
+                let line = format!(
+                    "agent {canonical:?}: alias {canonical:?} applied, because {field} is {value:?}"
+                );
+                return (canonical, Some(i), line);
+            }
+        }
+        let aliased = if self.aliases.canonical.is_empty() {
+            ""
+        } else {
+            ", no alias applied"
+        };
+        match get(alert, &["agent", "name"]) {
+            Some(v) => match scalar_text(v) {
+                Some(name) => {
+                    let line = format!("agent {name:?}: from agent.name{aliased}");
+                    (name.into_owned(), None, line)
+                }
+                None => (
+                    "unknown".to_string(),
+                    None,
+                    format!(
+                        "agent \"unknown\": agent.name is {}, not a string{aliased}",
+                        json_type(v)
+                    ),
+                ),
+            },
+            None => (
+                "unknown".to_string(),
+                None,
+                format!("agent \"unknown\": agent.name is missing{aliased}"),
+            ),
+        }
+    }
+
+    /// Decides one alert (a bare alert; see [`alert_document`] for indexer hits). `now` decides
+    /// which signatures have expired. Errors when `rule.level` is missing or not a number.
+    pub fn decide(&self, alert: &Value, now: DateTime<Utc>) -> Result<Decision, DecideError> {
+        let level = read_level(alert)?;
+        let (agent, alias, agent_line) = self.resolve_agent(alert);
+        let mut trace = Vec::with_capacity(6);
+        trace.push(agent_line);
+        let mut decision = Decision {
+            bucket: Bucket::Low,
+            critical: false,
+            agent,
+            alias: alias.map(|i| self.aliases.canonical[i].clone()),
+            matched: None,
+            matched_kind: None,
+            held_back: Vec::new(),
+            expired: Vec::new(),
+            trace: Vec::new(),
+            level,
+        };
+        let agent = decision.agent.as_str();
+
+        // Overrides: the first that matches forces the bucket.
+        let overrides = self.overrides.candidates(alert);
+        note_candidates(&mut trace, "override", &self.overrides, &overrides, alert);
+        let mut decided: Option<(Bucket, String, MatchedKind)> = None;
+        for &i in overrides.iter() {
+            let rule = &self.overrides.rules[i as usize];
+            match rule.first_failing(alert, agent) {
+                Some(clause) => trace.push(no_match("override", rule, clause, alert, agent)),
+                None => {
+                    trace.push(format!(
+                        "override {}: matched, forcing bucket {}",
+                        rule.id, rule.bucket
+                    ));
+                    decided = Some((rule.bucket, rule.id.clone(), MatchedKind::Override));
+                    break;
+                }
+            }
+        }
+
+        // Signatures: the first that matches and may suppress this alert decides.
+        if decided.is_none() {
+            let today = now.date_naive();
+            let high = self.thresholds.high;
+            let signatures = self.signatures.candidates(alert);
+            note_candidates(
+                &mut trace,
+                "signature",
+                &self.signatures,
+                &signatures,
+                alert,
+            );
+            for &i in signatures.iter() {
+                let rule = &self.signatures.rules[i as usize];
+                let failing = rule.first_failing(alert, agent);
+                if rule.expired(today) {
+                    let date = rule.expires.map(|d| d.to_string()).unwrap_or_default();
+                    if failing.is_none() {
+                        trace.push(format!(
+                            "signature {}: would match, but it expired on {date} and matches nothing",
+                            rule.id
+                        ));
+                        decision.expired.push(rule.id.clone());
+                    } else {
+                        trace.push(format!(
+                            "signature {}: expired on {date} (and would not match)",
+                            rule.id
+                        ));
+                    }
+                    continue;
+                }
+                if let Some(clause) = failing {
+                    trace.push(no_match("signature", rule, clause, alert, agent));
+                    continue;
+                }
+                if level >= high && !rule.allow_high {
+                    trace.push(format!(
+                        "signature {}: matched, but held back: level {level} is at or above high ({high}) and it does not set allow_high",
+                        rule.id
+                    ));
+                    decision.held_back.push(rule.id.clone());
+                    continue;
+                }
+                let note = if level >= high {
+                    format!(" (level {level} is at or above high ({high}); it sets allow_high)")
+                } else {
+                    String::new()
+                };
+                trace.push(format!("signature {}: matched, suppressing{note}", rule.id));
+                decided = Some((Bucket::Suppressed, rule.id.clone(), MatchedKind::Suppress));
+                break;
+            }
+        }
+
+        let t = self.thresholds;
+        match decided {
+            Some((bucket, id, kind)) => {
+                let noun = match kind {
+                    MatchedKind::Override => "override",
+                    MatchedKind::Suppress => "signature",
+                };
+                trace.push(format!(
+                    "bucket {bucket}: decided by {noun} {id} (level {level})"
+                ));
+                decision.bucket = bucket;
+                decision.matched = Some(id);
+                decision.matched_kind = Some(kind);
+            }
+            None => {
+                let bucket = t.bucket_for(level);
+                let why = match bucket {
+                    Bucket::High => format!("level {level} is at or above high ({})", t.high),
+                    Bucket::Medium => format!(
+                        "level {level} is at or above medium ({}) and below high ({})",
+                        t.medium, t.high
+                    ),
+                    _ => format!("level {level} is below medium ({})", t.medium),
+                };
+                trace.push(format!("bucket {bucket}: {why}"));
+                decision.bucket = bucket;
+            }
+        }
+        decision.critical = decision.bucket == Bucket::High && level >= CRITICAL_LEVEL;
+        if decision.critical {
+            trace.push(format!(
+                "critical: level {level} is {CRITICAL_LEVEL} or more"
+            ));
+        }
+        decision.trace = trace;
+        Ok(decision)
+    }
+}
+
+/// One trace line saying which rules of a list the alert meets (nothing when the list is empty).
+fn note_candidates(
+    trace: &mut Vec<String>,
+    kind: &str,
+    set: &RuleSet,
+    candidates: &[u32],
+    alert: &Value,
+) {
+    let total = set.rules.len();
+    if total == 0 {
+        return;
+    }
+    let pinned = if set.by_rule_id.is_empty() {
+        String::new()
+    } else {
+        match get(alert, &["rule", "id"]).and_then(scalar_text) {
+            Some(id) => format!(" for rule.id {id:?}"),
+            None => " (the alert has no rule.id)".to_string(),
+        }
+    };
+    trace.push(format!(
+        "{kind}s: {} of {total} are candidates{pinned}",
+        candidates.len()
+    ));
+}
+
+fn no_match(kind: &str, rule: &Rule, clause: &Clause, alert: &Value, agent: &str) -> String {
+    let missing = if clause.field.present(alert, agent) {
+        ""
+    } else {
+        " (the field is missing)"
+    };
+    format!(
+        "{kind} {}: no match, fails {}{missing}",
+        rule.id, clause.desc
+    )
+}
+
+impl fmt::Display for Decision {
+    /// One line: `bucket=.. critical=.. agent=.. alias=.. matched=..(kind) held_back=[..] expired=[..] level=..`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bucket={}", self.bucket)?;
+        if self.critical {
+            write!(f, " critical")?;
+        }
+        write!(f, " agent={}", self.agent)?;
+        if let Some(alias) = &self.alias {
+            write!(f, " alias={alias}")?;
+        }
+        match (&self.matched, self.matched_kind) {
+            (Some(id), Some(kind)) => write!(f, " matched={id}({kind})")?,
+            (Some(id), None) => write!(f, " matched={id}")?,
+            _ => write!(f, " matched=-")?,
+        }
+        write!(
+            f,
+            " held_back=[{}] expired=[{}] level={}",
+            self.held_back.join(","),
+            self.expired.join(","),
+            self.level
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn a_policy_can_be_shared_across_threads() {
+        assert_send_sync::<Policy>();
+    }
+}

@@ -1,0 +1,269 @@
+//! `policy check`: every error of a file, each with its line, column and hint; warnings that do
+//! not invalidate it; the default policy is clean.
+
+use sf_policy::{Diagnostic, Policy, Severity};
+
+use crate::support::at;
+
+fn errors(src: &str) -> Vec<Diagnostic> {
+    match Policy::parse(src) {
+        Ok(_) => panic!("the policy should be invalid"),
+        Err(diags) => diags,
+    }
+}
+
+fn warnings(src: &str) -> Vec<Diagnostic> {
+    match Policy::parse(src) {
+        Ok((_, w)) => w,
+        Err(e) => panic!("the policy should be valid: {e:#?}"),
+    }
+}
+
+/// Ten different mistakes, one per numbered line below.
+const TEN_MISTAKES: &str = r#"[severity]
+medium = 7
+high = "12"
+
+[[alias]]
+names = ["dc01"]
+
+[[suppress]]
+id = "fp-one"
+reason = "noise"
+match = { "rule.id" = "510" }
+
+[[suppress]]
+id = "fp-one"
+reason = "noise"
+owner = "soc"
+match = { "data.title" = { contians = "Trojaned" } }
+
+[[suppress]]
+id = "fp-three"
+reason = "noise"
+owner = "soc"
+expires = "2026-02-30"
+match = { "data.srcip" = { cidr = "10.0.0.0/33" } }
+
+[[suppress]]
+id = "fp-four"
+owner = "soc"
+match = { "data.win.eventdata.image" = { regex = '(?<!x)mimikatz' } }
+
+[[override]]
+id = "ov-one"
+bucket = "critical"
+match = { "rule.id" = "92151" }
+
+[[suppress]]
+id = "fp-five"
+reason = "noise"
+owner = "soc"
+colour = "red"
+match = { "rule.id" = "5501" }
+"#;
+
+#[test]
+fn a_file_with_ten_mistakes_reports_all_ten_each_with_its_line() {
+    let diags = errors(TEN_MISTAKES);
+    let expected: [(usize, &str); 10] = [
+        (3, "severity `high` must be an integer, found a string"),
+        (5, "[[alias]] #1 is missing `canonical`"),
+        (8, "signature `fp-one` is missing `owner`"),
+        (14, "duplicate id `fp-one`: already used on line 9"),
+        (17, "unknown matcher `contians`"),
+        (23, "signature `fp-three`: `expires` is not a valid date: \"2026-02-30\""),
+        (24, "bad cidr \"10.0.0.0/33\": not an ip network"),
+        (26, "signature `fp-four` is missing `reason`"),
+        (29, "bad regex \"(?<!x)mimikatz\": look-around, including look-ahead and look-behind, is not supported"),
+        (33, "override `ov-one`: unknown bucket `critical`"),
+    ];
+    for (line, message) in expected {
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.line == line && d.message == message && d.severity == Severity::Error),
+            "missing line {line}: {message}\ngot:\n{}",
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.line == 40 && d.message == "unknown key `colour` in [[suppress]]"),
+        "the eleventh, a bonus: {diags:#?}"
+    );
+    assert_eq!(diags.len(), 11, "{diags:#?}");
+    assert!(
+        diags.iter().all(|d| d.hint.is_some()),
+        "every error has a hint: {diags:#?}"
+    );
+}
+
+#[test]
+fn errors_carry_the_column_of_the_offending_token() {
+    let diags = errors(TEN_MISTAKES);
+    let unknown = diags
+        .iter()
+        .find(|d| d.message.starts_with("unknown matcher"))
+        .expect("reported");
+    assert_eq!((unknown.line, unknown.column), (17, 28));
+    assert_eq!(
+        unknown.to_string(),
+        "17:28: error: unknown matcher `contians` (hint: did you mean `contains`? matchers: equals, prefix, suffix, contains, glob, regex, cidr, gte, lte, exists, not, nocase)"
+    );
+    assert_eq!(
+        unknown.located("policy.toml").to_string(),
+        format!("policy.toml:{unknown}")
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_is_reported_with_its_position() {
+    let diags = errors("[severity]\nmedium = 7\nhigh = \n");
+    assert_eq!(diags.len(), 1);
+    assert_eq!(diags[0].line, 3);
+    assert!(diags[0].message.starts_with("invalid toml"), "{}", diags[0]);
+}
+
+#[test]
+fn more_mistakes_are_each_named_precisely() {
+    let cases: [(&str, &str); 14] = [
+        ("[severity]\nmedium = 12\nhigh = 7\n", "severity `high` (7) is below `medium` (12)"),
+        ("[severity]\ncritical = 15\n", "unknown key `critical` in [severity]"),
+        ("[sevrity]\nhigh = 1\n", "unknown top-level key `sevrity`"),
+        ("[suppress]\nid = \"x\"\n", "`suppress` must be an array of tables, found a table"),
+        ("[[alias]]\ncanonical = \"a\"\n", "[[alias]] #1 has neither `names` nor `ids`"),
+        ("[[alias]]\ncanonical = \"a\"\nids = [17]\n", "[[alias]] #1: `ids` must hold strings, found an integer"),
+        ("[[override]]\nid = \"o\"\nmatch = { \"rule.id\" = \"1\" }\n", "override `o` is missing `bucket`"),
+        ("[[override]]\nid = \"has space\"\nbucket = \"high\"\nmatch = { a = 1 }\n", "id `has space` has characters outside letters, digits, '-', '_' and '.'"),
+        ("[[override]]\nid = \"o\"\nbucket = \"high\"\nmatch = {}\n", "override `o`: `match` is empty, so it would match every alert"),
+        ("[[override]]\nid = \"o\"\nbucket = \"high\"\nmatch = { a = { gte = 9, lte = 1 } }\n", "range is empty: gte 9 is above lte 1"),
+        ("[[override]]\nid = \"o\"\nbucket = \"high\"\nmatch = { a = { gte = 1, nocase = true } }\n", "`nocase` has no string test to apply to"),
+        ("[[override]]\nid = \"o\"\nbucket = \"high\"\nmatch = { a = { prefix = \"x\", exists = false } }\n", "`exists = false` contradicts the other tests of this matcher: it can never match"),
+        ("[[override]]\nid = \"o\"\nbucket = \"high\"\nmatch = { a = [] }\n", "an empty list matches nothing"),
+        ("[[override]]\nid = \"o\"\nbucket = \"high\"\nmatch = { a = { contains = \"\" } }\n", "an empty `contains` string matches every value"),
+    ];
+    for (src, message) in cases {
+        let diags = errors(src);
+        assert!(
+            diags.iter().any(|d| d.message == message),
+            "{src:?}: expected {message:?}, got {diags:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_signature_shadowed_by_an_earlier_one_is_a_warning() {
+    let src = r#"
+[[suppress]]
+id = "broad"
+reason = "r"
+owner = "o"
+match = { "rule.id" = "510" }
+
+[[suppress]]
+id = "narrow"
+reason = "r"
+owner = "o"
+match = { "agent.name" = "web01", "rule.id" = "510" }
+"#;
+    let w = warnings(src);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert_eq!(w[0].line, 9);
+    assert_eq!(
+        w[0].message,
+        "signature `narrow` is shadowed by `broad` (line 3): every alert it matches, `broad` matches first"
+    );
+}
+
+#[test]
+fn a_later_signature_is_not_shadowed_when_it_can_act_where_the_earlier_cannot() {
+    let base = "[[suppress]]\nid = \"a\"\nreason = \"r\"\nowner = \"o\"\nEXTRA_A\nmatch = { \"rule.id\" = \"510\" }\n\n[[suppress]]\nid = \"b\"\nreason = \"r\"\nowner = \"o\"\nEXTRA_B\nmatch = { \"rule.id\" = \"510\" }\n";
+    let allow_high = base
+        .replace("EXTRA_A", "")
+        .replace("EXTRA_B", "allow_high = true");
+    assert!(
+        warnings(&allow_high).is_empty(),
+        "b may suppress high alerts, a may not"
+    );
+    let outlives = base
+        .replace("EXTRA_A", "expires = \"2026-06-30\"")
+        .replace("EXTRA_B", "");
+    assert!(warnings(&outlives).is_empty(), "b goes on after a expires");
+    let same = base.replace("EXTRA_A", "").replace("EXTRA_B", "");
+    assert_eq!(warnings(&same).len(), 1, "identical match: shadowed");
+}
+
+#[test]
+fn an_alias_name_listed_twice_is_a_warning() {
+    let w = warnings("[[alias]]\ncanonical = \"a\"\nnames = [\"DC01\"]\n\n[[alias]]\ncanonical = \"b\"\nnames = [\"dc01\"]\n");
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].line, 7);
+}
+
+#[test]
+fn expired_signatures_are_warnings_relative_to_the_time_given() {
+    let src = "[[suppress]]\nid = \"old\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2025-06-30\"\nmatch = { \"rule.id\" = \"510\" }\n";
+    let (policy, w) = Policy::parse(src).expect("valid");
+    assert!(w.is_empty());
+    assert!(policy
+        .expiry_warnings(at("2025-06-30T23:59:59Z"))
+        .is_empty());
+    let expired = policy.expiry_warnings(at("2025-07-01T00:00:00Z"));
+    assert_eq!(expired.len(), 1);
+    assert_eq!((expired[0].line, expired[0].column), (5, 11));
+    assert_eq!(
+        expired[0].message,
+        "signature `old` expired on 2025-06-30: it matches nothing"
+    );
+}
+
+#[test]
+fn signatures_about_to_expire_are_listed_soonest_first() {
+    let src = "[[suppress]]\nid = \"later\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2026-01-20\"\nmatch = { a = 1 }\n\n[[suppress]]\nid = \"sooner\"\nreason = \"r\"\nowner = \"o\"\nexpires = 2026-01-05\nmatch = { b = 1 }\n\n[[suppress]]\nid = \"gone\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2025-12-01\"\nmatch = { c = 1 }\n";
+    let (policy, _) = Policy::parse(src).expect("valid");
+    let soon = policy.expiring_within(at("2026-01-01T12:00:00Z"), 30);
+    let ids: Vec<String> = soon.iter().map(|(id, d)| format!("{id}@{d}")).collect();
+    assert_eq!(ids, ["sooner@2026-01-05", "later@2026-01-20"]);
+    assert!(policy
+        .expiring_within(at("2026-01-01T12:00:00Z"), 3)
+        .is_empty());
+}
+
+#[test]
+fn the_default_policy_is_valid_without_warnings() {
+    let (policy, warnings) = Policy::parse(sf_policy::DEFAULT_POLICY_TOML).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        policy.signature_ids(),
+        [
+            "always-mimikatz",
+            "fp-rootcheck-trojan-busybox",
+            "fp-fim-registry-w32time",
+            "fp-fim-registry-bam",
+            "fp-sysmon-ngen-mscorsvw",
+            "fp-windows-service-logon-system",
+        ]
+    );
+    assert_eq!(
+        (policy.thresholds().medium, policy.thresholds().high),
+        (7, 12)
+    );
+}
+
+#[test]
+fn the_version_is_a_stable_hash_of_the_source_text() {
+    let a = Policy::parse("[severity]\nhigh = 12\n").expect("valid").0;
+    let b = Policy::parse("[severity]\nhigh = 12\n").expect("valid").0;
+    let c = Policy::parse("[severity]\nhigh = 13\n").expect("valid").0;
+    assert_eq!(a.version(), b.version());
+    assert_ne!(a.version(), c.version());
+    assert_eq!(a.version().len(), 12);
+    assert!(a.version().bytes().all(|b| b.is_ascii_hexdigit()));
+}

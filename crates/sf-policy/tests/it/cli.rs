@@ -1,0 +1,305 @@
+//! The `policy check` and `policy test` functions the binary calls: exit codes, output shapes,
+//! and files that cannot be read.
+
+use serde_json::{json, Value};
+use sf_policy::{cli, Policy};
+use std::path::{Path, PathBuf};
+
+use crate::support::{at, real_alerts_dir};
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    use std::io::Write as _;
+    // (std::fs::write is reserved to the pipeline's fsx module by clippy.toml.)
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).expect("create test file");
+    file.write_all(content.as_bytes()).expect("write test file");
+    path
+}
+
+fn run_check(path: &Path) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::check(path, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+fn run_test(policy: &Policy, json: bool, files: &[PathBuf]) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::test(
+        policy,
+        at("2026-01-01T00:00:00Z"),
+        json,
+        files,
+        &mut out,
+        &mut err,
+    );
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_a_valid_policy_with_exit_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "policy.toml", sf_policy::DEFAULT_POLICY_TOML);
+    let (code, out, err) = run_check(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid (version "), "{out}");
+    assert!(
+        out.ends_with("0 aliases, 1 override, 5 signatures, 0 warnings\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_prints_every_error_located_in_the_file_and_exits_two() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        "[sevrity]\n\n[[suppress]]\nid = \"x\"\n",
+    );
+    let (code, out, _) = run_check(&path);
+    assert_eq!(code, 2);
+    let file = path.display().to_string();
+    assert!(
+        out.contains(&format!(
+            "{file}:1:2: error: unknown top-level key `sevrity`"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{file}:3:1: error: signature `x` is missing `reason`"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{file}:3:1: error: signature `x` is missing `owner`"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{file}:3:1: error: signature `x` is missing `match`"
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("invalid: 4 errors, 0 warnings\n"), "{out}");
+}
+
+#[test]
+fn check_warns_about_signatures_expired_by_the_clock_but_stays_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = "[[suppress]]\nid = \"old\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2001-01-01\"\nmatch = { \"rule.id\" = \"1\" }\n";
+    let path = write(dir.path(), "old.toml", src);
+    let (code, out, _) = run_check(&path);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(":5:11: warning: signature `old` expired on 2001-01-01: it matches nothing"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_of_an_unreadable_file_names_the_path_and_exits_two() {
+    let (code, out, err) = run_check(Path::new("/nonexistent/policy.toml"));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with("policy check: cannot read policy file /nonexistent/policy.toml: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn load_reports_the_first_error_and_how_many_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        "[sevrity]\n[[override]]\nid = \"o\"\n",
+    );
+    let err = cli::load(&path).expect_err("invalid");
+    let file = path.display().to_string();
+    assert_eq!(
+        err.to_string(),
+        format!("policy file {file} is invalid: {file}:1:2: error: unknown top-level key `sevrity` (hint: did you mean `severity`? expected one of: severity, alias, suppress, override) (and 2 more errors: run `signalfoundry policy check {file}`)")
+    );
+}
+
+#[test]
+fn test_json_prints_exactly_the_design_keys_in_order() {
+    let file = real_alerts_dir().join("windows-fim-594-registry-key-modified.json");
+    let (code, out, err) = run_test(&Policy::default_policy(), true, std::slice::from_ref(&file));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1);
+    let line = out.lines().next().unwrap_or_default();
+    let keys: Vec<&str> = [
+        "\"file\":",
+        "\"bucket\":",
+        "\"agent\":",
+        "\"matched\":",
+        "\"held_back\":",
+        "\"expired\":",
+        "\"trace\":",
+    ]
+    .into_iter()
+    .collect();
+    let positions: Vec<usize> = keys
+        .iter()
+        .map(|k| line.find(k).unwrap_or(usize::MAX))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "keys in DESIGN.md order: {line}"
+    );
+    let v: Value = serde_json::from_str(line).expect("json");
+    let object = v.as_object().expect("object");
+    assert_eq!(object.len(), 7, "exactly seven keys: {line}");
+    assert_eq!(v["file"], json!(file.display().to_string()));
+    assert_eq!(v["bucket"], json!("suppressed"));
+    assert_eq!(v["agent"], json!("hfw"));
+    assert_eq!(v["matched"], json!("fp-fim-registry-w32time"));
+    assert_eq!(v["held_back"], json!([]));
+    assert_eq!(v["expired"], json!([]));
+    assert!(
+        v["trace"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(Value::is_string) && t.len() >= 3),
+        "{line}"
+    );
+}
+
+#[test]
+fn test_json_writes_null_when_nothing_matched() {
+    let file = real_alerts_dir().join("linux-sshd-5715-auth-success-publickey.json");
+    let (_, out, _) = run_test(&Policy::default_policy(), true, &[file]);
+    let v: Value = serde_json::from_str(out.trim_end()).expect("json");
+    assert_eq!(v["matched"], Value::Null);
+    assert_eq!(v["bucket"], json!("low"));
+}
+
+#[test]
+fn test_reads_indexer_hits_as_well_as_bare_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = std::fs::read_to_string(
+        real_alerts_dir().join("windows-fim-750-registry-value-modified.json"),
+    )
+    .expect("fixture");
+    let source: Value = serde_json::from_str(&bare).expect("json");
+    let hit = json!({"_index": "wazuh-alerts-4.x-2025.09.12", "_id": "I1YBPZkBNAigJEvDyhEH", "_source": source});
+    let path = write(dir.path(), "hit.json", &hit.to_string());
+    let (code, out, _) = run_test(&Policy::default_policy(), true, &[path]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(out.trim_end()).expect("json");
+    assert_eq!(v["matched"], json!("fp-fim-registry-w32time"));
+}
+
+#[test]
+fn test_goes_on_past_bad_files_and_exits_two() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = real_alerts_dir().join("linux-sudo-5402-root-executed.json");
+    let broken = write(dir.path(), "broken.json", "{\"rule\": ");
+    let no_level = write(dir.path(), "no-level.json", "{\"rule\": {\"id\": \"1\"}}");
+    let missing = dir.path().join("missing.json");
+    let files = [
+        broken.clone(),
+        good.clone(),
+        no_level.clone(),
+        missing.clone(),
+        good,
+    ];
+    let (code, out, err) = run_test(&Policy::default_policy(), true, &files);
+    assert_eq!(code, 2);
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "the two good files are still printed: {out}"
+    );
+    let err_lines: Vec<&str> = err.lines().collect();
+    assert_eq!(err_lines.len(), 3, "{err}");
+    assert!(
+        err_lines[0].starts_with(&format!(
+            "policy test: {}: not valid json: ",
+            broken.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        err_lines[1],
+        format!(
+            "policy test: {}: cannot be decided: rule.level is missing",
+            no_level.display()
+        )
+    );
+    assert!(
+        err_lines[2].starts_with(&format!("policy test: cannot read {}: ", missing.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn test_prints_a_readable_report_by_default() {
+    let file = real_alerts_dir().join("windows-sysmon-92151-mscorsvw-loads-automation-dll.json");
+    let (code, out, _) = run_test(
+        &Policy::default_policy(),
+        false,
+        std::slice::from_ref(&file),
+    );
+    assert_eq!(code, 0);
+    let first = out.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        format!("{}: suppressed  level=12 agent=WIN-1T5RE39Q2K5 matched=suppress:fp-sysmon-ngen-mscorsvw", file.display())
+    );
+    assert!(out.contains("  - signature fp-sysmon-ngen-mscorsvw: matched, suppressing (level 12 is at or above high (12); it sets allow_high)\n"), "{out}");
+}
+
+#[test]
+fn test_at_decides_expiry_at_the_time_given() {
+    let src = "[[suppress]]\nid = \"sudo\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2025-12-31\"\nmatch = { \"rule.id\" = \"5402\" }\n";
+    let policy = Policy::parse(src).expect("valid").0;
+    let file = real_alerts_dir().join("linux-sudo-5402-root-executed.json");
+    let decide_at = |t: &str| {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let now = cli::parse_at(t).expect("valid --at");
+        cli::test(
+            &policy,
+            now,
+            true,
+            std::slice::from_ref(&file),
+            &mut out,
+            &mut err,
+        );
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        (v["bucket"].clone(), v["expired"].clone())
+    };
+    assert_eq!(decide_at("2025-12-31"), (json!("suppressed"), json!([])));
+    assert_eq!(
+        decide_at("2026-01-01T00:00:00+00:00"),
+        (json!("low"), json!(["sudo"]))
+    );
+}
+
+#[test]
+fn parse_at_takes_rfc3339_or_a_date() {
+    assert_eq!(
+        cli::parse_at("2025-09-12").map(|t| t.to_rfc3339()),
+        Ok("2025-09-12T00:00:00+00:00".to_string())
+    );
+    assert_eq!(
+        cli::parse_at("2025-09-12T10:00:00+02:00").map(|t| t.to_rfc3339()),
+        Ok("2025-09-12T08:00:00+00:00".to_string())
+    );
+    assert_eq!(
+        cli::parse_at("yesterday"),
+        Err("invalid time \"yesterday\": expected RFC 3339 (2025-09-12T10:00:00Z) or a date (2025-09-12)".to_string())
+    );
+}
