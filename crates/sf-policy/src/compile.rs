@@ -3,10 +3,10 @@
 //! listed twice) do not make the file invalid.
 
 use crate::bucket::{Bucket, Thresholds};
-use crate::decide::{Aliases, Policy, Rule, RuleSet};
+use crate::decide::{Aliases, FieldIndex, Policy, Rule, RuleSet};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::matcher::{Clause, Field, Lit, Matcher, Test};
-use crate::value::{canonical_number, collapse_backslashes, numeric_str};
+use crate::value::{canonical_number, collapse_backslashes, numeric_str, FxMap};
 use chrono::NaiveDate;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
@@ -101,8 +101,14 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
         version: version_of(src),
         thresholds,
         aliases,
-        overrides: rule_set(overrides.into_iter().map(|(r, _)| r).collect()),
-        signatures: rule_set(signatures.into_iter().map(|(r, _)| r).collect()),
+        overrides: rule_set(
+            Kind::Override,
+            overrides.into_iter().map(|(r, _)| r).collect(),
+        ),
+        signatures: rule_set(
+            Kind::Suppress,
+            signatures.into_iter().map(|(r, _)| r).collect(),
+        ),
     };
     Ok((policy, cx.finish()))
 }
@@ -305,25 +311,59 @@ fn list_desc(items: &[String]) -> String {
     }
 }
 
-/// Merges each rule.id's rules with the unindexed ones, in file order.
-fn rule_set(rules: Vec<Rule>) -> RuleSet {
-    let mut by_rule_id: HashMap<String, Vec<u32>> = HashMap::new();
+/// Indexes a list of rules: each by its rule.id equality if it has one, else by its first other
+/// equality; the index clause moves last; the trace line of each clause's failure is written.
+fn rule_set(kind: Kind, mut rules: Vec<Rule>) -> RuleSet {
+    let mut by_rule_id = FieldIndex {
+        path: RULE_ID_PATH.iter().map(|s| Box::from(*s)).collect(),
+        rules: FxMap::default(),
+    };
+    let mut by_field: Vec<FieldIndex> = Vec::new();
     let mut unindexed = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
+    for (i, rule) in rules.iter_mut().enumerate() {
         let i = u32::try_from(i).unwrap_or(u32::MAX);
-        match index_keys(rule) {
-            Some(keys) => {
+        match index_clause(rule, true).or_else(|| index_clause(rule, false)) {
+            Some((c, keys)) => {
+                let clause = rule.clauses.remove(c);
+                let index = match &clause.field {
+                    Field::Path(path) if is_rule_id(path) => &mut by_rule_id,
+                    Field::Path(path) => {
+                        let at = match by_field.iter().position(|f| f.path == *path) {
+                            Some(at) => at,
+                            None => {
+                                by_field.push(FieldIndex {
+                                    path: path.clone(),
+                                    rules: FxMap::default(),
+                                });
+                                by_field.len() - 1
+                            }
+                        };
+                        &mut by_field[at]
+                    }
+                    Field::Agent => &mut by_rule_id, // never chosen: see index_clause
+                };
                 for key in keys {
-                    let list = by_rule_id.entry(key).or_default();
+                    let list = index.rules.entry(key).or_default();
                     if list.last() != Some(&i) {
                         list.push(i);
                     }
                 }
+                rule.clauses.push(clause);
             }
             None => unindexed.push(i),
         }
+        let noun = kind.noun();
+        rule.fail_lines = rule
+            .clauses
+            .iter()
+            .map(|c| {
+                let line = format!("{noun} {}: no match, fails {}", rule.id, c.desc);
+                let missing = format!("{line} (the field is missing)");
+                [line.into_boxed_str(), missing.into_boxed_str()]
+            })
+            .collect();
     }
-    for list in by_rule_id.values_mut() {
+    for list in by_rule_id.rules.values_mut() {
         list.extend_from_slice(&unindexed);
         list.sort_unstable();
         list.dedup();
@@ -331,17 +371,25 @@ fn rule_set(rules: Vec<Rule>) -> RuleSet {
     RuleSet {
         rules,
         by_rule_id,
+        by_field,
         unindexed,
     }
 }
 
-/// The rule.id keys a rule pins with a plain equality (`"rule.id" = "510"` or a list), if any.
-fn index_keys(rule: &Rule) -> Option<Vec<String>> {
-    rule.clauses.iter().find_map(|clause| {
+const RULE_ID_PATH: [&str; 2] = ["rule", "id"];
+
+fn is_rule_id(path: &[Box<str>]) -> bool {
+    path.len() == 2 && &*path[0] == "rule" && &*path[1] == "id"
+}
+
+/// The clause a rule can be indexed by (a plain equality on rule.id when `rule_id`, else on
+/// another field) and its index keys.
+fn index_clause(rule: &Rule, rule_id: bool) -> Option<(usize, Vec<String>)> {
+    rule.clauses.iter().enumerate().find_map(|(c, clause)| {
         let Field::Path(path) = &clause.field else {
             return None;
         };
-        if path.len() != 2 || &*path[0] != "rule" || &*path[1] != "id" {
+        if is_rule_id(path) != rule_id {
             return None;
         }
         let m = &clause.matcher;
@@ -351,7 +399,8 @@ fn index_keys(rule: &Rule) -> Option<Vec<String>> {
         if m.exists.is_some() || m.not.is_some() {
             return None;
         }
-        lits.iter()
+        let keys = lits
+            .iter()
             .map(|lit| match lit {
                 Lit::Str { text, number } => {
                     Some(number.map_or_else(|| text.to_string(), canonical_number))
@@ -359,7 +408,8 @@ fn index_keys(rule: &Rule) -> Option<Vec<String>> {
                 Lit::Num(x) => Some(canonical_number(*x)),
                 Lit::Bool(_) => None,
             })
-            .collect()
+            .collect::<Option<Vec<String>>>()?;
+        Some((c, keys))
     })
 }
 
@@ -711,6 +761,7 @@ impl<'s> Cx<'s> {
             id: id.unwrap_or_default(),
             bucket: Bucket::Suppressed,
             clauses: Vec::new(),
+            fail_lines: Vec::new(),
             allow_high: false,
             expires: None,
             expires_at: (0, 0),

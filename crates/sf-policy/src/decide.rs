@@ -5,12 +5,11 @@
 use crate::bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 use crate::diagnostic::Diagnostic;
 use crate::matcher::Clause;
-use crate::value::{any_at, get, index_key, json_type};
+use crate::value::{any_at, get, index_key, json_type, push_quoted, FxMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 /// A compiled policy. Built once ([`Policy::parse`]); shared by every triage thread.
@@ -28,9 +27,9 @@ pub struct Policy {
 pub(crate) struct Aliases {
     pub(crate) canonical: Vec<String>,
     /// Lowercased name → index of the first alias that lists it.
-    pub(crate) by_name: HashMap<String, usize>,
+    pub(crate) by_name: FxMap<String, usize>,
     /// Agent id → index of the first alias that lists it.
-    pub(crate) by_id: HashMap<String, usize>,
+    pub(crate) by_id: FxMap<String, usize>,
 }
 
 /// An `[[override]]` or a `[[suppress]]` signature.
@@ -39,7 +38,12 @@ pub(crate) struct Rule {
     pub(crate) id: String,
     /// The bucket it decides: the override's, or `Suppressed`.
     pub(crate) bucket: Bucket,
+    /// Evaluated in this order; the clause the rule is indexed by comes last (the index already
+    /// as good as checked it).
     pub(crate) clauses: Vec<Clause>,
+    /// Per clause, the trace line when it fails: `[field present, field missing]`, written once
+    /// at compile time so that explaining a miss costs one copy.
+    pub(crate) fail_lines: Vec<[Box<str>; 2]>,
     pub(crate) allow_high: bool,
     pub(crate) expires: Option<NaiveDate>,
     /// Where `expires` is written (line, column), for expiry warnings.
@@ -47,9 +51,15 @@ pub(crate) struct Rule {
 }
 
 impl Rule {
-    /// The first clause that does not hold, or None when the rule matches.
-    fn first_failing(&self, alert: &Value, agent: &str) -> Option<&Clause> {
-        self.clauses.iter().find(|c| !c.holds(alert, agent))
+    /// `None` when the rule matches, else the trace line of the first clause that fails.
+    fn miss(&self, alert: &Value, agent: &str) -> Option<&str> {
+        self.clauses
+            .iter()
+            .zip(&self.fail_lines)
+            .find_map(|(clause, lines)| match clause.check(alert, agent) {
+                Ok(()) => None,
+                Err(present) => Some(&*lines[usize::from(!present)]),
+            })
     }
 
     fn expired(&self, today: NaiveDate) -> bool {
@@ -57,51 +67,77 @@ impl Rule {
     }
 }
 
-/// Rules of one list, indexed by the `rule.id` they pin.
+/// An index of rules by the value one field must equal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldIndex {
+    pub(crate) path: Box<[Box<str>]>,
+    /// Index key of a value → the rules requiring it, in file order.
+    pub(crate) rules: FxMap<String, Vec<u32>>,
+}
+
+impl FieldIndex {
+    /// Calls `f` with the list of every key the alert's values of this field hit.
+    fn hits<'s>(&'s self, alert: &Value, f: &mut impl FnMut(&'s [u32])) {
+        any_at(alert, &self.path, &mut |v| {
+            if let Some(list) = index_key(v).and_then(|k| self.rules.get(&*k)) {
+                f(list);
+            }
+            false
+        });
+    }
+}
+
+/// Rules of one list, indexed so that an alert meets only the rules it can match: by the
+/// `rule.id` they pin (most do), else by another field they require to equal a value, and the
+/// few that pin nothing.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RuleSet {
     pub(crate) rules: Vec<Rule>,
-    /// rule.id key → indexes of the rules pinning it, merged with `unindexed`, in file order.
-    pub(crate) by_rule_id: HashMap<String, Vec<u32>>,
-    /// Rules that pin no rule.id: every alert meets them.
+    /// rule.id key → the rules pinning it, merged with `unindexed`, in file order.
+    pub(crate) by_rule_id: FieldIndex,
+    /// Rules that pin no rule.id, by another field they require.
+    pub(crate) by_field: Vec<FieldIndex>,
+    /// Rules no index holds: every alert meets them.
     pub(crate) unindexed: Vec<u32>,
 }
 
 impl RuleSet {
-    /// The rules an alert can match, in file order: those pinning its rule.id, and the unindexed.
+    /// The rules an alert can match, in file order.
     fn candidates<'s>(&'s self, alert: &Value) -> Cow<'s, [u32]> {
-        if self.by_rule_id.is_empty() {
-            return Cow::Borrowed(&self.unindexed);
-        }
-        let rule_id = match get(alert, &["rule", "id"]) {
-            Some(v) => v,
-            None => return Cow::Borrowed(&self.unindexed),
-        };
         let mut first: Option<&'s [u32]> = None;
         let mut merged: Option<Vec<u32>> = None;
-        any_at(rule_id, &[], &mut |s| {
-            if let Some(list) = index_key(s).and_then(|k| self.by_rule_id.get(&*k)) {
-                match (&mut merged, first) {
-                    (None, None) => first = Some(list),
-                    (None, Some(f)) => {
-                        let mut m: Vec<u32> = f.iter().chain(list).copied().collect();
-                        m.sort_unstable();
-                        m.dedup();
-                        merged = Some(m);
-                    }
-                    (Some(m), _) => {
-                        m.extend_from_slice(list);
-                        m.sort_unstable();
-                        m.dedup();
-                    }
-                }
+        let mut add = |list: &'s [u32]| match (&mut merged, first) {
+            (None, None) => first = Some(list),
+            (None, Some(f)) => {
+                let mut m: Vec<u32> = f.iter().chain(list).copied().collect();
+                m.sort_unstable();
+                m.dedup();
+                merged = Some(m);
             }
-            false
-        });
+            (Some(m), _) => {
+                m.extend_from_slice(list);
+                m.sort_unstable();
+                m.dedup();
+            }
+        };
+        // rule.id lists already hold the unindexed rules; without a rule.id hit, add them.
+        let mut rule_id_hit = false;
+        if !self.by_rule_id.rules.is_empty() {
+            self.by_rule_id.hits(alert, &mut |list| {
+                rule_id_hit = true;
+                add(list);
+            });
+        }
+        for index in &self.by_field {
+            index.hits(alert, &mut add);
+        }
+        if !rule_id_hit {
+            add(&self.unindexed);
+        }
         match (merged, first) {
             (Some(m), _) => Cow::Owned(m),
             (None, Some(f)) => Cow::Borrowed(f),
-            (None, None) => Cow::Borrowed(&self.unindexed),
+            (None, None) => Cow::Borrowed(&[]),
         }
     }
 
@@ -343,7 +379,7 @@ impl Policy {
             .candidates(alert)
             .iter()
             .map(|&i| &self.overrides.rules[i as usize])
-            .find(|r| r.first_failing(alert, &agent).is_none())
+            .find(|r| r.miss(alert, &agent).is_none())
             .is_some_and(|r| r.bucket == Bucket::High)
     }
 
@@ -382,7 +418,11 @@ impl Policy {
         match get(alert, &["agent", "name"]) {
             Some(v) => match scalar_text(v) {
                 Some(name) => {
-                    let line = format!("agent {name:?}: from agent.name{aliased}");
+                    let mut line = String::with_capacity(name.len() + 40);
+                    line.push_str("agent ");
+                    push_quoted(&mut line, &name);
+                    line.push_str(": from agent.name");
+                    line.push_str(aliased);
                     (name.into_owned(), None, line)
                 }
                 None => (
@@ -406,6 +446,7 @@ impl Policy {
     /// which signatures have expired. Errors when `rule.level` is missing or not a number.
     pub fn decide(&self, alert: &Value, now: DateTime<Utc>) -> Result<Decision, DecideError> {
         let level = read_level(alert)?;
+        let rule_id = get(alert, &["rule", "id"]).and_then(scalar_text);
         let (agent, alias, agent_line) = self.resolve_agent(alert);
         let mut trace = Vec::with_capacity(6);
         trace.push(agent_line);
@@ -425,12 +466,19 @@ impl Policy {
 
         // Overrides: the first that matches forces the bucket.
         let overrides = self.overrides.candidates(alert);
-        note_candidates(&mut trace, "override", &self.overrides, &overrides, alert);
+        trace.reserve(overrides.len() + 1);
+        note_candidates(
+            &mut trace,
+            "override",
+            &self.overrides,
+            &overrides,
+            rule_id.as_deref(),
+        );
         let mut decided: Option<(Bucket, String, MatchedKind)> = None;
         for &i in overrides.iter() {
             let rule = &self.overrides.rules[i as usize];
-            match rule.first_failing(alert, agent) {
-                Some(clause) => trace.push(no_match("override", rule, clause, alert, agent)),
+            match rule.miss(alert, agent) {
+                Some(line) => trace.push(line.to_string()),
                 None => {
                     trace.push(format!(
                         "override {}: matched, forcing bucket {}",
@@ -447,16 +495,18 @@ impl Policy {
             let today = now.date_naive();
             let high = self.thresholds.high;
             let signatures = self.signatures.candidates(alert);
+            // One line per candidate, plus the count and the bucket: allocate once.
+            trace.reserve(signatures.len() + 3);
             note_candidates(
                 &mut trace,
                 "signature",
                 &self.signatures,
                 &signatures,
-                alert,
+                rule_id.as_deref(),
             );
             for &i in signatures.iter() {
                 let rule = &self.signatures.rules[i as usize];
-                let failing = rule.first_failing(alert, agent);
+                let failing = rule.miss(alert, agent);
                 if rule.expired(today) {
                     let date = rule.expires.map(|d| d.to_string()).unwrap_or_default();
                     if failing.is_none() {
@@ -473,8 +523,8 @@ impl Policy {
                     }
                     continue;
                 }
-                if let Some(clause) = failing {
-                    trace.push(no_match("signature", rule, clause, alert, agent));
+                if let Some(line) = failing {
+                    trace.push(line.to_string());
                     continue;
                 }
                 if level >= high && !rule.allow_high {
@@ -541,36 +591,23 @@ fn note_candidates(
     kind: &str,
     set: &RuleSet,
     candidates: &[u32],
-    alert: &Value,
+    rule_id: Option<&str>,
 ) {
     let total = set.rules.len();
     if total == 0 {
         return;
     }
-    let pinned = if set.by_rule_id.is_empty() {
-        String::new()
-    } else {
-        match get(alert, &["rule", "id"]).and_then(scalar_text) {
-            Some(id) => format!(" for rule.id {id:?}"),
-            None => " (the alert has no rule.id)".to_string(),
+    let mut line = format!("{kind}s: {} of {total} are candidates", candidates.len());
+    if !set.by_rule_id.rules.is_empty() {
+        match rule_id {
+            Some(id) => {
+                line.push_str(" for rule.id ");
+                push_quoted(&mut line, id);
+            }
+            None => line.push_str(" (the alert has no rule.id)"),
         }
-    };
-    trace.push(format!(
-        "{kind}s: {} of {total} are candidates{pinned}",
-        candidates.len()
-    ));
-}
-
-fn no_match(kind: &str, rule: &Rule, clause: &Clause, alert: &Value, agent: &str) -> String {
-    let missing = if clause.field.present(alert, agent) {
-        ""
-    } else {
-        " (the field is missing)"
-    };
-    format!(
-        "{kind} {}: no match, fails {}{missing}",
-        rule.id, clause.desc
-    )
+    }
+    trace.push(line);
 }
 
 impl fmt::Display for Decision {

@@ -121,23 +121,34 @@ pub(crate) struct Matcher {
 }
 
 impl Matcher {
-    pub(crate) fn eval(&self, field: &Field, alert: &Value, agent: &str) -> bool {
-        if !self.tests.is_empty()
-            && !field.any(alert, agent, &mut |v| self.tests.iter().all(|t| t.holds(v)))
-        {
-            return false;
+    /// `Ok` when the matcher holds; `Err(present)` when it does not, saying whether the field had
+    /// a value (for the trace), found in the same pass.
+    pub(crate) fn check(&self, field: &Field, alert: &Value, agent: &str) -> Result<(), bool> {
+        let mut present = None;
+        if !self.tests.is_empty() {
+            let mut seen = false;
+            let holds = field.any(alert, agent, &mut |v| {
+                seen = true;
+                self.tests.iter().all(|t| t.holds(v))
+            });
+            if !holds {
+                return Err(seen);
+            }
+            present = Some(true);
         }
         if let Some(want) = self.exists {
-            if field.present(alert, agent) != want {
-                return false;
+            let is_present = present.unwrap_or_else(|| field.present(alert, agent));
+            if is_present != want {
+                return Err(is_present);
             }
         }
         if let Some(inner) = &self.not {
-            if inner.eval(field, alert, agent) {
-                return false;
+            if inner.check(field, alert, agent).is_ok() {
+                // A value matched the inner matcher, so the field is present.
+                return Err(true);
             }
         }
-        true
+        Ok(())
     }
 }
 
@@ -152,7 +163,7 @@ pub(crate) struct Clause {
 }
 
 impl Clause {
-    pub(crate) fn holds(&self, alert: &Value, agent: &str) -> bool {
-        self.matcher.eval(&self.field, alert, agent)
+    pub(crate) fn check(&self, alert: &Value, agent: &str) -> Result<(), bool> {
+        self.matcher.check(&self.field, alert, agent)
     }
 }

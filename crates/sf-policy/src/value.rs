@@ -40,7 +40,7 @@ impl<'a> Scalar<'a> {
 /// Collapses every run of backslashes to one backslash (Wazuh doubles them in eventchannel
 /// fields). Borrows when there is nothing to collapse.
 pub fn collapse_backslashes(s: &str) -> Cow<'_, str> {
-    if !s.contains("\\\\") {
+    if !has_backslash_run(s) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
@@ -54,6 +54,65 @@ pub fn collapse_backslashes(s: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// Whether two backslashes follow each other somewhere (memchr-fast for the common none case).
+fn has_backslash_run(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = s.get(from..).and_then(|rest| rest.find('\\')) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b'\\') {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+/// Writes `s` quoted and escaped as `{:?}` would, copying it whole when nothing needs escaping.
+pub(crate) fn push_quoted(out: &mut String, s: &str) {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{s:?}");
+    }
+}
+
+/// A fast, unkeyed hasher (the rustc "Fx" hash) for the policy's lookup tables. The tables are
+/// built from the policy file only; alert values are looked up, never inserted, so there is no
+/// table for an attacker to flood.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub(crate) type FxMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// A string that is a plain decimal number: optional `-`, digits, optional `.` and digits.
 /// (Not `f64::from_str`, which also takes `inf`, `NaN` and `1e5`.)
@@ -157,6 +216,30 @@ mod tests {
         assert_eq!(collapse_backslashes(r"C:\\\\Windows\\x"), r"C:\Windows\x");
         assert_eq!(collapse_backslashes(r"C:\Windows"), r"C:\Windows");
         assert!(matches!(collapse_backslashes("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn backslash_runs_are_found_anywhere() {
+        assert!(has_backslash_run(r"a\\b"));
+        assert!(has_backslash_run(r"a\b\\"));
+        assert!(!has_backslash_run(r"a\b\c\"));
+        assert!(!has_backslash_run(""));
+    }
+
+    #[test]
+    fn quoting_matches_debug_formatting() {
+        for s in [
+            "plain",
+            "with \"quote\"",
+            "back\\slash",
+            "ctl\u{1b}[0m",
+            "nl\n",
+            "é",
+        ] {
+            let mut out = String::new();
+            push_quoted(&mut out, s);
+            assert_eq!(out, format!("{s:?}"));
+        }
     }
 
     #[test]

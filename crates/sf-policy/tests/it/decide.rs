@@ -903,25 +903,28 @@ fn the_first_matching_signature_wins() {
 }
 
 #[test]
-fn unindexed_signatures_keep_their_place_in_file_order() {
-    let p = r#"
-[[suppress]]
-id = "by-agent"
-reason = "r"
-owner = "o"
-match = { "agent.name" = "web01" }
-
-[[suppress]]
-id = "by-rule"
-reason = "r"
-owner = "o"
-match = { "rule.id" = "510" }
-"#;
-    check(
-        p,
-        alert(json!({})),
-        "bucket=suppressed agent=web01 matched=by-agent(suppress) held_back=[] expired=[] level=5",
-    );
+fn signatures_keep_file_order_whichever_index_holds_them() {
+    // Indexed by rule.id, by another field (agent.name), and by nothing (a glob): all three
+    // match; whichever comes first in the file decides.
+    let by_rule = ("by-rule", r#""rule.id" = "510""#);
+    let by_field = ("by-field", r#""agent.name" = "web01""#);
+    let by_nothing = ("by-nothing", r#""agent.name" = { glob = "web*" }"#);
+    for order in [
+        [by_rule, by_field, by_nothing],
+        [by_field, by_nothing, by_rule],
+        [by_nothing, by_rule, by_field],
+    ] {
+        let policy: String = order
+            .iter()
+            .map(|(id, m)| signature(m).replace("id = \"s\"", &format!("id = \"{id}\"")))
+            .collect();
+        let first = order[0].0;
+        check(
+            &policy,
+            alert(json!({})),
+            &format!("bucket=suppressed agent=web01 matched={first}(suppress) held_back=[] expired=[] level=5"),
+        );
+    }
 }
 
 const OVERRIDES: &str = r#"
