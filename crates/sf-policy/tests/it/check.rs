@@ -98,6 +98,11 @@ fn a_file_with_ten_mistakes_reports_all_ten_each_with_its_line() {
         "the eleventh, a bonus: {diags:#?}"
     );
     assert_eq!(diags.len(), 11, "{diags:#?}");
+    let cidr = diags
+        .iter()
+        .find(|d| d.message.starts_with("bad cidr"))
+        .map(|d| (d.line, d.column));
+    assert_eq!(cidr, Some((24, 35)), "as the README shows");
     assert!(
         diags.iter().all(|d| d.hint.is_some()),
         "every error has a hint: {diags:#?}"

@@ -303,3 +303,19 @@ fn parse_at_takes_rfc3339_or_a_date() {
         Err("invalid time \"yesterday\": expected RFC 3339 (2025-09-12T10:00:00Z) or a date (2025-09-12)".to_string())
     );
 }
+
+#[test]
+fn the_readme_json_example_is_what_policy_test_prints() {
+    let readme = include_str!("../../README.md");
+    let documented = readme
+        .lines()
+        .find(|l| l.starts_with("{\"file\":\"windows-fim-594"))
+        .expect("the README shows a --json line");
+    let file = real_alerts_dir().join("windows-fim-594-registry-key-modified.json");
+    let (_, out, _) = run_test(&Policy::default_policy(), true, std::slice::from_ref(&file));
+    let printed = out.trim_end().replace(
+        &file.display().to_string(),
+        "windows-fim-594-registry-key-modified.json",
+    );
+    assert_eq!(printed, documented);
+}
