@@ -326,8 +326,8 @@ fn rule_set(kind: Kind, mut rules: Vec<Rule>) -> RuleSet {
             Some((c, keys)) => {
                 let clause = rule.clauses.remove(c);
                 let index = match &clause.field {
-                    Field::Path(path) if is_rule_id(path) => &mut by_rule_id,
-                    Field::Path(path) => {
+                    Field::Path { path, .. } if is_rule_id(path) => &mut by_rule_id,
+                    Field::Path { path, .. } => {
                         let at = match by_field.iter().position(|f| f.path == *path) {
                             Some(at) => at,
                             None => {
@@ -386,7 +386,7 @@ fn is_rule_id(path: &[Box<str>]) -> bool {
 /// another field) and its index keys.
 fn index_clause(rule: &Rule, rule_id: bool) -> Option<(usize, Vec<String>)> {
     rule.clauses.iter().enumerate().find_map(|(c, clause)| {
-        let Field::Path(path) = &clause.field else {
+        let Field::Path { path, .. } = &clause.field else {
             return None;
         };
         if is_rule_id(path) != rule_id {
@@ -422,6 +422,8 @@ struct Cx<'s> {
     ids: HashMap<String, usize>,
     /// Lowercased alias name → (canonical, line) of the first alias listing it.
     alias_names: HashMap<String, (String, usize)>,
+    /// First segment of a field path → its cache slot in `Subject`.
+    roots: HashMap<String, u16>,
 }
 
 impl<'s> Cx<'s> {
@@ -435,6 +437,7 @@ impl<'s> Cx<'s> {
             diags: Vec::new(),
             ids: HashMap::new(),
             alias_names: HashMap::new(),
+            roots: HashMap::new(),
         }
     }
 
@@ -951,7 +954,10 @@ impl<'s> Cx<'s> {
                 );
                 continue;
             } else {
-                Field::Path(path.split('.').map(Box::from).collect())
+                let path: Box<[Box<str>]> = path.split('.').map(Box::from).collect();
+                let next = u16::try_from(self.roots.len()).unwrap_or(u16::MAX);
+                let slot = *self.roots.entry(path[0].to_string()).or_insert(next);
+                Field::Path { slot, path }
             };
             if let Some((matcher, desc)) = self.matcher(item, false) {
                 clauses.push(Clause {

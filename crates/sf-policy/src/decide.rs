@@ -4,7 +4,7 @@
 
 use crate::bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 use crate::diagnostic::Diagnostic;
-use crate::matcher::Clause;
+use crate::matcher::{Clause, Subject};
 use crate::value::{any_at, get, index_key, json_type, push_quoted, FxMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -52,11 +52,11 @@ pub(crate) struct Rule {
 
 impl Rule {
     /// `None` when the rule matches, else the trace line of the first clause that fails.
-    fn miss(&self, alert: &Value, agent: &str) -> Option<&str> {
+    fn miss(&self, subject: &Subject<'_>) -> Option<&str> {
         self.clauses
             .iter()
             .zip(&self.fail_lines)
-            .find_map(|(clause, lines)| match clause.check(alert, agent) {
+            .find_map(|(clause, lines)| match clause.check(subject) {
                 Ok(()) => None,
                 Err(present) => Some(&*lines[usize::from(!present)]),
             })
@@ -375,11 +375,12 @@ impl Policy {
     /// `high` threshold at enqueue). Needs no `rule.level`.
     pub fn forced_high(&self, alert: &Value) -> bool {
         let agent = self.resolve_agent(alert).0;
+        let subject = Subject::new(alert, &agent);
         self.overrides
             .candidates(alert)
             .iter()
             .map(|&i| &self.overrides.rules[i as usize])
-            .find(|r| r.miss(alert, &agent).is_none())
+            .find(|r| r.miss(&subject).is_none())
             .is_some_and(|r| r.bucket == Bucket::High)
     }
 
@@ -462,7 +463,7 @@ impl Policy {
             trace: Vec::new(),
             level,
         };
-        let agent = decision.agent.as_str();
+        let subject = Subject::new(alert, &decision.agent);
 
         // Overrides: the first that matches forces the bucket.
         let overrides = self.overrides.candidates(alert);
@@ -477,7 +478,7 @@ impl Policy {
         let mut decided: Option<(Bucket, String, MatchedKind)> = None;
         for &i in overrides.iter() {
             let rule = &self.overrides.rules[i as usize];
-            match rule.miss(alert, agent) {
+            match rule.miss(&subject) {
                 Some(line) => trace.push(line.to_string()),
                 None => {
                     trace.push(format!(
@@ -506,7 +507,7 @@ impl Policy {
             );
             for &i in signatures.iter() {
                 let rule = &self.signatures.rules[i as usize];
-                let failing = rule.miss(alert, agent);
+                let failing = rule.miss(&subject);
                 if rule.expired(today) {
                     let date = rule.expires.map(|d| d.to_string()).unwrap_or_default();
                     if failing.is_none() {

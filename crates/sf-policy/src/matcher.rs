@@ -6,6 +6,7 @@ use crate::value::{any_at, Scalar};
 use ipnet::IpNet;
 use regex::{Regex, RegexSet};
 use serde_json::Value;
+use std::cell::Cell;
 use std::net::IpAddr;
 
 /// A literal of an equality test.
@@ -89,23 +90,66 @@ impl Test {
 #[derive(Debug, Clone)]
 pub(crate) enum Field {
     Agent,
-    Path(Box<[Box<str>]>),
+    /// A dotted path; `slot` caches its first segment's lookup in [`Subject`] (paths of a policy
+    /// share a handful of roots: `rule`, `data`, `agent`, `syscheck`...).
+    Path {
+        slot: u16,
+        path: Box<[Box<str>]>,
+    },
+}
+
+/// How many distinct first segments [`Subject`] caches; paths beyond them are looked up as usual.
+pub(crate) const ROOT_SLOTS: usize = 16;
+
+/// The alert being decided, its canonical agent, and the top-level fields looked up so far.
+pub(crate) struct Subject<'a> {
+    pub(crate) alert: &'a Value,
+    pub(crate) agent: &'a str,
+    roots: [Cell<Option<Option<&'a Value>>>; ROOT_SLOTS],
+}
+
+impl<'a> Subject<'a> {
+    pub(crate) fn new(alert: &'a Value, agent: &'a str) -> Self {
+        Subject {
+            alert,
+            agent,
+            roots: Default::default(),
+        }
+    }
+
+    fn root(&self, slot: u16, name: &str) -> Option<&'a Value> {
+        let lookup = || self.alert.as_object().and_then(|m| m.get(name));
+        match self.roots.get(usize::from(slot)) {
+            Some(cell) => match cell.get() {
+                Some(cached) => cached,
+                None => {
+                    let found = lookup();
+                    cell.set(Some(found));
+                    found
+                }
+            },
+            None => lookup(),
+        }
+    }
 }
 
 impl Field {
-    fn any<'a, F>(&self, alert: &'a Value, agent: &'a str, f: &mut F) -> bool
+    fn any<'a, F>(&self, s: &Subject<'a>, f: &mut F) -> bool
     where
         F: FnMut(Scalar<'a>) -> bool,
     {
         match self {
-            Field::Agent => f(Scalar::Str(agent)),
-            Field::Path(path) => any_at(alert, path, f),
+            Field::Agent => f(Scalar::Str(s.agent)),
+            Field::Path { slot, path } => match path.split_first() {
+                Some((first, rest)) => s.root(*slot, first).is_some_and(|v| any_at(v, rest, f)),
+                None => false,
+            },
         }
     }
 
     /// Whether the field has a value (not missing, not null).
-    pub(crate) fn present(&self, alert: &Value, agent: &str) -> bool {
-        self.any(alert, agent, &mut |_| true)
+    pub(crate) fn present(&self, s: &Subject<'_>) -> bool {
+        self.any(s, &mut |_| true)
     }
 }
 
@@ -123,11 +167,11 @@ pub(crate) struct Matcher {
 impl Matcher {
     /// `Ok` when the matcher holds; `Err(present)` when it does not, saying whether the field had
     /// a value (for the trace), found in the same pass.
-    pub(crate) fn check(&self, field: &Field, alert: &Value, agent: &str) -> Result<(), bool> {
+    pub(crate) fn check(&self, field: &Field, s: &Subject<'_>) -> Result<(), bool> {
         let mut present = None;
         if !self.tests.is_empty() {
             let mut seen = false;
-            let holds = field.any(alert, agent, &mut |v| {
+            let holds = field.any(s, &mut |v| {
                 seen = true;
                 self.tests.iter().all(|t| t.holds(v))
             });
@@ -137,13 +181,13 @@ impl Matcher {
             present = Some(true);
         }
         if let Some(want) = self.exists {
-            let is_present = present.unwrap_or_else(|| field.present(alert, agent));
+            let is_present = present.unwrap_or_else(|| field.present(s));
             if is_present != want {
                 return Err(is_present);
             }
         }
         if let Some(inner) = &self.not {
-            if inner.check(field, alert, agent).is_ok() {
+            if inner.check(field, s).is_ok() {
                 // A value matched the inner matcher, so the field is present.
                 return Err(true);
             }
@@ -163,7 +207,7 @@ pub(crate) struct Clause {
 }
 
 impl Clause {
-    pub(crate) fn check(&self, alert: &Value, agent: &str) -> Result<(), bool> {
-        self.matcher.check(&self.field, alert, agent)
+    pub(crate) fn check(&self, s: &Subject<'_>) -> Result<(), bool> {
+        self.matcher.check(&self.field, s)
     }
 }
