@@ -22,10 +22,10 @@ fn create(sim: &Sim, keep_alive: &str) -> String {
 
 #[test]
 fn pit_paging_sees_a_stable_snapshot_in_live_mode() {
-    // 3,000 alerts arrive at 2,000/s: the stream lasts 1.5 s.
+    // 6,000 alerts arrive at 2,000/s: the stream lasts 3 s.
     let sim = Sim::start(SimConfig {
         rate: Some(2000.0),
-        ..cfg(3000)
+        ..cfg(6000)
     });
     std::thread::sleep(Duration::from_millis(300));
     let pit = create(&sim, "1m");
@@ -37,13 +37,13 @@ fn pit_paging_sees_a_stable_snapshot_in_live_mode() {
         assert_eq!(v["pit_id"], pit.as_str());
         v["hits"]["total"]["value"].as_u64().unwrap()
     };
-    assert!(first_total > 100 && first_total < 3000, "{first_total}");
+    assert!(first_total > 100 && first_total < 6000, "{first_total}");
     // Page slowly while the stream goes on: the PIT keeps its snapshot.
     let mut seen = Vec::new();
     let mut after: Option<Value> = None;
     loop {
         let mut body =
-            json!({"size": 150, "sort": poll_sort(), "pit": {"id": pit, "keep_alive": "1m"}});
+            json!({"size": 400, "sort": poll_sort(), "pit": {"id": pit, "keep_alive": "1m"}});
         if let Some(a) = &after {
             body["search_after"] = a.clone();
         }
@@ -64,7 +64,7 @@ fn pit_paging_sees_a_stable_snapshot_in_live_mode() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The live index has moved on; the PIT has not.
-    assert_eq!(sim.count(INDEX, &json!({"match_all": {}})), 3000);
+    assert_eq!(sim.count(INDEX, &json!({"match_all": {}})), 6000);
     let (_, v) = sim.post(
         "/_search",
         &json!({"size": 0, "pit": {"id": pit}, "track_total_hits": true}),
