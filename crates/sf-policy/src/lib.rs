@@ -13,8 +13,10 @@
 //! - **Checked whole.** [`Policy::parse`] reports every error of a file with its line and column
 //!   and a hint, never only the first.
 //! - **Compiled once.** Matchers, globs and regexes are compiled when the policy is parsed;
-//!   overrides and signatures are indexed by the `rule.id` they pin, so an alert meets only its
-//!   candidates (and the few unindexed rules).
+//!   overrides and signatures are indexed by the `rule.id` they pin (else by another field they
+//!   require to equal a value), so an alert meets only its candidates and the few unindexed
+//!   rules, in file order. A decision takes about 2 µs against 1,000 signatures
+//!   (`cargo bench -p sf-policy --bench decide`).
 //!
 //! The policy format is documented in this crate's `README.md`.
 //!
@@ -23,7 +25,8 @@
 //! - [`bucket`]: `Bucket`, `MatchedKind` and the severity `Thresholds`.
 //! - [`diagnostic`]: `Diagnostic`, the errors and warnings of a policy file, with line and column.
 //! - `value`: alert values as matchers see them (field paths, backslash collapsing, numbers).
-//! - `matcher`: compiled matchers (equals, prefix, glob, regex, cidr, range, exists, not).
+//! - `matcher`: compiled matchers (equals, prefix, glob, regex, cidr, range, exists, not) and the
+//!   `Subject` they are evaluated against.
 //! - `compile`: the policy file (TOML) to a compiled [`Policy`], collecting every diagnostic.
 //! - [`decide`]: [`Policy`], [`Decision`], [`DecideError`]: aliases, overrides, signatures, severity.
 //! - [`cli`]: `policy check` and `policy test`, the only code here that does IO.
