@@ -79,6 +79,22 @@ impl Worker {
         &self.dir
     }
 
+    /// Ends a worker whose folder is empty: removes its lock and folder (the flock goes with
+    /// the descriptor). A folder that still holds claims is left for recovery.
+    pub fn finish(self, state: &StateDir) -> Result<(), FsError> {
+        let leftovers = self
+            .dir
+            .list()?
+            .into_iter()
+            .filter(|e| e.name != LOCK.as_bytes())
+            .count();
+        if leftovers == 0 {
+            self.dir.remove_file(LOCK.as_bytes())?;
+            state.processing.remove_dir(self.id.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Claims `name` from `from` by renaming it into this worker's folder.
     pub fn claim(&self, from: &DirFd, name: &[u8]) -> Result<Moved, FsError> {
         from.rename_to(name, &self.dir, name)
@@ -206,6 +222,10 @@ fn requeue_claims(
                     }
                 }
             }
+        } else if e.kind == crate::fsx::EntryKind::Dir && e.name.starts_with(b".tmp-case-") {
+            // A case being built when the worker died: its alert goes back to the queue under
+            // the name its intent row keeps (the intent is reused by the next claim).
+            unwind_case(sp, ledger, wdir, &e.name, now, notices, &mut back, report)?;
         } else if e.is_dot() && e.kind != crate::fsx::EntryKind::Dir {
             // A temp file is a copy: removed.
             if wdir.remove_file(&e.name)? {
@@ -306,4 +326,66 @@ pub fn claim_batch(
         Ok(())
     })?;
     Ok((won, vanished))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn unwind_case(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    wdir: &DirFd,
+    tmp: &[u8],
+    now: DateTime<Utc>,
+    notices: &mut Vec<Notice>,
+    back: &mut Vec<Vec<u8>>,
+    report: &mut RecoveryReport,
+) -> Result<(), SpoolError> {
+    let state = sp.state;
+    let case_id = String::from_utf8_lossy(&tmp[b".tmp-case-".len()..]).into_owned();
+    let Some(tdir) = wdir.open_subdir_opt(tmp)? else {
+        return Ok(());
+    };
+    let name: Option<String> = ledger
+        .conn()
+        .query_row(
+            "SELECT name FROM alerts WHERE case_id = ?1",
+            [&case_id],
+            |r| r.get(0),
+        )
+        .ok()
+        .filter(|n: &String| spool::is_canonical(n.as_bytes()));
+    match name {
+        Some(n) => match tdir.rename_to(b"alert.json", &state.queue, n.as_bytes())? {
+            Moved::Moved => back.push(n.into_bytes()),
+            Moved::Vanished => {}
+            Moved::Exists => {
+                if same_bytes(sp, &tdir, &state.queue, b"alert.json")? {
+                    tdir.remove_file(b"alert.json")?;
+                    report.duplicates += 1;
+                }
+            }
+        },
+        None => {
+            // No intent row names it: let admission key it afresh.
+            let foreign = format!("recovered-{case_id}.json");
+            if tdir.rename_to(b"alert.json", &state.incoming, foreign.as_bytes())? == Moved::Moved {
+                notices.push(Notice {
+                    what: format!("processing/.../{}", escape_name(tmp)),
+                    reason:
+                        "temp case without an intent row; its alert went to incoming/ for admission"
+                            .into(),
+                });
+            }
+        }
+    }
+    if tdir.list()?.iter().any(|e| e.name == b"alert.json") {
+        notices.push(Notice {
+            what: format!("processing/.../{}", escape_name(tmp)),
+            reason: "temp case kept: its alert.json could not be put back".into(),
+        });
+        return Ok(());
+    }
+    let _ = now;
+    wdir.remove_flat_dir(tmp)?;
+    report.temps_removed += 1;
+    Ok(())
 }

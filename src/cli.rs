@@ -64,6 +64,39 @@ pub enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// A triage worker: admission, recovery of dead workers, then triage until drained.
+    Triage,
+    /// Check the ledger against the disk; the last line is VERDICT=PASS or VERDICT=FAIL.
+    Reconcile {
+        /// Compare by key: name every orphan and ghost.
+        #[arg(long)]
+        deep: bool,
+        /// One JSON object instead of the block (the exit code carries the verdict).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The stages in order: poll, cap, triage (cases, escalation), reconcile, heartbeat.
+    Run,
+    /// `run` on a cadence until SIGTERM/SIGINT (finishing the batch in hand); SIGHUP reloads
+    /// the policy.
+    Daemon {
+        /// The cadence, e.g. 5m.
+        #[arg(long, value_parser = parse_duration)]
+        every: std::time::Duration,
+    },
+    /// Validate a policy file, or explain the decision for alerts.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Check an escalation pack against its manifest.
+    VerifyPack { dir: PathBuf },
+    /// The Wazuh indexer simulator as a standalone HTTPS server (see `indexer-sim --help`).
+    #[command(disable_help_flag = true)]
+    IndexerSim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Test harness for the claim protocol: claim every queued file as one worker.
     #[command(hide = true)]
     DebugClaim {
@@ -85,6 +118,31 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file: every error with line and column. Exit 0 valid, 2 invalid.
+    Check { file: PathBuf },
+    /// Explain the decision for each alert (a bare alert or an indexer hit).
+    Test {
+        /// The policy (default: the configured one, else severity thresholds only).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Decide as of this time (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        alerts: Vec<PathBuf>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. 30s, 5m, 1h"))
 }
 
 /// An error with the exit code it maps to.
@@ -186,17 +244,56 @@ impl Context {
         self.config.durability.fsync
     }
 
-    /// The `high` threshold (the protect level's default). The policy engine supplies it
-    /// once it is wired in; until then Wazuh's dashboard default.
-    pub fn high_threshold(&self) -> u32 {
-        12
+    /// The configured policy (`[policy] file`), or severity thresholds only.
+    pub fn policy(&self) -> Result<sf_policy::Policy, Failure> {
+        match &self.config.policy.file {
+            None => Ok(sf_policy::Policy::severity_only()),
+            Some(p) => {
+                let (policy, warnings) = sf_policy::cli::load(p).map_err(Failure::usage)?;
+                for w in warnings {
+                    tracing::warn!("{}", w.located(&p.display().to_string()));
+                }
+                for w in policy.expiry_warnings(Utc::now()) {
+                    tracing::warn!("{}", w.located(&p.display().to_string()));
+                }
+                Ok(policy)
+            }
+        }
     }
 
-    pub fn protect_level(&self) -> u32 {
+    pub fn protect_level(&self, policy: &sf_policy::Policy) -> u32 {
         self.config
             .queue
             .protect_level
-            .unwrap_or_else(|| self.high_threshold())
+            .unwrap_or_else(|| policy.thresholds().high)
+    }
+
+    /// Queue priority: the level, raised to `high` when a policy override forces the alert there.
+    pub fn prioritizer(policy: &sf_policy::Policy) -> Prioritizer {
+        let p = policy.clone();
+        Prioritizer {
+            high: policy.thresholds().high,
+            forced_high: Some(Box::new(move |a| {
+                p.forced_high(&serde_json::Value::Object(a.clone()))
+            })),
+        }
+    }
+
+    pub fn triage_options(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> crate::triage::TriageOptions {
+        crate::triage::TriageOptions {
+            deadline,
+            dashboard_url: self
+                .config
+                .indexer
+                .as_ref()
+                .and_then(|i| i.dashboard_url.clone()),
+            related_window: chrono::Duration::from_std(self.config.escalation.related_window)
+                .unwrap_or(chrono::Duration::minutes(30)),
+            ..crate::triage::TriageOptions::default()
+        }
     }
 
     pub fn open(&self, lock: Lock) -> Result<(StateDir, Ledger), Failure> {
@@ -219,8 +316,20 @@ fn stdout_line(line: &str) {
 }
 
 pub fn run(cli: Cli) -> Result<u8, Failure> {
+    // Commands that need no state directory.
+    match &cli.command {
+        Command::Policy { command } => return policy_command(&cli, command),
+        Command::VerifyPack { dir } => return verify_pack(dir),
+        Command::IndexerSim { args } => {
+            let argv = std::iter::once(std::ffi::OsString::from("indexer-sim"))
+                .chain(args.iter().cloned());
+            return Ok(u8::try_from(indexer_sim::cli_main(argv)).unwrap_or(EXIT_FAILED));
+        }
+        _ => {}
+    }
     let ctx = Context::resolve(&cli)?;
-    let prio = Prioritizer::levels_only(ctx.high_threshold());
+    let policy = ctx.policy()?;
+    let prio = Context::prioritizer(&policy);
     let now = Utc::now();
     let mut notices = Vec::new();
     match &cli.command {
@@ -241,7 +350,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 &sp,
                 &mut ledger,
                 ctx.config.queue.cap,
-                ctx.protect_level(),
+                ctx.protect_level(&policy),
                 now,
                 &mut notices,
             );
@@ -266,6 +375,44 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             stdout_line(&r.summary("OK"));
             Ok(EXIT_OK)
         }
+        Command::Triage => {
+            let (state, mut ledger) = ctx.open(Lock::None)?;
+            let sp = spool(&ctx, &state, &prio);
+            let opts = ctx.triage_options(None);
+            let t = crate::triage::Triage {
+                sp: &sp,
+                policy: &policy,
+                opts: &opts,
+            };
+            let r = t.run(&mut ledger, &mut notices);
+            print_notices(&notices);
+            match r {
+                Ok(r) => {
+                    stdout_line(&r.summary("OK"));
+                    Ok(EXIT_OK)
+                }
+                Err(e) => {
+                    stdout_line("triage: status=FAILED");
+                    Err(Failure::failed(e))
+                }
+            }
+        }
+        Command::Reconcile { deep, json } => {
+            let (state, mut ledger) = ctx.open(Lock::Run)?;
+            let r =
+                crate::reconcile::run(&state, &mut ledger, *deep, true).map_err(Failure::failed)?;
+            if *json {
+                stdout_line(&serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                stdout_line(&r.block());
+            }
+            Ok(if r.passed() { EXIT_OK } else { EXIT_FAILED })
+        }
+        Command::Run => crate::run::run(&ctx, &policy, &prio),
+        Command::Daemon { every } => crate::daemon::run(&ctx, *every),
+        Command::Policy { .. } | Command::VerifyPack { .. } | Command::IndexerSim { .. } => {
+            Ok(EXIT_OK)
+        }
         Command::DebugClaim { hold } => debug_claim(&ctx, &prio, *hold),
         Command::DebugVanish {
             dir,
@@ -276,7 +423,40 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-fn spool<'a>(ctx: &Context, state: &'a StateDir, prio: &'a Prioritizer) -> Spool<'a> {
+fn policy_command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code = match command {
+        PolicyCommand::Check { file } => sf_policy::cli::check(file, &mut out, &mut err),
+        PolicyCommand::Test {
+            policy,
+            at,
+            json,
+            alerts,
+        } => {
+            let now = match at {
+                Some(a) => {
+                    sf_policy::cli::parse_at(a).map_err(|e| Failure::usage(anyhow::anyhow!(e)))?
+                }
+                None => Utc::now(),
+            };
+            let policy = match policy {
+                Some(p) => sf_policy::cli::load(p).map_err(Failure::usage)?.0,
+                None => Context::resolve(cli)?.policy()?,
+            };
+            sf_policy::cli::test(&policy, now, *json, alerts, &mut out, &mut err)
+        }
+    };
+    Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))
+}
+
+fn verify_pack(dir: &std::path::Path) -> Result<u8, Failure> {
+    let r = crate::escalate::verify_pack(dir).map_err(Failure::usage)?;
+    stdout_line(&r.to_string());
+    Ok(if r.is_ok() { EXIT_OK } else { EXIT_FAILED })
+}
+
+pub(crate) fn spool<'a>(ctx: &Context, state: &'a StateDir, prio: &'a Prioritizer) -> Spool<'a> {
     Spool {
         state,
         durability: ctx.durability(),

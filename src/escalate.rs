@@ -274,6 +274,35 @@ mod tests {
                 &md[i.saturating_sub(40)..(i + 40).min(md.len())]
             );
         }
+        // Alert text never starts a line (where a backtick run could open a fenced block):
+        // outside our own fenced blocks, every line starts with the page's own words.
+        let mut open_fence: Option<usize> = None;
+        for line in md.lines() {
+            let ticks = line.len() - line.trim_start_matches('`').len();
+            let is_fence = ticks >= 3 && ticks == line.len();
+            match open_fence {
+                Some(n) => {
+                    if is_fence && ticks >= n {
+                        open_fence = None;
+                    }
+                    continue;
+                }
+                None if is_fence => {
+                    open_fence = Some(ticks);
+                    continue;
+                }
+                None => {}
+            }
+            let body = line.trim_start_matches(' ');
+            let body = body.strip_prefix("- ").unwrap_or(body);
+            let body = body.trim_start_matches(|c: char| c.is_ascii_digit());
+            let body = body.strip_prefix(". ").unwrap_or(body);
+            assert!(
+                !body.starts_with('`'),
+                "a line starts with alert text: {line:?}"
+            );
+        }
+        assert_eq!(open_fence, None, "a fenced block is left open");
         for opts in [Options::empty(), Options::all()] {
             for ev in Parser::new_ext(md, opts) {
                 match ev {

@@ -41,7 +41,7 @@ pub enum Durability {
 pub struct FsError {
     pub op: &'static str,
     pub path: PathBuf,
-    #[source]
+    /// Described in the message already, so not exposed as `source()` (no doubled text).
     pub source: io::Error,
 }
 
@@ -223,6 +223,47 @@ impl DirFd {
             }
         }
         self.open_subdir(name.as_bytes())
+    }
+
+    /// Creates (0700) or opens each component of a relative path (`a/b/c`), never following a
+    /// symlink. With [`Durability::Strict`] each parent is fsynced after creating a child.
+    pub fn ensure_subdir_chain(&self, rel: &str, durability: Durability) -> Result<DirFd> {
+        let mut parts = rel.split('/').filter(|p| !p.is_empty());
+        let Some(first) = parts.next() else {
+            return self.open_subdir(b".");
+        };
+        let mut cur = self.ensure_subdir_synced(first, durability)?;
+        for p in parts {
+            cur = cur.ensure_subdir_synced(p, durability)?;
+        }
+        Ok(cur)
+    }
+
+    fn ensure_subdir_synced(&self, name: &str, durability: Durability) -> Result<DirFd> {
+        let created = self.create_dir(name)?;
+        if created && durability == Durability::Strict {
+            self.sync()?;
+        }
+        self.open_subdir(name.as_bytes())
+    }
+
+    /// Opens a relative path of directories component by component without following links;
+    /// `None` when a component does not exist.
+    pub fn open_path_opt(&self, rel: &str) -> Result<Option<DirFd>> {
+        let mut parts = rel.split('/').filter(|p| !p.is_empty());
+        let Some(first) = parts.next() else {
+            return Ok(None);
+        };
+        let Some(mut cur) = self.open_subdir_opt(first.as_bytes())? else {
+            return Ok(None);
+        };
+        for p in parts {
+            match cur.open_subdir_opt(p.as_bytes())? {
+                Some(d) => cur = d,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
     }
 
     /// Opens an existing subdirectory without following a symlink.
@@ -449,6 +490,66 @@ impl DirFd {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// Creates `name` with `bytes` directly (`O_EXCL`). Only for files inside a dot-named temp
+    /// directory that is itself published by one rename: nobody can see a partial file there.
+    pub fn create_file(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<()> {
+        let fd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .map_err(|e| FsError::new("create", self.path_of(name.as_bytes()), e))?;
+        let mut file = File::from(fd);
+        file.write_all(bytes)
+            .and_then(|()| {
+                if durability == Durability::Strict {
+                    file.sync_all()
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| FsError::new("write", self.path_of(name.as_bytes()), e))
+    }
+
+    /// Removes a subdirectory that holds only files (a temp case or pack directory); `false`
+    /// when it had vanished. Never follows a link: entries are unlinked, not opened.
+    pub fn remove_flat_dir(&self, name: &[u8]) -> Result<bool> {
+        let Some(sub) = self.open_subdir_opt(name)? else {
+            return Ok(false);
+        };
+        for e in sub.list()? {
+            if e.kind == EntryKind::Dir {
+                sub.remove_flat_dir(&e.name)?;
+            } else {
+                sub.remove_file(&e.name)?;
+            }
+        }
+        self.remove_dir(name)
+    }
+
+    /// Appends one record to `name` (created 0600 when missing) with a single `write` in
+    /// `O_APPEND` mode, so concurrent appenders never interleave within a record.
+    pub fn append(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<()> {
+        let fd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .map_err(|e| FsError::new("open", self.path_of(name.as_bytes()), e))?;
+        let mut file = File::from(fd);
+        file.write_all(bytes)
+            .and_then(|()| {
+                if durability == Durability::Off {
+                    Ok(())
+                } else {
+                    file.sync_data()
+                }
+            })
+            .map_err(|e| FsError::new("append", self.path_of(name.as_bytes()), e))
     }
 
     /// fsync of the directory itself (makes its renames durable).

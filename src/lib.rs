@@ -10,18 +10,34 @@
 //! - [`spool`]: canonical names, listing, enqueue, admission, adoption, quarantine.
 //! - [`cap`]: stage 2, keep `queue/` at or under its cap.
 //! - [`claim`]: worker claim folders, claims, recovery of dead workers.
+//! - [`escalate`]: escalation packs: summary.md, observables, manifest, verify-pack.
+//! - [`cases`]: case ids, case paths, `case.json`.
+//! - [`triage`]: stage 3 (with cases and escalation inside each batch).
+//! - [`poll`]: stage 1, the Wazuh indexer poller.
+//! - [`heartbeat`]: stage 7, heartbeat.json, heartbeats.jsonl, metrics.prom.
+//! - [`run`]: the seven stages in one run.
+//! - [`daemon`]: `run` on a cadence, signals.
 //! - [`ingest`]: JSON lines into the queue.
+//! - [`reconcile`]: stage 6, the ledger against the disk, and the verdict.
 //! - [`requeue`]: overflow or quarantine back into the queue.
 //! - [`cli`]: the `signalfoundry` command line.
 
 pub mod alert;
 pub mod cap;
+pub mod cases;
 pub mod claim;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod escalate;
 pub mod fsx;
+pub mod heartbeat;
 pub mod ingest;
 pub mod ledger;
+pub mod poll;
+pub mod reconcile;
 pub mod requeue;
+pub mod run;
 pub mod spool;
 pub mod state;
+pub mod triage;

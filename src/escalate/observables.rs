@@ -330,7 +330,7 @@ fn scan_text(c: &mut Collector, text: &str, field: &str) {
 }
 
 fn walk(c: &mut Collector, key: &str, path: &str, v: &Value) {
-    if skip_in_walk(path) {
+    if c.out.len() >= MAX_OBSERVABLES || skip_in_walk(path) {
         return;
     }
     match v {

@@ -319,7 +319,7 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         )
     };
     p.line(&format!(
-        "{} — {severity}, on host {}{}.",
+        "**What:** {} — {severity}, on host {}{}.",
         description
             .as_deref()
             .map_or_else(|| "An alert".to_string(), escape_inline),
@@ -561,7 +561,7 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         if !steps.is_empty() {
             p.line("- **Decision trace:**");
             for s in steps {
-                p.line(&format!("  - {}", escape_inline(&s)));
+                p.line(&format!("  - step {}", escape_inline(&s)));
             }
         }
     }
@@ -818,7 +818,7 @@ fn generic_fields(p: &mut Page<'_>) -> usize {
             continue;
         }
         if let Some(md) = value_md(path, v) {
-            p.line(&format!("- {}: {md}", escape_inline(path)));
+            p.line(&format!("- field {}: {md}", escape_inline(path)));
             n += 1;
         }
     }
@@ -905,7 +905,12 @@ fn dashboard_href(base: &str, case: &Value) -> Option<(String, bool)> {
         return None;
     }
     let (link, exact) = match case_str(case, "dashboard_link") {
-        Some(l) if l.starts_with(base) => (l, true),
+        Some(l)
+            if l.strip_prefix(base)
+                .is_some_and(|rest| rest.starts_with('/')) =>
+        {
+            (l, true)
+        }
         _ => (base, false),
     };
     Some((url_for_markdown(link), exact))
@@ -1004,7 +1009,7 @@ mod tests {
             ))
         );
         assert_eq!(dashboard_href("javascript:alert(1)", &case), None);
-        let other = serde_json::json!({"dashboard_link": "https://evil.example/"});
+        let other = serde_json::json!({"dashboard_link": "https://d.example/a b).evil.example/"});
         assert_eq!(
             dashboard_href("https://d.example/a b)", &other),
             Some(("https://d.example/a%20b%29".into(), false))

@@ -11,3 +11,4 @@ mod cli;
 mod ingest;
 mod spool;
 mod support;
+mod triage;

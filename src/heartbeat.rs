@@ -1,0 +1,297 @@
+//! Stage 7, heartbeat: `heartbeat.json` (replaced atomically), one line in `heartbeats.jsonl`,
+//! and `metrics.prom` (Prometheus text format, for node_exporter's textfile collector), all
+//! rendered from one [`RunReport`]: one source of truth for every figure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::fsx::{DirFd, Durability, FsError};
+
+/// A stage's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StageStatus {
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "SKIPPED")]
+    Skipped,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Ok => "OK",
+            StageStatus::Skipped => "SKIPPED",
+            StageStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// One stage in the run report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub name: &'static str,
+    pub status: StageStatus,
+    pub duration_ms: u64,
+    pub counters: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The run's overall health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunStatus {
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "DEGRADED")]
+    Degraded,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "OK",
+            RunStatus::Degraded => "DEGRADED",
+            RunStatus::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReconcileSummary {
+    pub verdict: String,
+    pub mismatches: u64,
+    pub newly_lost: u64,
+    pub rows: u64,
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Lag {
+    /// Age in seconds of the newest alert the poller has queued (null when none).
+    pub newest_polled_age_s: Option<i64>,
+    /// Age in seconds of the oldest alert waiting in queue/ or overflow/.
+    pub oldest_queued_age_s: Option<i64>,
+    /// When the last poll succeeded (RFC 3339).
+    pub last_successful_poll: Option<String>,
+}
+
+/// Everything a run did: the heartbeat, the history line and the metrics are all this.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub status: RunStatus,
+    pub reasons: Vec<String>,
+    pub stages: Vec<StageReport>,
+    pub depths: BTreeMap<String, u64>,
+    pub ledger: BTreeMap<String, u64>,
+    pub reconcile: ReconcileSummary,
+    pub lag: Lag,
+    pub signature_hits: BTreeMap<String, u64>,
+    /// The daemon's cadence, when a daemon ran it (`status` calls a heartbeat older than twice
+    /// this stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cadence_s: Option<u64>,
+    pub version: String,
+}
+
+impl RunReport {
+    /// The one-line summary printed before the reconcile block.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "heartbeat: status={} run_id={}",
+            self.status.as_str(),
+            self.run_id
+        );
+        if !self.reasons.is_empty() {
+            let _ = write!(s, " reasons={}", self.reasons.join(";").replace(' ', "_"));
+        }
+        s
+    }
+
+    /// The Prometheus text exposition of this report.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        fam(
+            &mut out,
+            "signalfoundry_run_status",
+            "gauge",
+            "1 for the status of the last run (OK, DEGRADED, FAILED).",
+        );
+        for s in [RunStatus::Ok, RunStatus::Degraded, RunStatus::Failed] {
+            let _ = writeln!(
+                out,
+                "signalfoundry_run_status{{status=\"{}\"}} {}",
+                s.as_str(),
+                u8::from(s == self.status)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_stage_ok",
+            "gauge",
+            "1 when the stage was OK or SKIPPED in the last run.",
+        );
+        for st in &self.stages {
+            let _ = writeln!(
+                out,
+                "signalfoundry_stage_ok{{stage=\"{}\"}} {}",
+                st.name,
+                u8::from(st.status != StageStatus::Failed)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_stage_duration_milliseconds",
+            "gauge",
+            "Duration of each stage in the last run.",
+        );
+        for st in &self.stages {
+            let _ = writeln!(
+                out,
+                "signalfoundry_stage_duration_milliseconds{{stage=\"{}\"}} {}",
+                st.name, st.duration_ms
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_stage_count",
+            "gauge",
+            "Per-stage counters of the last run.",
+        );
+        for st in &self.stages {
+            for (k, v) in &st.counters {
+                let _ = writeln!(
+                    out,
+                    "signalfoundry_stage_count{{stage=\"{}\",counter=\"{}\"}} {v}",
+                    st.name,
+                    label(k)
+                );
+            }
+        }
+        fam(
+            &mut out,
+            "signalfoundry_depth",
+            "gauge",
+            "Files in each place of the state directory after the run.",
+        );
+        for (k, v) in &self.depths {
+            let _ = writeln!(out, "signalfoundry_depth{{place=\"{}\"}} {v}", label(k));
+        }
+        fam(
+            &mut out,
+            "signalfoundry_ledger_rows",
+            "gauge",
+            "Ledger rows per lifecycle state.",
+        );
+        for (k, v) in &self.ledger {
+            let _ = writeln!(
+                out,
+                "signalfoundry_ledger_rows{{state=\"{}\"}} {v}",
+                label(k)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_reconcile_pass",
+            "gauge",
+            "1 when the last reconcile said PASS.",
+        );
+        let _ = writeln!(
+            out,
+            "signalfoundry_reconcile_pass {}",
+            u8::from(self.reconcile.verdict == "PASS")
+        );
+        fam(
+            &mut out,
+            "signalfoundry_reconcile_mismatches",
+            "gauge",
+            "Mismatches found by the last reconcile.",
+        );
+        let _ = writeln!(
+            out,
+            "signalfoundry_reconcile_mismatches {}",
+            self.reconcile.mismatches
+        );
+        fam(
+            &mut out,
+            "signalfoundry_signature_hits",
+            "gauge",
+            "Alerts suppressed by each signature in the last run.",
+        );
+        for (k, v) in &self.signature_hits {
+            let _ = writeln!(
+                out,
+                "signalfoundry_signature_hits{{signature=\"{}\"}} {v}",
+                label(k)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_lag_seconds",
+            "gauge",
+            "Age of the newest polled alert and of the oldest queued alert.",
+        );
+        if let Some(v) = self.lag.newest_polled_age_s {
+            let _ = writeln!(
+                out,
+                "signalfoundry_lag_seconds{{what=\"newest_polled\"}} {v}"
+            );
+        }
+        if let Some(v) = self.lag.oldest_queued_age_s {
+            let _ = writeln!(
+                out,
+                "signalfoundry_lag_seconds{{what=\"oldest_queued\"}} {v}"
+            );
+        }
+        out
+    }
+}
+
+fn fam(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value in the exposition format: backslash, quote and newline escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes the heartbeat, the history line and the metrics file.
+pub fn write(
+    root: &DirFd,
+    report: &RunReport,
+    metrics_file: Option<&std::path::Path>,
+    durability: Durability,
+) -> Result<(), FsError> {
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+    root.replace("heartbeat.json", json.as_bytes(), durability)?;
+    let mut line = serde_json::to_string(report).unwrap_or_default();
+    line.push('\n');
+    root.append("heartbeats.jsonl", line.as_bytes(), durability)?;
+    let metrics = report.metrics();
+    match metrics_file {
+        None => root.replace("metrics.prom", metrics.as_bytes(), durability),
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("signalfoundry.prom");
+            DirFd::open(dir)?.replace(name, metrics.as_bytes(), durability)
+        }
+    }
+}

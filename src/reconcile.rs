@@ -1,0 +1,700 @@
+//! Stage 6, reconcile: the ledger against the disk, per state, per bucket, high cases against
+//! packs; with `--deep`, by key (every orphan and ghost named). Prints a block ending in
+//! `VERDICT=PASS` or `VERDICT=FAIL`.
+//!
+//! Design constraints:
+//! - Conservation at a quiescent point: for every state the ledger's count equals what is on
+//!   disk, and the states sum to the rows. Live workers' claims are reported as in flight, not
+//!   as mismatches.
+//! - A row whose file is nowhere is recorded as `lost` with its key the first time (FAIL, loud
+//!   once); later runs count it in the ledger and do not fail again for it. A row whose file is
+//!   in another place than its state says follows the file (location wins).
+//! - Read transactions are short (paged by key), so WAL checkpoints keep up on a large ledger.
+//! - Names read from disk are printed escaped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal;
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use crate::fsx::{escape_name, DirFd, EntryKind, FsError};
+use crate::ledger::{Ledger, LedgerError, State};
+use crate::spool;
+use crate::state::StateDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("ledger query: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub const BUCKETS: [&str; 4] = ["suppressed", "low", "medium", "high"];
+
+/// One state's two counts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StateCount {
+    pub state: &'static str,
+    pub ledger: u64,
+    /// `None` for `lost` (nowhere on disk by definition).
+    pub disk: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BucketCount {
+    pub bucket: &'static str,
+    pub ledger: u64,
+    pub disk: u64,
+}
+
+/// The reconcile report; `verdict` is `PASS` or `FAIL`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReconcileReport {
+    pub states: Vec<StateCount>,
+    pub buckets: Vec<BucketCount>,
+    pub rows: u64,
+    pub high_cases: u64,
+    pub packs: u64,
+    pub quarantine_packs: u64,
+    pub live_workers: u64,
+    pub in_flight: u64,
+    pub mismatches: Vec<String>,
+    /// Keys recorded as `lost` by this run.
+    pub newly_lost: Vec<String>,
+    /// Rows that followed their file to another place.
+    pub relocated: u64,
+    pub deep: bool,
+    pub orphans: Vec<String>,
+    pub ghosts: Vec<String>,
+    pub verdict: &'static str,
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl ReconcileReport {
+    pub fn passed(&self) -> bool {
+        self.verdict == "PASS"
+    }
+
+    /// The block printed to stdout; its last line is the verdict.
+    pub fn block(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!(
+            "reconcile: status=OK rows={} mismatches={} newly_lost={} in_flight={} live_workers={}\n",
+            self.rows,
+            self.mismatches.len(),
+            self.newly_lost.len(),
+            self.in_flight,
+            self.live_workers
+        ));
+        o.push_str(&format!(
+            "  {:<12} {:>12} {:>12}\n",
+            "state", "ledger", "disk"
+        ));
+        for s in &self.states {
+            let disk = s.disk.map_or_else(|| "-".to_string(), thousands);
+            o.push_str(&format!(
+                "  {:<12} {:>12} {:>12}\n",
+                s.state,
+                thousands(s.ledger),
+                disk
+            ));
+        }
+        for b in &self.buckets {
+            o.push_str(&format!(
+                "  cases {:<12} ledger={} disk={}\n",
+                b.bucket,
+                thousands(b.ledger),
+                thousands(b.disk)
+            ));
+        }
+        let parts: Vec<String> = self.buckets.iter().map(|b| thousands(b.disk)).collect();
+        let total: u64 = self.buckets.iter().map(|b| b.disk).sum();
+        o.push_str(&format!(
+            "  sum: {} = {} cases\n",
+            parts.join(" + "),
+            thousands(total)
+        ));
+        o.push_str(&format!(
+            "  high cases={} packs={} quarantine_packs={}\n",
+            thousands(self.high_cases),
+            thousands(self.packs),
+            thousands(self.quarantine_packs)
+        ));
+        let state_sum: u64 = self.states.iter().map(|s| s.ledger).sum();
+        o.push_str(&format!(
+            "  rows: {} (states sum to {})\n",
+            thousands(self.rows),
+            thousands(state_sum)
+        ));
+        if self.relocated > 0 {
+            o.push_str(&format!(
+                "  relocated rows (followed their file): {}\n",
+                self.relocated
+            ));
+        }
+        for k in &self.newly_lost {
+            o.push_str(&format!("  lost: {k}\n"));
+        }
+        for m in &self.mismatches {
+            o.push_str(&format!("  mismatch: {m}\n"));
+        }
+        for x in &self.orphans {
+            o.push_str(&format!("  orphan: {x}\n"));
+        }
+        for x in &self.ghosts {
+            o.push_str(&format!("  ghost: {x}\n"));
+        }
+        o.push_str(&format!("VERDICT={}", self.verdict));
+        o
+    }
+}
+
+/// What is on disk, by place.
+#[derive(Default)]
+struct Disk {
+    queue: Vec<Vec<u8>>,
+    overflow: Vec<Vec<u8>>,
+    /// Claimed canonical files of dead (or no) workers, and of live ones.
+    processing: Vec<Vec<u8>>,
+    temp_cases: u64,
+    live_processing: u64,
+    live_workers: u64,
+    /// case id → (bucket, path below cases/)
+    cases: HashMap<String, (String, String)>,
+    /// entries under cases/ that are not case directories
+    case_strays: Vec<String>,
+    packs: HashSet<String>,
+    quarantine_packs: u64,
+    quarantine: HashSet<String>,
+}
+
+fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
+    let mut d = Disk {
+        queue: spool::list_sorted(&state.queue)?,
+        overflow: spool::list_sorted(&state.overflow)?,
+        ..Disk::default()
+    };
+    for w in state.processing.list()? {
+        let Some(name) = w.name_str() else { continue };
+        if !name.starts_with("w-") {
+            continue;
+        }
+        let Some(wdir) = state.processing.open_subdir_opt(&w.name)? else {
+            continue;
+        };
+        let live = worker_is_live(&wdir)?;
+        if live {
+            d.live_workers += 1;
+        }
+        for e in wdir.list()? {
+            if spool::is_canonical(&e.name) {
+                if live {
+                    d.live_processing += 1;
+                } else {
+                    d.processing.push(e.name);
+                }
+            } else if e.name.starts_with(b".tmp-case-") {
+                d.temp_cases += 1;
+            }
+        }
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new_spinner().with_message("reconcile: walking cases")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for b in BUCKETS {
+        let Some(bdir) = state.cases.open_subdir_opt(b.as_bytes())? else {
+            continue;
+        };
+        walk_cases(&bdir, b, 0, b, &mut d, &bar)?;
+    }
+    bar.finish_and_clear();
+    for e in state.escalations.list()? {
+        if e.is_dot() {
+            continue;
+        }
+        let Some(n) = e.name_str() else { continue };
+        if n.starts_with("Q-") {
+            d.quarantine_packs += 1;
+        } else {
+            d.packs.insert(n.to_string());
+        }
+    }
+    for e in state.quarantine.list()? {
+        if let Some(n) = e.name_str() {
+            if n.starts_with("q-") && n.ends_with(".json") {
+                d.quarantine.insert(n.to_string());
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn walk_cases(
+    dir: &DirFd,
+    rel: &str,
+    depth: usize,
+    bucket: &str,
+    d: &mut Disk,
+    bar: &indicatif::ProgressBar,
+) -> Result<(), ReconcileError> {
+    for e in dir.list()? {
+        if e.is_dot() {
+            continue;
+        }
+        let shown = format!("cases/{rel}/{}", escape_name(&e.name));
+        if depth == 3 {
+            let id = e
+                .name_str()
+                .filter(|n| crate::cases::CaseId::from_stored(n).is_some());
+            match (id, e.kind) {
+                (Some(id), EntryKind::Dir | EntryKind::Unknown) => {
+                    d.cases
+                        .insert(id.to_string(), (bucket.to_string(), format!("{rel}/{id}")));
+                    bar.inc(1);
+                }
+                _ => d.case_strays.push(shown),
+            }
+            continue;
+        }
+        match e.kind {
+            EntryKind::Dir | EntryKind::Unknown => {
+                let Some(sub) = dir.open_subdir_opt(&e.name)? else {
+                    continue;
+                };
+                let Some(n) = e.name_str() else {
+                    d.case_strays.push(shown);
+                    continue;
+                };
+                walk_cases(&sub, &format!("{rel}/{n}"), depth + 1, bucket, d, bar)?;
+            }
+            _ => d.case_strays.push(shown),
+        }
+    }
+    Ok(())
+}
+
+fn worker_is_live(wdir: &DirFd) -> Result<bool, ReconcileError> {
+    use rustix::fs::{self as rfs, FlockOperation, Mode, OFlags};
+    let fd = match rfs::openat(
+        wdir.fd(),
+        ".lock",
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(false),
+    };
+    Ok(
+        match rfs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => false,
+            Err(rustix::io::Errno::WOULDBLOCK) => true,
+            Err(e) => return Err(FsError::new("lock", wdir.path_of(b".lock"), e).into()),
+        },
+    )
+}
+
+/// A row as reconcile sees it.
+struct Row {
+    key_hash: String,
+    alert_key: String,
+    state: State,
+    name: String,
+    bucket: Option<String>,
+    case_id: Option<String>,
+    pack: bool,
+}
+
+/// Reads every row in pages (short read transactions).
+fn for_each_row(ledger: &Ledger, mut f: impl FnMut(Row)) -> Result<(), ReconcileError> {
+    let mut last = String::new();
+    loop {
+        let mut st = ledger.conn().prepare_cached(
+            "SELECT key_hash, alert_key, state, name, bucket, case_id, pack FROM alerts WHERE key_hash > ?1 ORDER BY key_hash LIMIT 20000",
+        )?;
+        let rows: Vec<Row> = st
+            .query_map([&last], |r| {
+                let s: String = r.get(2)?;
+                Ok(Row {
+                    key_hash: r.get(0)?,
+                    alert_key: r.get(1)?,
+                    state: State::parse(&s).unwrap_or(State::Lost),
+                    name: r.get(3)?,
+                    bucket: r.get(4)?,
+                    case_id: r.get(5)?,
+                    pack: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some(tail) = rows.last() else {
+            return Ok(());
+        };
+        last = tail.key_hash.clone();
+        for r in rows {
+            f(r);
+        }
+    }
+}
+
+/// Runs reconcile. `record_lost`: mark rows whose file is nowhere as `lost` (only when no
+/// worker is live).
+pub fn run(
+    state: &StateDir,
+    ledger: &mut Ledger,
+    deep: bool,
+    record_lost: bool,
+) -> Result<ReconcileReport, ReconcileError> {
+    let disk = scan(state)?;
+    let mut counts: BTreeMap<State, u64> = BTreeMap::new();
+    let mut bucket_rows: BTreeMap<String, u64> = BTreeMap::new();
+    let mut high_cases = 0u64;
+    let mut high_packed = 0u64;
+    let mut rows = 0u64;
+    {
+        let mut st = ledger.conn().prepare(
+            "SELECT state, bucket, pack, COUNT(*) FROM alerts GROUP BY state, bucket, pack",
+        )?;
+        let mut q = st.query([])?;
+        while let Some(r) = q.next()? {
+            let s: String = r.get(0)?;
+            let b: Option<String> = r.get(1)?;
+            let pack: bool = r.get::<_, Option<bool>>(2)?.unwrap_or(false);
+            let n: u64 = r.get(3)?;
+            let Some(s) = State::parse(&s) else { continue };
+            rows += n;
+            *counts.entry(s).or_default() += n;
+            if matches!(s, State::Triaged | State::Escalated) {
+                if let Some(b) = b {
+                    if b == "high" {
+                        high_cases += n;
+                        if pack {
+                            high_packed += n;
+                        }
+                    }
+                    *bucket_rows.entry(b).or_default() += n;
+                }
+            }
+        }
+    }
+    let quiescent = disk.live_workers == 0;
+    let mut report = ReconcileReport {
+        rows,
+        high_cases,
+        packs: disk.packs.len() as u64,
+        quarantine_packs: disk.quarantine_packs,
+        live_workers: disk.live_workers,
+        in_flight: disk.live_processing + if quiescent { 0 } else { disk.temp_cases },
+        deep,
+        ..ReconcileReport::default()
+    };
+    let c = |s: State| counts.get(&s).copied().unwrap_or(0);
+    let disk_cases = disk.cases.len() as u64;
+    let disk_packed = disk
+        .cases
+        .keys()
+        .filter(|id| disk.packs.contains(*id))
+        .count() as u64;
+    let disk_for = |s: State| -> Option<u64> {
+        Some(match s {
+            State::Queued => disk.queue.len() as u64,
+            State::Overflow => disk.overflow.len() as u64,
+            State::Processing => disk.processing.len() as u64 + disk.live_processing,
+            State::Triaging => disk.temp_cases,
+            State::Triaged => disk_cases - disk_packed,
+            State::Escalated => disk_packed,
+            State::Quarantined => disk.quarantine.len() as u64,
+            State::Lost => return None,
+        })
+    };
+    for s in State::ALL {
+        report.states.push(StateCount {
+            state: s.as_str(),
+            ledger: c(s),
+            disk: disk_for(s),
+        });
+    }
+    for b in BUCKETS {
+        report.buckets.push(BucketCount {
+            bucket: b,
+            ledger: bucket_rows.get(b).copied().unwrap_or(0),
+            disk: disk.cases.values().filter(|(bb, _)| bb == b).count() as u64,
+        });
+    }
+    // Count checks. With live workers, queue/processing/triaging move under our feet: their
+    // sum is compared instead, and claims are in flight.
+    let mut mismatches = Vec::new();
+    let strict_states: &[State] = if quiescent {
+        &[
+            State::Queued,
+            State::Overflow,
+            State::Processing,
+            State::Triaging,
+            State::Quarantined,
+        ]
+    } else {
+        &[State::Overflow, State::Quarantined]
+    };
+    for &s in strict_states {
+        let (l, d) = (c(s), disk_for(s).unwrap_or(0));
+        if l != d {
+            mismatches.push(format!("{}: ledger {} disk {}", s.as_str(), l, d));
+        }
+    }
+    for b in &report.buckets {
+        if b.ledger != b.disk {
+            mismatches.push(format!(
+                "cases {}: ledger {} disk {}",
+                b.bucket, b.ledger, b.disk
+            ));
+        }
+    }
+    if c(State::Escalated) != disk.packs.len() as u64 || high_packed != c(State::Escalated) {
+        mismatches.push(format!(
+            "escalation packs: ledger {} disk {}",
+            c(State::Escalated),
+            disk.packs.len()
+        ));
+    }
+    if high_cases != high_packed {
+        mismatches.push(format!(
+            "high cases without a pack: {}",
+            high_cases - high_packed
+        ));
+    }
+    if !disk.case_strays.is_empty() {
+        mismatches.push(format!(
+            "{} entries under cases/ that are not case directories",
+            disk.case_strays.len()
+        ));
+    }
+    // Keyed pass: always when counts disagree (to find lost keys), and for --deep.
+    if deep || !mismatches.is_empty() {
+        keyed(ledger, &disk, quiescent && record_lost, &mut report)?;
+        if !report.newly_lost.is_empty() || report.relocated > 0 {
+            // Recount after recording: what remains is a real mismatch.
+            let again = run(state, ledger, deep, false)?;
+            let mut m = again.mismatches;
+            m.extend(
+                report
+                    .newly_lost
+                    .iter()
+                    .map(|k| format!("lost (recorded now): {k}")),
+            );
+            report.mismatches = m;
+            report.states = again.states;
+            report.buckets = again.buckets;
+            report.rows = again.rows;
+            report.orphans = again.orphans;
+            report.ghosts = again.ghosts;
+        } else {
+            report.mismatches = mismatches;
+        }
+    } else {
+        report.mismatches = mismatches;
+    }
+    if deep {
+        for s in &disk.case_strays {
+            if !report.orphans.contains(s) {
+                report.orphans.push(s.clone());
+            }
+        }
+    }
+    let fail =
+        !report.mismatches.is_empty() || !report.orphans.is_empty() || !report.ghosts.is_empty();
+    report.verdict = if fail { "FAIL" } else { "PASS" };
+    Ok(report)
+}
+
+fn keyed(
+    ledger: &mut Ledger,
+    disk: &Disk,
+    record_lost: bool,
+    report: &mut ReconcileReport,
+) -> Result<(), ReconcileError> {
+    let queue: HashSet<&[u8]> = disk.queue.iter().map(Vec::as_slice).collect();
+    let overflow: HashSet<&[u8]> = disk.overflow.iter().map(Vec::as_slice).collect();
+    let processing: HashSet<&[u8]> = disk.processing.iter().map(Vec::as_slice).collect();
+    let mut seen_cases: HashSet<String> = HashSet::new();
+    let mut seen_packs: HashSet<String> = HashSet::new();
+    let mut seen_names: HashSet<Vec<u8>> = HashSet::new();
+    let mut seen_q: HashSet<String> = HashSet::new();
+    let mut ghosts: Vec<(String, String, String)> = Vec::new(); // key_hash, key, what
+    let mut relocate: Vec<(String, State, String)> = Vec::new();
+    let live = disk.live_workers > 0;
+    for_each_row(ledger, |r| {
+        let here = |n: &str| -> Option<State> {
+            let b = n.as_bytes();
+            if queue.contains(b) {
+                Some(State::Queued)
+            } else if overflow.contains(b) {
+                Some(State::Overflow)
+            } else if processing.contains(b) {
+                Some(State::Processing)
+            } else {
+                None
+            }
+        };
+        match r.state {
+            State::Queued | State::Overflow | State::Processing => {
+                seen_names.insert(r.name.clone().into_bytes());
+                match here(&r.name) {
+                    Some(s) if s == r.state => {}
+                    Some(s) => relocate.push((r.key_hash.clone(), s, r.name.clone())),
+                    None if live && matches!(r.state, State::Queued | State::Processing) => {}
+                    None => ghosts.push((
+                        r.key_hash.clone(),
+                        r.alert_key.clone(),
+                        format!("{} file {}", r.state.as_str(), r.name),
+                    )),
+                }
+            }
+            State::Triaging => {
+                if let Some(s) = here(&r.name) {
+                    seen_names.insert(r.name.clone().into_bytes());
+                    relocate.push((r.key_hash.clone(), s, r.name.clone()));
+                } else if !live {
+                    let published = r
+                        .case_id
+                        .as_ref()
+                        .is_some_and(|id| disk.cases.contains_key(id));
+                    if !published {
+                        ghosts.push((
+                            r.key_hash.clone(),
+                            r.alert_key.clone(),
+                            format!("triaging case {}", r.case_id.clone().unwrap_or_default()),
+                        ));
+                    }
+                }
+                if let Some(id) = &r.case_id {
+                    seen_cases.insert(id.clone());
+                }
+            }
+            State::Triaged | State::Escalated => {
+                let id = r.case_id.clone().unwrap_or_default();
+                seen_cases.insert(id.clone());
+                match disk.cases.get(&id) {
+                    Some((b, _)) if Some(b) == r.bucket.as_ref() => {}
+                    _ => ghosts.push((
+                        r.key_hash.clone(),
+                        r.alert_key.clone(),
+                        format!("case {id}"),
+                    )),
+                }
+                if r.pack {
+                    seen_packs.insert(id.clone());
+                    if !disk.packs.contains(&id) {
+                        report
+                            .ghosts
+                            .push(format!("pack {id} (key {})", r.alert_key));
+                    }
+                }
+            }
+            State::Quarantined => {
+                seen_q.insert(r.name.clone());
+                if !disk.quarantine.contains(&r.name) {
+                    ghosts.push((
+                        r.key_hash.clone(),
+                        r.alert_key.clone(),
+                        format!("quarantine entry {}", r.name),
+                    ));
+                }
+            }
+            State::Lost => {}
+        }
+    })?;
+    // Orphans: on disk with no row.
+    for (n, place) in disk
+        .queue
+        .iter()
+        .map(|n| (n, "queue"))
+        .chain(disk.overflow.iter().map(|n| (n, "overflow")))
+        .chain(disk.processing.iter().map(|n| (n, "processing")))
+    {
+        if !seen_names.contains(n) {
+            report.orphans.push(format!("{place}/{}", escape_name(n)));
+        }
+    }
+    for (id, (_, path)) in &disk.cases {
+        if !seen_cases.contains(id) {
+            report
+                .orphans
+                .push(format!("cases/{}", escape_name(path.as_bytes())));
+        }
+    }
+    for id in &disk.packs {
+        if !seen_packs.contains(id) {
+            report
+                .orphans
+                .push(format!("escalations/{}", escape_name(id.as_bytes())));
+        }
+    }
+    for q in &disk.quarantine {
+        if !seen_q.contains(q) {
+            report
+                .orphans
+                .push(format!("quarantine/{}", escape_name(q.as_bytes())));
+        }
+    }
+    // Location wins for files that are somewhere else than their state says.
+    if !relocate.is_empty() {
+        ledger.write(|tx| {
+            for (kh, s, name) in &relocate {
+                tx.set_state(kh, *s, name, None)?;
+            }
+            Ok(())
+        })?;
+        report.relocated = relocate.len() as u64;
+    }
+    if record_lost && !ghosts.is_empty() {
+        ledger.write(|tx| {
+            for (kh, _, _) in &ghosts {
+                tx.conn().execute(
+                    "UPDATE alerts SET state = 'lost', worker = NULL, updated_at = ?2 WHERE key_hash = ?1",
+                    rusqlite::params![kh, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                )?;
+            }
+            Ok(())
+        })?;
+        report.newly_lost = ghosts
+            .iter()
+            .map(|(_, k, w)| format!("{k} ({w})"))
+            .collect();
+        for (_, k, w) in &ghosts {
+            tracing::error!(key = %k, was = %w, "alert lost: its file is nowhere; recorded as lost");
+        }
+    } else {
+        report
+            .ghosts
+            .extend(ghosts.into_iter().map(|(_, k, w)| format!("{w} (key {k})")));
+    }
+    Ok(())
+}
+
+/// The number of rows marked lost so far (for the heartbeat).
+pub fn lost_total(ledger: &Ledger) -> Result<u64, ReconcileError> {
+    Ok(ledger
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM alerts WHERE state = 'lost'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}

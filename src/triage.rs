@@ -1,0 +1,1088 @@
+//! Stage 3, triage (with stages 4 and 5 inside each batch): admission, recovery of dead workers
+//! and unfinished intents, then batches of claim, read, parse, decide, intent rows, build cases
+//! in the claim folder, make the batch durable, publish, escalate, commit.
+//!
+//! Design constraints:
+//! - A retry never re-decides: the intent row (state `triaging`) fixes bucket, case id, case
+//!   path and the whole decision before any file moves; a later claim of the key reuses it.
+//! - The queued file itself moves into its case as `alert.json` (no copy): one rename from the
+//!   claim folder into the temp case directory, one rename of that directory into `cases/`.
+//! - Durability per batch (`batch`): build every temp case and pack, one `syncfs`, publish every
+//!   one, one `syncfs`, then one ledger commit.
+//! - Quarantine only for what cannot be triaged (unreadable, not a regular file, over the size
+//!   limit, invalid JSON or UTF-8, duplicated keys, fields the decision needs missing or of the
+//!   wrong type); never for content. A quarantined alert whose level reads as high still gets a
+//!   `Q-<entry>` pack.
+//! - Several threads, each its own worker (claim folder and lock) and ledger connection; other
+//!   `triage` processes may work on the same state directory at the same time.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
+use serde_json::{Map, Value};
+
+use crate::alert::{self, KeyHash};
+use crate::cases::{self, CaseId, CaseInput, StoredDecision};
+use crate::claim::{self, RecoveryReport, Worker};
+use crate::escalate::{self, PackInput, RelatedRef};
+use crate::fsx::{escape_name, DirFd, Durability, FsError, Moved, ReadOutcome};
+use crate::ledger::{Ledger, LedgerError, NewRow, State};
+use crate::spool::{self, AdmitCounts, Canonical, Notice, Quarantine, Spool, SpoolError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriageError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("a triage thread panicked; its batch is recovered by the next run")]
+    Panicked,
+}
+
+impl From<rusqlite::Error> for TriageError {
+    fn from(e: rusqlite::Error) -> Self {
+        TriageError::Ledger(LedgerError::Sql {
+            path: "ledger.db".into(),
+            source: e,
+        })
+    }
+}
+
+/// How triage runs.
+#[derive(Debug, Clone)]
+pub struct TriageOptions {
+    pub threads: usize,
+    pub batch: usize,
+    /// Stop claiming new batches after this instant.
+    pub deadline: Option<Instant>,
+    pub dashboard_url: Option<String>,
+    pub related_window: chrono::Duration,
+    /// Set by a signal: finish the batch in hand, claim no more.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl TriageOptions {
+    /// True once the deadline has passed or a stop was asked for.
+    pub fn should_stop(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+impl Default for TriageOptions {
+    fn default() -> Self {
+        TriageOptions {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
+            batch: 512,
+            deadline: None,
+            dashboard_url: None,
+            related_window: chrono::Duration::minutes(30),
+            stop: None,
+        }
+    }
+}
+
+/// What triage did: one summary line, and figures for the heartbeat.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TriageReport {
+    pub admission: AdmitCounts,
+    pub recovery: RecoveryReport,
+    pub claimed: u64,
+    pub triaged: u64,
+    pub buckets: BTreeMap<String, u64>,
+    pub critical: u64,
+    pub escalated: u64,
+    pub quarantined: u64,
+    pub quarantine_packs: u64,
+    pub vanished: u64,
+    /// Claims whose intent row already fixed the decision (a retry).
+    pub reused_intents: u64,
+    /// Intent rows finished at start (their case was published before a crash).
+    pub finished_intents: u64,
+    /// High cases that got their missing pack at start.
+    pub packs_repaired: u64,
+    pub signature_hits: BTreeMap<String, u64>,
+    pub held_back: u64,
+    pub batches: u64,
+    /// True when the deadline stopped triage with work left.
+    pub stopped_by_deadline: bool,
+}
+
+impl TriageReport {
+    pub fn add(&mut self, o: &TriageReport) {
+        self.admission.add(&o.admission);
+        self.claimed += o.claimed;
+        self.triaged += o.triaged;
+        for (k, v) in &o.buckets {
+            *self.buckets.entry(k.clone()).or_default() += v;
+        }
+        self.critical += o.critical;
+        self.escalated += o.escalated;
+        self.quarantined += o.quarantined;
+        self.quarantine_packs += o.quarantine_packs;
+        self.vanished += o.vanished;
+        self.reused_intents += o.reused_intents;
+        self.finished_intents += o.finished_intents;
+        self.packs_repaired += o.packs_repaired;
+        for (k, v) in &o.signature_hits {
+            *self.signature_hits.entry(k.clone()).or_default() += v;
+        }
+        self.held_back += o.held_back;
+        self.batches += o.batches;
+        self.stopped_by_deadline |= o.stopped_by_deadline;
+        let r = &mut self.recovery;
+        r.dead_workers += o.recovery.dead_workers;
+        r.requeued += o.recovery.requeued;
+        r.duplicates += o.recovery.duplicates;
+        r.quarantined += o.recovery.quarantined;
+        r.temps_removed += o.recovery.temps_removed;
+        r.vanished += o.recovery.vanished;
+        r.live_workers = o.recovery.live_workers;
+    }
+
+    pub fn bucket(&self, b: &str) -> u64 {
+        self.buckets.get(b).copied().unwrap_or(0)
+    }
+
+    pub fn summary(&self, status: &str) -> String {
+        format!(
+            "triage: status={status} claimed={} triaged={} suppressed={} low={} medium={} high={} critical={} escalated={} quarantined={} quarantine_packs={} vanished={} admitted={} duplicates={} recovered={} reused_intents={} finished_intents={} packs_repaired={}",
+            self.claimed,
+            self.triaged,
+            self.bucket("suppressed"),
+            self.bucket("low"),
+            self.bucket("medium"),
+            self.bucket("high"),
+            self.critical,
+            self.escalated,
+            self.quarantined + self.admission.quarantined,
+            self.quarantine_packs,
+            self.vanished,
+            self.admission.queued,
+            self.admission.duplicates + self.recovery.duplicates,
+            self.recovery.requeued,
+            self.reused_intents,
+            self.finished_intents,
+            self.packs_repaired,
+        )
+    }
+}
+
+/// Everything a triage batch needs, shared by its threads.
+pub struct Triage<'a> {
+    pub sp: &'a Spool<'a>,
+    pub policy: &'a sf_policy::Policy,
+    pub opts: &'a TriageOptions,
+}
+
+/// The intent a batch fixes for one alert.
+struct Item {
+    name: Vec<u8>,
+    key_hash: KeyHash,
+    alert_key: String,
+    index_id: Option<(String, String)>,
+    value: Value,
+    bytes: Vec<u8>,
+    decision: StoredDecision,
+    case_id: CaseId,
+    case_path: String,
+    alert_time: DateTime<Utc>,
+    /// No row existed (a rowless canonical file): inserted with the intent.
+    new_row: Option<NewRow>,
+}
+
+/// The stored parts of a row triage reads back.
+struct RowInfo {
+    alert_key: String,
+    index_name: Option<String>,
+    doc_id: Option<String>,
+    alert_time: String,
+    case_path: Option<String>,
+    decision: Option<String>,
+}
+
+fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::Error> {
+    ledger
+        .conn()
+        .prepare_cached("SELECT alert_key, index_name, doc_id, alert_time, case_path, decision FROM alerts WHERE key_hash = ?1")?
+        .query_row([kh.as_str()], |r| {
+            Ok(RowInfo {
+                alert_key: r.get(0)?,
+                index_name: r.get(1)?,
+                doc_id: r.get(2)?,
+                alert_time: r.get(3)?,
+                case_path: r.get(4)?,
+                decision: r.get(5)?,
+            })
+        })
+        .optional()
+}
+
+fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Other names of the host, from the alert's own fields, for the pack's "aliases" line.
+fn agent_aliases(alert: &Map<String, Value>, canonical: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let paths: [&[&str]; 3] = [
+        &["agent", "name"],
+        &["data", "win", "system", "computer"],
+        &["predecoder", "hostname"],
+    ];
+    for p in paths {
+        let mut v = Some(alert.get(p[0]));
+        for k in &p[1..] {
+            v = v.flatten().and_then(|x| x.as_object()).map(|o| o.get(*k));
+        }
+        if let Some(Some(Value::String(s))) = v {
+            if s != canonical && !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+impl Triage<'_> {
+    fn durability(&self) -> Durability {
+        self.sp.durability
+    }
+
+    /// Runs triage until `queue/` and `overflow/` are empty or the deadline passes.
+    pub fn run(
+        &self,
+        ledger: &mut Ledger,
+        notices: &mut Vec<Notice>,
+    ) -> Result<TriageReport, TriageError> {
+        let now = Utc::now();
+        let mut report = TriageReport {
+            admission: self.sp.admit(ledger, now, notices)?,
+            recovery: claim::recover_dead(self.sp, ledger, None, now, notices)?,
+            ..TriageReport::default()
+        };
+        self.recover_intents(ledger, &mut report, notices)?;
+        let threads = self.opts.threads.max(1);
+        let mut workers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let w = Worker::start(self.sp.state)?;
+            let l = Ledger::open(ledger.path(), self.durability())?;
+            workers.push((w, l));
+        }
+        let result = self.drain(&mut workers, &mut report, notices);
+        for (w, _) in workers {
+            if let Err(e) = w.finish(self.sp.state) {
+                notices.push(Notice {
+                    what: "processing".into(),
+                    reason: format!("worker folder not removed: {e}"),
+                });
+            }
+        }
+        result.map(|()| report)
+    }
+
+    fn drain(
+        &self,
+        workers: &mut [(Worker, Ledger)],
+        report: &mut TriageReport,
+        notices: &mut Vec<Notice>,
+    ) -> Result<(), TriageError> {
+        loop {
+            if self.opts.should_stop() {
+                let left = !spool::list_sorted(&self.sp.state.queue)?.is_empty()
+                    || !spool::list_sorted(&self.sp.state.overflow)?.is_empty();
+                report.stopped_by_deadline = left;
+                return Ok(());
+            }
+            // The queue first; once it is empty, claim straight from overflow/ in priority
+            // order (a logical refill).
+            let mut source = &self.sp.state.queue;
+            let mut names = spool::list_sorted(source)?;
+            if names.is_empty() {
+                source = &self.sp.state.overflow;
+                names = spool::list_sorted(source)?;
+            }
+            if names.is_empty() {
+                return Ok(());
+            }
+            // Bound one pass so the deadline and new arrivals are looked at regularly.
+            names.truncate(self.opts.batch * workers.len() * 16);
+            let chunks: Mutex<VecDeque<&[Vec<u8>]>> =
+                Mutex::new(names.chunks(self.opts.batch).collect());
+            let before = report.claimed + report.vanished;
+            let results: Vec<Result<(TriageReport, Vec<Notice>), TriageError>> =
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = workers
+                        .iter_mut()
+                        .map(|(w, l)| {
+                            let chunks = &chunks;
+                            s.spawn(move || {
+                                let mut r = TriageReport::default();
+                                let mut n = Vec::new();
+                                loop {
+                                    if self.opts.should_stop() {
+                                        break;
+                                    }
+                                    let next = chunks.lock().ok().and_then(|mut q| q.pop_front());
+                                    let Some(chunk) = next else { break };
+                                    self.batch(l, w, source, chunk, &mut r, &mut n)?;
+                                }
+                                Ok((r, n))
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or(Err(TriageError::Panicked)))
+                        .collect()
+                });
+            for r in results {
+                let (r, n) = r?;
+                report.add(&r);
+                notices.extend(n);
+            }
+            if report.claimed + report.vanished == before {
+                // Nothing could be claimed or even found: do not spin.
+                return Ok(());
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn quarantine_claim(
+        &self,
+        ledger: &Ledger,
+        worker: &Worker,
+        name: &[u8],
+        reason: &str,
+        level: Option<u32>,
+        alert: Option<&Map<String, Value>>,
+        now: DateTime<Utc>,
+        out: &mut Vec<(KeyHash, Option<NewRow>, String)>,
+        report: &mut TriageReport,
+    ) -> Result<(), TriageError> {
+        let q = Quarantine {
+            state: self.sp.state,
+            durability: self.durability(),
+        };
+        let shown = format!("processing/{}/{}", worker.id(), escape_name(name));
+        let Some(row) = q.move_in(worker.dir(), name, &shown, reason, now)? else {
+            report.vanished += 1;
+            return Ok(());
+        };
+        report.quarantined += 1;
+        let entry = row.name.trim_end_matches(".json").to_string();
+        let kh = Canonical::parse(name).map(|c| c.key_hash);
+        match kh {
+            Some(kh) if ledger.get(&kh)?.is_some() => out.push((kh, None, row.name.clone())),
+            _ => out.push((row.key_hash.clone(), Some(row.clone()), row.name.clone())),
+        }
+        let high = self.policy.thresholds().high;
+        if let (Some(level), Some(alert)) = (level, alert) {
+            if level >= high {
+                self.quarantine_pack(&entry, level, alert, reason, now)?;
+                report.quarantine_packs += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// `escalations/Q-<entry>/` for a quarantined alert whose level reads as high.
+    fn quarantine_pack(
+        &self,
+        entry: &str,
+        level: u32,
+        alert: &Map<String, Value>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), TriageError> {
+        let id = CaseId::from_stored(&format!("Q-{entry}"))
+            .unwrap_or_else(|| CaseId::for_key(&KeyHash::of(entry.as_bytes())));
+        let agent = alert
+            .get("agent")
+            .and_then(|a| a.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        let decision = StoredDecision {
+            bucket: "high".into(),
+            critical: level >= sf_policy::CRITICAL_LEVEL,
+            agent: agent.clone(),
+            alias: None,
+            matched: None,
+            matched_kind: None,
+            held_back: vec![],
+            expired: vec![],
+            trace: vec![format!("quarantined: {reason}")],
+            level,
+            policy_version: self.policy.version().to_string(),
+            decided_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        let alert_time = alert::meta(alert, None, now).time;
+        let case = cases::case_json(&CaseInput {
+            case_id: &id,
+            alert_key: &format!("quarantine:{entry}"),
+            index_id: None,
+            decision: &decision,
+            alert,
+            alert_time,
+            triage_time: now,
+            dashboard_url: None,
+            quarantine_entry: Some(entry),
+        });
+        let bytes = serde_json::to_vec(alert).unwrap_or_default();
+        let files = escalate::render_pack(&PackInput {
+            case_id: id.as_str(),
+            case_json: &case,
+            alert_bytes: &bytes,
+            alert,
+            canonical_agent: &agent,
+            agent_aliases: &[],
+            related: &[],
+            dashboard_url: None,
+            quarantine_entry: Some(entry),
+        });
+        let tmp = format!(".tmp-pack-q-{}", id.as_str());
+        self.write_pack_dir(&tmp, &files)?;
+        self.sp.state.escalations.barrier(self.durability())?;
+        if self.sp.state.escalations.rename_to(
+            tmp.as_bytes(),
+            &self.sp.state.escalations,
+            id.as_str().as_bytes(),
+        )? != Moved::Moved
+        {
+            self.sp.state.escalations.remove_flat_dir(tmp.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn write_pack_dir(&self, tmp: &str, files: &[escalate::PackFile]) -> Result<(), TriageError> {
+        let esc = &self.sp.state.escalations;
+        if !esc.create_dir(tmp)? {
+            esc.remove_flat_dir(tmp.as_bytes())?;
+            esc.create_dir(tmp)?;
+        }
+        let d = esc.open_subdir(tmp.as_bytes())?;
+        for f in files {
+            d.create_file(f.path, &f.bytes, self.durability())?;
+        }
+        if self.durability() == Durability::Strict {
+            d.sync()?;
+        }
+        Ok(())
+    }
+
+    /// One batch for one worker: claim, decide, intent, build, publish, escalate, commit.
+    fn batch(
+        &self,
+        ledger: &mut Ledger,
+        worker: &Worker,
+        source: &DirFd,
+        names: &[Vec<u8>],
+        report: &mut TriageReport,
+        notices: &mut Vec<Notice>,
+    ) -> Result<(), TriageError> {
+        let now = Utc::now();
+        report.batches += 1;
+        // 1. Claim.
+        let mut won = Vec::with_capacity(names.len());
+        for name in names {
+            match worker.claim(source, name)? {
+                Moved::Moved => won.push(name.clone()),
+                Moved::Vanished => report.vanished += 1,
+                Moved::Exists => won.push(name.clone()),
+            }
+        }
+        report.claimed += won.len() as u64;
+        // 2. Read, parse, decide (or reuse the intent).
+        let max = self.sp.max_alert_bytes;
+        let mut items: Vec<Item> = Vec::with_capacity(won.len());
+        let mut quarantined: Vec<(KeyHash, Option<NewRow>, String)> = Vec::new();
+        for name in won {
+            let Some(canon) = Canonical::parse(&name) else {
+                continue;
+            };
+            let bytes = match worker.dir().read_regular(&name, max)? {
+                ReadOutcome::Vanished => {
+                    report.vanished += 1;
+                    continue;
+                }
+                ReadOutcome::Refused(r) => {
+                    self.quarantine_claim(
+                        ledger,
+                        worker,
+                        &name,
+                        &format!("not read: {r}"),
+                        None,
+                        None,
+                        now,
+                        &mut quarantined,
+                        report,
+                    )?;
+                    continue;
+                }
+                ReadOutcome::TooLarge(n) => {
+                    let reason = format!("{n} bytes is over max_alert_bytes ({max})");
+                    self.quarantine_claim(
+                        ledger,
+                        worker,
+                        &name,
+                        &reason,
+                        None,
+                        None,
+                        now,
+                        &mut quarantined,
+                        report,
+                    )?;
+                    continue;
+                }
+                ReadOutcome::Bytes(b) => b,
+            };
+            let map = match alert::parse_strict(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.quarantine_claim(
+                        ledger,
+                        worker,
+                        &name,
+                        &e.to_string(),
+                        None,
+                        None,
+                        now,
+                        &mut quarantined,
+                        report,
+                    )?;
+                    continue;
+                }
+            };
+            let info = row_info(ledger, &canon.key_hash)?;
+            let stored = info
+                .as_ref()
+                .and_then(|i| i.decision.as_deref())
+                .and_then(|d| serde_json::from_str::<StoredDecision>(d).ok());
+            let value = Value::Object(map);
+            let decision = match stored {
+                Some(d) => {
+                    report.reused_intents += 1;
+                    d
+                }
+                None => match self.policy.decide(&value, now) {
+                    Ok(d) => StoredDecision::from_policy(&d, self.policy.version(), now),
+                    Err(e) => {
+                        let m = value.as_object().cloned().unwrap_or_default();
+                        let level = alert::level_of(&m);
+                        self.quarantine_claim(
+                            ledger,
+                            worker,
+                            &name,
+                            &e.to_string(),
+                            level,
+                            Some(&m),
+                            now,
+                            &mut quarantined,
+                            report,
+                        )?;
+                        continue;
+                    }
+                },
+            };
+            let obj = value.as_object().cloned().unwrap_or_default();
+            let meta = alert::meta(&obj, None, now);
+            let (alert_key, index_id, alert_time, new_row) = match &info {
+                Some(i) => (
+                    i.alert_key.clone(),
+                    i.index_name.clone().zip(i.doc_id.clone()),
+                    parse_rfc3339(&i.alert_time).unwrap_or(meta.time),
+                    None,
+                ),
+                None => {
+                    let row = NewRow {
+                        key_hash: canon.key_hash.clone(),
+                        alert_key: meta.key.as_str().to_string(),
+                        state: State::Triaging,
+                        name: String::from_utf8_lossy(&name).into_owned(),
+                        content_hash: meta.content_hash.clone(),
+                        level: meta.level,
+                        priority: canon.priority,
+                        alert_time: meta
+                            .time
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        index_name: None,
+                        doc_id: None,
+                        source: "adopted",
+                    };
+                    (meta.key.as_str().to_string(), None, meta.time, Some(row))
+                }
+            };
+            let case_id = CaseId::for_key(&canon.key_hash);
+            let case_path = info
+                .as_ref()
+                .and_then(|i| i.case_path.clone())
+                .unwrap_or_else(|| cases::case_path(&decision.bucket, alert_time, &case_id));
+            items.push(Item {
+                name,
+                key_hash: canon.key_hash,
+                alert_key,
+                index_id,
+                value,
+                bytes,
+                decision,
+                case_id,
+                case_path,
+                alert_time,
+                new_row,
+            });
+        }
+        // 3. Intent rows (and the rows of what was quarantined), one transaction.
+        ledger.write(|tx| {
+            for it in &items {
+                if let Some(r) = &it.new_row {
+                    tx.insert(r)?;
+                }
+                let d = &it.decision;
+                tx.conn()
+                    .prepare_cached(
+                        "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
+                           case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, decision = ?10, level = ?11,
+                           updated_at = ?12 WHERE key_hash = ?1",
+                    )?
+                    .execute(rusqlite::params![
+                        it.key_hash.as_str(),
+                        worker.id(),
+                        d.bucket,
+                        d.critical,
+                        it.case_id.as_str(),
+                        it.case_path,
+                        d.agent,
+                        it.value.get("rule").and_then(|r| r.get("id")).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+                        it.value.get("rule").and_then(|r| r.get("description")).and_then(Value::as_str),
+                        serde_json::to_string(d).unwrap_or_default(),
+                        d.level,
+                        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ])?;
+            }
+            for (kh, row, entry_name) in &quarantined {
+                match row {
+                    Some(r) => {
+                        tx.insert(r)?;
+                    }
+                    None => {
+                        tx.set_state(kh.as_str(), State::Quarantined, entry_name, None)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        // 4. Build each case in the claim folder; build packs for high cases.
+        let mut packs: Vec<(usize, String)> = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            let tmp = format!(".tmp-case-{}", it.case_id.as_str());
+            if !worker.dir().create_dir(&tmp)? {
+                // A leftover of an earlier attempt of ours: rebuild it.
+                self.unwind_temp_case(worker, &tmp, &it.name)?;
+                worker.dir().create_dir(&tmp)?;
+            }
+            let tdir = worker.dir().open_subdir(tmp.as_bytes())?;
+            let alert_obj = it.value.as_object().cloned().unwrap_or_default();
+            let case = cases::case_json(&CaseInput {
+                case_id: &it.case_id,
+                alert_key: &it.alert_key,
+                index_id: it.index_id.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                decision: &it.decision,
+                alert: &alert_obj,
+                alert_time: it.alert_time,
+                triage_time: now,
+                dashboard_url: self.opts.dashboard_url.as_deref(),
+                quarantine_entry: None,
+            });
+            let case_bytes = serde_json::to_vec_pretty(&case).unwrap_or_default();
+            tdir.create_file("case.json", &case_bytes, self.durability())?;
+            match worker.dir().rename_to(&it.name, &tdir, b"alert.json")? {
+                Moved::Moved => {}
+                Moved::Vanished | Moved::Exists => {
+                    report.vanished += 1;
+                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
+                    continue;
+                }
+            }
+            if self.durability() == Durability::Strict {
+                tdir.sync()?;
+            }
+            if it.decision.bucket == "high" {
+                let related =
+                    self.related(ledger, &it.decision.agent, it.alert_time, &it.case_id)?;
+                let files = escalate::render_pack(&PackInput {
+                    case_id: it.case_id.as_str(),
+                    case_json: &case,
+                    alert_bytes: &it.bytes,
+                    alert: &alert_obj,
+                    canonical_agent: &it.decision.agent,
+                    agent_aliases: &agent_aliases(&alert_obj, &it.decision.agent),
+                    related: &related,
+                    dashboard_url: self.opts.dashboard_url.as_deref(),
+                    quarantine_entry: None,
+                });
+                let ptmp = format!(".tmp-pack-{}-{}", worker.id(), it.case_id.as_str());
+                self.write_pack_dir(&ptmp, &files)?;
+                packs.push((i, ptmp));
+            }
+        }
+        // 5. One barrier, then publish cases and packs.
+        worker.dir().barrier(self.durability())?;
+        let mut day_dirs: HashMap<String, DirFd> = HashMap::new();
+        let mut published: Vec<bool> = vec![false; items.len()];
+        for (i, it) in items.iter().enumerate() {
+            let tmp = format!(".tmp-case-{}", it.case_id.as_str());
+            let day = self.day_dir(&mut day_dirs, &it.case_path)?;
+            match worker
+                .dir()
+                .rename_to(tmp.as_bytes(), day, it.case_id.as_str().as_bytes())?
+            {
+                Moved::Moved => {
+                    published[i] = true;
+                    if self.durability() == Durability::Strict {
+                        day.sync()?;
+                    }
+                }
+                Moved::Vanished => {}
+                Moved::Exists => {
+                    // The case exists already (published before a crash). Never overwrite, never
+                    // lose: this copy goes to quarantine with the reason.
+                    let q = Quarantine {
+                        state: self.sp.state,
+                        durability: self.durability(),
+                    };
+                    let reason = format!(
+                        "case {} already exists; this second copy was not published",
+                        it.case_path
+                    );
+                    if let Some(row) =
+                        q.move_in(worker.dir(), tmp.as_bytes(), &tmp, &reason, now)?
+                    {
+                        ledger.write(|tx| tx.insert(&row).map(|_| ()))?;
+                        report.quarantined += 1;
+                    }
+                    notices.push(Notice {
+                        what: format!("cases/{}", it.case_path),
+                        reason,
+                    });
+                    // The published case stands: the row is finished as triaged below.
+                    published[i] = true;
+                }
+            }
+        }
+        let mut packed: Vec<bool> = vec![false; items.len()];
+        for (i, ptmp) in &packs {
+            if !published[*i] {
+                self.sp.state.escalations.remove_flat_dir(ptmp.as_bytes())?;
+                continue;
+            }
+            let id = items[*i].case_id.as_str();
+            match self.sp.state.escalations.rename_to(
+                ptmp.as_bytes(),
+                &self.sp.state.escalations,
+                id.as_bytes(),
+            )? {
+                Moved::Moved => packed[*i] = true,
+                Moved::Exists => {
+                    self.sp.state.escalations.remove_flat_dir(ptmp.as_bytes())?;
+                    packed[*i] = true;
+                }
+                Moved::Vanished => {}
+            }
+        }
+        // 6. Make the publishes durable, then commit.
+        if self.durability() == Durability::Batch {
+            self.sp.state.cases.sync_filesystem()?;
+        } else if self.durability() == Durability::Strict {
+            self.sp.state.escalations.sync()?;
+        }
+        ledger.write(|tx| {
+            for (i, it) in items.iter().enumerate() {
+                if !published[i] {
+                    continue;
+                }
+                let state = if packed[i] { State::Escalated } else { State::Triaged };
+                tx.conn()
+                    .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE key_hash = ?1")?
+                    .execute(rusqlite::params![it.key_hash.as_str(), state.as_str(), packed[i], now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)])?;
+                let d = &it.decision;
+                if d.matched_kind.as_deref() == Some("suppress") {
+                    if let Some(m) = &d.matched {
+                        bump_signature(tx, m, 1, 0, now)?;
+                    }
+                }
+                for h in &d.held_back {
+                    bump_signature(tx, h, 0, 1, now)?;
+                }
+            }
+            Ok(())
+        })?;
+        for (i, it) in items.iter().enumerate() {
+            if !published[i] {
+                continue;
+            }
+            report.triaged += 1;
+            *report
+                .buckets
+                .entry(it.decision.bucket.clone())
+                .or_default() += 1;
+            if it.decision.critical {
+                report.critical += 1;
+            }
+            if packed[i] {
+                report.escalated += 1;
+            }
+            if it.decision.matched_kind.as_deref() == Some("suppress") {
+                if let Some(m) = &it.decision.matched {
+                    *report.signature_hits.entry(m.clone()).or_default() += 1;
+                }
+            }
+            report.held_back += it.decision.held_back.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Removes a leftover temp case of this worker, putting its `alert.json` back as `name`.
+    fn unwind_temp_case(&self, worker: &Worker, tmp: &str, name: &[u8]) -> Result<(), TriageError> {
+        if let Some(t) = worker.dir().open_subdir_opt(tmp.as_bytes())? {
+            let _ = t.rename_to(b"alert.json", worker.dir(), name)?;
+        }
+        worker.dir().remove_flat_dir(tmp.as_bytes())?;
+        Ok(())
+    }
+
+    /// The day directory `cases/<bucket>/<YYYY>/<MM>/<DD>` of a case path, created as needed.
+    fn day_dir<'d>(
+        &self,
+        cache: &'d mut HashMap<String, DirFd>,
+        case_path: &str,
+    ) -> Result<&'d DirFd, TriageError> {
+        let parent = case_path
+            .rsplit_once('/')
+            .map_or(case_path, |x| x.0)
+            .to_string();
+        if !cache.contains_key(&parent) {
+            let d = self
+                .sp
+                .state
+                .cases
+                .ensure_subdir_chain(&parent, self.durability())?;
+            cache.insert(parent.clone(), d);
+        }
+        cache.get(&parent).ok_or_else(|| {
+            TriageError::Fs(FsError::new(
+                "open directory",
+                parent,
+                std::io::Error::other("missing"),
+            ))
+        })
+    }
+
+    /// Alerts on the same canonical agent in the window before `time`, newest first (at most 50).
+    fn related(
+        &self,
+        ledger: &Ledger,
+        agent: &str,
+        time: DateTime<Utc>,
+        own: &CaseId,
+    ) -> Result<Vec<RelatedRef>, TriageError> {
+        let from =
+            (time - self.opts.related_window).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let to = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut st = ledger.conn().prepare_cached(
+            "SELECT case_id, alert_time, rule_id, level, description FROM alerts
+             WHERE agent = ?1 AND alert_time >= ?2 AND alert_time <= ?3 AND case_id IS NOT NULL AND case_id != ?4
+               AND state IN ('triaging', 'triaged', 'escalated')
+             ORDER BY alert_time DESC LIMIT 50",
+        )?;
+        let rows = st.query_map(rusqlite::params![agent, from, to, own.as_str()], |r| {
+            Ok(RelatedRef {
+                case_id: r.get(0)?,
+                time: r.get(1)?,
+                rule_id: r.get(2)?,
+                level: r.get(3)?,
+                description: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Finishes what crashed runs left: intent rows whose worker is gone (published: triaged;
+    /// queued again: nothing to do), temp packs of dead workers, high cases without a pack.
+    fn recover_intents(
+        &self,
+        ledger: &mut Ledger,
+        report: &mut TriageReport,
+        notices: &mut Vec<Notice>,
+    ) -> Result<(), TriageError> {
+        let now = Utc::now();
+        let state = self.sp.state;
+        // Temp packs of workers that are gone.
+        for e in state.escalations.list()? {
+            let Some(n) = e.name_str() else { continue };
+            let Some(rest) = n.strip_prefix(".tmp-pack-") else {
+                continue;
+            };
+            let owner = rest.strip_prefix("q-").map_or_else(
+                || rest.split('-').take(3).collect::<Vec<_>>().join("-"),
+                |_| String::new(),
+            );
+            let alive = !owner.is_empty()
+                && state
+                    .processing
+                    .open_subdir_opt(owner.as_bytes())?
+                    .is_some();
+            if !alive && (owner.starts_with("w-") || rest.starts_with("q-")) {
+                state.escalations.remove_flat_dir(&e.name)?;
+            }
+        }
+        let stuck: Vec<(String, String, String, Option<String>)> = {
+            let mut st = ledger
+                .conn()
+                .prepare("SELECT key_hash, name, case_path, worker FROM alerts WHERE state = 'triaging' AND case_path IS NOT NULL")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        let mut finished = Vec::new();
+        for (kh, _name, case_path, worker) in stuck {
+            if let Some(w) = &worker {
+                if state.processing.open_subdir_opt(w.as_bytes())?.is_some() {
+                    continue; // a live worker's intent
+                }
+            }
+            if self.case_exists(&case_path)? {
+                finished.push(kh);
+            }
+        }
+        if !finished.is_empty() {
+            ledger.write(|tx| {
+                for kh in &finished {
+                    tx.conn().execute(
+                        "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2 WHERE key_hash = ?1",
+                        rusqlite::params![kh, now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                    )?;
+                }
+                Ok(())
+            })?;
+            report.finished_intents += finished.len() as u64;
+        }
+        // High cases without a pack get it.
+        let unpacked: Vec<(String, String)> = {
+            let mut st = ledger.conn().prepare("SELECT key_hash, case_path FROM alerts WHERE state = 'triaged' AND bucket = 'high' AND pack = 0")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        for (kh, case_path) in unpacked {
+            match self.repack(ledger, &case_path)? {
+                true => {
+                    ledger.write(|tx| {
+                        tx.conn()
+                            .execute("UPDATE alerts SET state = 'escalated', pack = 1 WHERE key_hash = ?1", [&kh])
+                            .map(|_| ())
+                    })?;
+                    report.packs_repaired += 1;
+                }
+                false => notices.push(Notice {
+                    what: format!("cases/{case_path}"),
+                    reason: "high case without a pack could not be read to build one".into(),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    fn case_exists(&self, case_path: &str) -> Result<bool, TriageError> {
+        Ok(self.sp.state.cases.open_path_opt(case_path)?.is_some())
+    }
+
+    /// Builds the missing pack of a published high case from its directory.
+    fn repack(&self, ledger: &Ledger, case_path: &str) -> Result<bool, TriageError> {
+        let Some(dir) = self.sp.state.cases.open_path_opt(case_path)? else {
+            return Ok(false);
+        };
+        let max = self.sp.max_alert_bytes;
+        let (ReadOutcome::Bytes(alert_bytes), ReadOutcome::Bytes(case_bytes)) = (
+            dir.read_regular(b"alert.json", max)?,
+            dir.read_regular(b"case.json", max)?,
+        ) else {
+            return Ok(false);
+        };
+        let (Ok(alert), Ok(case)) = (
+            alert::parse_strict(&alert_bytes),
+            serde_json::from_slice::<Value>(&case_bytes),
+        ) else {
+            return Ok(false);
+        };
+        let Some(id) = case
+            .get("case_id")
+            .and_then(Value::as_str)
+            .and_then(CaseId::from_stored)
+        else {
+            return Ok(false);
+        };
+        let agent = case
+            .pointer("/agent/canonical")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        let time = case
+            .get("alert_time")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339)
+            .unwrap_or_else(Utc::now);
+        let related = self.related(ledger, &agent, time, &id)?;
+        let files = escalate::render_pack(&PackInput {
+            case_id: id.as_str(),
+            case_json: &case,
+            alert_bytes: &alert_bytes,
+            alert: &alert,
+            canonical_agent: &agent,
+            agent_aliases: &agent_aliases(&alert, &agent),
+            related: &related,
+            dashboard_url: self.opts.dashboard_url.as_deref(),
+            quarantine_entry: None,
+        });
+        let tmp = format!(".tmp-pack-r-{}", id.as_str());
+        self.write_pack_dir(&tmp, &files)?;
+        self.sp.state.escalations.barrier(self.durability())?;
+        match self.sp.state.escalations.rename_to(
+            tmp.as_bytes(),
+            &self.sp.state.escalations,
+            id.as_str().as_bytes(),
+        )? {
+            Moved::Moved => Ok(true),
+            Moved::Exists => {
+                self.sp.state.escalations.remove_flat_dir(tmp.as_bytes())?;
+                Ok(true)
+            }
+            Moved::Vanished => Ok(false),
+        }
+    }
+}
+
+fn bump_signature(
+    tx: &mut crate::ledger::Tx<'_>,
+    id: &str,
+    hits: u64,
+    held: u64,
+    now: DateTime<Utc>,
+) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO signature_hits (id, hits, held_back, last_hit) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET hits = hits + excluded.hits, held_back = held_back + excluded.held_back, last_hit = excluded.last_hit",
+        )?
+        .execute(rusqlite::params![id, hits, held, now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)])?;
+    Ok(())
+}

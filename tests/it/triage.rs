@@ -1,0 +1,368 @@
+//! Triage, cases, escalation packs, reconcile and `run`, end to end on real files.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::support::{alert_line, bin, canonical_names, num, scale, summary, Env};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wazuh-alerts");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .map(|e| e.expect("e").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// An environment with the default policy written beside the configuration.
+fn env_with_default_policy(extra: &str) -> Env {
+    let env = Env::new("");
+    let policy = env.dir.path().join("policy.toml");
+    std::fs::write(&policy, sf_policy::DEFAULT_POLICY_TOML).expect("policy");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[policy]\nfile = {:?}\n{extra}",
+            policy.display().to_string()
+        ),
+    )
+    .expect("config");
+    env
+}
+
+/// Every case directory: case id → (bucket, path).
+fn cases(env: &Env) -> BTreeMap<String, (String, PathBuf)> {
+    let mut out = BTreeMap::new();
+    for bucket in ["suppressed", "low", "medium", "high"] {
+        let b = env.path("cases").join(bucket);
+        if !b.exists() {
+            continue;
+        }
+        for y in std::fs::read_dir(&b).expect("y") {
+            for m in std::fs::read_dir(y.expect("y").path()).expect("m") {
+                for d in std::fs::read_dir(m.expect("m").path()).expect("d") {
+                    for c in std::fs::read_dir(d.expect("d").path()).expect("c") {
+                        let c = c.expect("c");
+                        out.insert(
+                            c.file_name().to_string_lossy().into_owned(),
+                            (bucket.to_string(), c.path()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or_default()
+}
+
+#[test]
+fn every_real_alert_becomes_a_case_in_its_policy_bucket_and_high_ones_get_verified_packs() {
+    let env = env_with_default_policy("");
+    let lines: Vec<String> = fixtures()
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json");
+            v.to_string()
+        })
+        .collect();
+    let s = summary(&env.ingest_lines(&lines), "ingest:");
+    assert_eq!(num(&s, "queued"), lines.len() as u64, "{s:?}");
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    // What the policy says for each fixture, from the engine's own explanation.
+    let policy = env.dir.path().join("policy.toml");
+    let mut args = vec![
+        "policy".to_string(),
+        "test".into(),
+        "--json".into(),
+        "--policy".into(),
+        policy.display().to_string(),
+    ];
+    args.extend(fixtures().iter().map(|p| p.display().to_string()));
+    let o = std::process::Command::new(bin())
+        .args(&args)
+        .output()
+        .expect("policy test");
+    let expected: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(expected.len(), lines.len());
+    let cases = cases(&env);
+    assert_eq!(cases.len(), lines.len(), "one case per alert");
+    let mut by_bucket: BTreeMap<String, usize> = BTreeMap::new();
+    for (case_id, (bucket, path)) in &cases {
+        let case: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path.join("case.json")).expect("case.json"))
+                .expect("json");
+        assert_eq!(case["case_id"], case_id.as_str());
+        assert_eq!(case["bucket"], bucket.as_str());
+        // alert.json is the queued file byte for byte: it parses to one of the fixtures.
+        let alert: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path.join("alert.json")).expect("alert.json"))
+                .expect("json");
+        let i = lines
+            .iter()
+            .position(|l| serde_json::from_str::<serde_json::Value>(l).expect("j") == alert)
+            .expect("alert.json is one of the ingested alerts");
+        assert_eq!(
+            expected[i]["bucket"],
+            bucket.as_str(),
+            "{}",
+            fixtures()[i].display()
+        );
+        *by_bucket.entry(bucket.clone()).or_default() += 1;
+        if bucket == "high" {
+            let pack = env.path("escalations").join(case_id);
+            let v = std::process::Command::new(bin())
+                .arg("verify-pack")
+                .arg(&pack)
+                .output()
+                .expect("verify");
+            assert!(
+                v.status.success(),
+                "{}: {}",
+                pack.display(),
+                String::from_utf8_lossy(&v.stdout)
+            );
+            for f in [
+                "summary.md",
+                "alert.json",
+                "case.json",
+                "related.jsonl",
+                "observables.json",
+                "manifest.json",
+            ] {
+                assert!(pack.join(f).is_file(), "{f} in {}", pack.display());
+            }
+        }
+    }
+    let packs = std::fs::read_dir(env.path("escalations"))
+        .expect("read")
+        .count();
+    assert_eq!(packs, by_bucket.get("high").copied().unwrap_or(0));
+    for b in ["suppressed", "low", "medium", "high"] {
+        assert!(
+            by_bucket.get(b).copied().unwrap_or(0) > 0,
+            "no {b} case: {by_bucket:?}"
+        );
+    }
+    // A second run finds nothing to do and still passes.
+    assert_eq!(last_line(&env.ok(&["run"])), "VERDICT=PASS");
+}
+
+#[test]
+fn several_triage_workers_and_a_deleter_triage_every_remaining_alert_exactly_once() {
+    let n = scale(20_000, 200_000);
+    let env = Env::new("[durability]\nfsync = \"batch\"\n[queue]\ncap = 1000000\n");
+    let lines: Vec<String> = (0..n)
+        .map(|i| alert_line(i, (i % 16) as u32, i as u64))
+        .collect();
+    env.ingest_lines(&lines);
+    let original: HashSet<String> = canonical_names(&env.path("queue")).into_iter().collect();
+    let deleter = env
+        .cmd(&[
+            "debug-vanish",
+            "--dir",
+            env.path("queue").to_str().expect("p"),
+            "--fraction",
+            "0.03",
+            "--seed",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("deleter");
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            env.cmd(&["triage"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("triage")
+        })
+        .collect();
+    let del = deleter.wait_with_output().expect("deleter");
+    let deleted: HashSet<String> = String::from_utf8_lossy(&del.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("deleted ").map(str::to_string))
+        .collect();
+    let mut triaged = 0;
+    for w in workers {
+        let o = w.wait_with_output().expect("worker");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        triaged += num(
+            &summary(&String::from_utf8_lossy(&o.stdout), "triage:"),
+            "triaged",
+        );
+    }
+    // Whatever the deleter did not take is triaged exactly once; the rest stays in the queue
+    // only if the deleter raced it after the workers finished (it cannot: they ran to empty).
+    let cases = cases(&env);
+    assert_eq!(cases.len() as u64, triaged, "one case per triaged alert");
+    let ids: HashSet<&String> = cases.keys().collect();
+    assert_eq!(ids.len(), cases.len(), "no duplicate case ids");
+    let remaining = canonical_names(&env.path("queue")).len();
+    assert_eq!(remaining, 0);
+    let vanished_by_deleter = deleted.iter().filter(|d| original.contains(*d)).count();
+    assert_eq!(
+        cases.len() + vanished_by_deleter,
+        n,
+        "every alert is a case or was deleted"
+    );
+    // The first reconcile records the deleted ones as lost and fails once; the next passes.
+    let o = env.run(&["reconcile"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    if vanished_by_deleter > 0 {
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert_eq!(last_line(&out), "VERDICT=FAIL");
+        assert_eq!(
+            out.matches("  lost: ").count(),
+            vanished_by_deleter,
+            "{out}"
+        );
+    }
+    let again = env.ok(&["reconcile"]);
+    assert_eq!(last_line(&again), "VERDICT=PASS", "{again}");
+    assert_eq!(
+        env.states().get("lost").copied().unwrap_or(0) as usize,
+        vanished_by_deleter
+    );
+}
+
+#[test]
+fn reconcile_deep_names_a_deleted_case_and_a_planted_foreign_one() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    let lines: Vec<String> = (0..20).map(|i| alert_line(i, 5, i as u64)).collect();
+    env.ingest_lines(&lines);
+    assert_eq!(last_line(&env.ok(&["run"])), "VERDICT=PASS");
+    let all = cases(&env);
+    let (victim, (_, path)) = all.iter().next().expect("a case");
+    std::fs::remove_dir_all(path).expect("delete case");
+    let day = path.parent().expect("day");
+    std::fs::create_dir(day.join("SF-planted")).expect("plant");
+    let o = env.run(&["reconcile", "--deep"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(last_line(&out), "VERDICT=FAIL");
+    assert!(
+        out.contains(victim.as_str()),
+        "the deleted case is named:\n{out}"
+    );
+    assert!(
+        out.contains("SF-planted"),
+        "the planted case is named:\n{out}"
+    );
+}
+
+#[test]
+fn broken_inputs_in_the_queue_are_quarantined_with_reasons_and_high_ones_get_a_q_pack() {
+    let env = env_with_default_policy("[triage]\nmax_alert_bytes = 100000\n");
+    std::fs::create_dir_all(env.path("incoming")).expect("mkdir");
+    let inc = env.path("incoming");
+    std::fs::write(inc.join("empty.json"), "").expect("w");
+    std::fs::write(inc.join("trunc.json"), "{\"rule\": {\"level\": 3").expect("w");
+    std::fs::write(inc.join("latin1.json"), b"{\"a\": \"\xe9\"}").expect("w");
+    std::fs::write(
+        inc.join("huge.json"),
+        format!("{{\"a\":\"{}\"}}", "x".repeat(200_000)),
+    )
+    .expect("w");
+    std::fs::write(
+        inc.join("deep.json"),
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+    )
+    .expect("w");
+    std::fs::write(
+        inc.join("dup.json"),
+        r#"{"rule":{"level":3,"level":15},"id":"1","manager":{"name":"m"}}"#,
+    )
+    .expect("w");
+    // Valid JSON, but the decision needs rule.level as a number: quarantined; a readable high
+    // level elsewhere gets a Q- pack.
+    std::fs::write(
+        inc.join("wrongtype.json"),
+        r#"{"rule":{"level":"high"},"id":"2","manager":{"name":"m"}}"#,
+    )
+    .expect("w");
+    std::fs::write(
+        inc.join("nolevel.json"),
+        r#"{"rule":{"id":"5"},"id":"3","manager":{"name":"m"}}"#,
+    )
+    .expect("w");
+    // A level the spool reads (15) but the decision refuses (a padded string): quarantined,
+    // and as its level reads high, it still gets an escalation pack.
+    std::fs::write(
+        inc.join("qhigh.json"),
+        r#"{"rule":{"level":" 15","id":"9"},"id":"4","manager":{"name":"m"}}"#,
+    )
+    .expect("w");
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    let reasons: Vec<String> = std::fs::read_dir(env.path("quarantine"))
+        .expect("read")
+        .map(|e| e.expect("e").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "reason"))
+        .map(|p| std::fs::read_to_string(p).expect("r"))
+        .collect();
+    let all = reasons.join("\n");
+    for what in [
+        "empty input",
+        "invalid JSON",
+        "UTF-8",
+        "over max_alert_bytes",
+        "duplicated key",
+        "rule.level",
+    ] {
+        assert!(all.contains(what), "{what} in:\n{all}");
+    }
+    assert_eq!(reasons.len(), 9, "{all}");
+    let qpacks: Vec<String> = std::fs::read_dir(env.path("escalations"))
+        .expect("read")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("Q-"))
+        .collect();
+    assert_eq!(qpacks.len(), 1, "{qpacks:?}");
+    let case = std::fs::read_to_string(env.path("escalations").join(&qpacks[0]).join("case.json"))
+        .expect("case");
+    assert!(case.contains("\"quarantined\": true"), "{case}");
+}
+
+#[test]
+fn hostile_content_is_triaged_escalated_and_rendered_inert() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    let hostile = serde_json::json!({
+        "timestamp": "2026-11-27T10:00:00.000+0000",
+        "rule": {"level": 13, "id": "100200", "description": "[click](javascript:alert(1)) <img src=x onerror=alert(1)> \u{1b}[31mred"},
+        "agent": {"id": "../../etc", "name": "../../../tmp/evil\nname\u{0}", "ip": "10.0.0.1"},
+        "manager": {"name": "m/../x"},
+        "id": "../../../../tmp/pwned\n",
+        "data": {"url": "http://evil.example/x", "srcip": "203.0.113.9"},
+        "full_log": "```\n<script>alert(1)</script>\n![i](http://evil.example/a.png)"
+    });
+    env.ingest_lines(&[hostile.to_string()]);
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    let cases = cases(&env);
+    assert_eq!(cases.len(), 1);
+    let (id, (bucket, _)) = cases.iter().next().expect("case");
+    assert_eq!(bucket, "high");
+    let summary = std::fs::read_to_string(env.path("escalations").join(id).join("summary.md"))
+        .expect("summary");
+    assert!(
+        !summary.chars().any(|c| c.is_control() && c != '\n'),
+        "control character in summary"
+    );
+    assert!(!summary.contains("http://evil.example"), "undefanged url");
+    // Nothing was written outside the state directory.
+    assert!(!Path::new("/tmp/pwned").exists());
+    assert!(!Path::new("/tmp/evil").exists());
+}
