@@ -274,7 +274,7 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
     let level = crate::alert::level_of(alert).or_else(|| {
         case.pointer("/rule/level")
             .and_then(Value::as_u64)
-            .map(|l| l as u32)
+            .and_then(|l| u32::try_from(l).ok())
     });
     let level_txt = level.map_or_else(|| "unknown".to_string(), |l| l.to_string());
     let critical = case
