@@ -9,6 +9,7 @@
 
 mod cli;
 mod ingest;
+mod poll;
 mod spool;
 mod support;
 mod triage;
