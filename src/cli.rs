@@ -54,6 +54,12 @@ pub enum Command {
         /// The JSON-lines file.
         file: PathBuf,
     },
+    /// Poll the Wazuh indexer for new alerts into the queue (with --audit: also sweep for gaps now).
+    Poll {
+        /// Run the audit now: compare _count per daily index with the ids polled; poll what is missing.
+        #[arg(long)]
+        audit: bool,
+    },
     /// Keep queue/ at or under its cap: defer the lowest-priority, newest alerts to overflow/.
     Cap,
     /// Put alerts back in the queue from overflow/ or quarantine/.
@@ -408,6 +414,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             }
             Ok(if r.passed() { EXIT_OK } else { EXIT_FAILED })
         }
+        Command::Poll { audit } => crate::poll::command(&ctx, &prio, *audit),
         Command::Run => crate::run::run(&ctx, &policy, &prio),
         Command::Daemon { every } => crate::daemon::run(&ctx, *every),
         Command::Policy { .. } | Command::VerifyPack { .. } | Command::IndexerSim { .. } => {
@@ -451,7 +458,7 @@ fn policy_command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
 }
 
 fn verify_pack(dir: &std::path::Path) -> Result<u8, Failure> {
-    let r = crate::escalate::verify_pack(dir).map_err(Failure::usage)?;
+    let r = crate::escalate::verify_pack(dir).map_err(Failure::failed)?;
     stdout_line(&r.to_string());
     Ok(if r.is_ok() { EXIT_OK } else { EXIT_FAILED })
 }

@@ -129,7 +129,51 @@ const MIGRATIONS: &[&str] = &[
         status      TEXT,
         report      TEXT
     ) WITHOUT ROWID;",
+    // 3: alerts become a rowid table (rows sit in arrival order, so a batch's updates touch
+    //    neighbouring pages instead of one random page per row), keyed uniquely by key_hash;
+    //    the per-state index goes (reconcile scans, and every state change paid for it), and so
+    //    does the case-id index (a case id is `SF-<key hash>`: look rows up by key hash).
+    "CREATE TABLE alerts_v3 (
+        id           INTEGER PRIMARY KEY,
+        key_hash     TEXT NOT NULL UNIQUE,
+        alert_key    TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        level        INTEGER,
+        priority     INTEGER NOT NULL,
+        alert_time   TEXT NOT NULL,
+        index_name   TEXT,
+        doc_id       TEXT,
+        worker       TEXT,
+        source       TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        bucket       TEXT,
+        critical     INTEGER,
+        case_id      TEXT,
+        case_path    TEXT,
+        agent        TEXT,
+        rule_id      TEXT,
+        description  TEXT,
+        decision     TEXT,
+        pack         INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO alerts_v3 (key_hash, alert_key, state, name, content_hash, level, priority, alert_time,
+        index_name, doc_id, worker, source, created_at, updated_at, bucket, critical, case_id, case_path,
+        agent, rule_id, description, decision, pack)
+      SELECT key_hash, alert_key, state, name, content_hash, level, priority, alert_time,
+        index_name, doc_id, worker, source, created_at, updated_at, bucket, critical, case_id, case_path,
+        agent, rule_id, description, decision, pack
+      FROM alerts ORDER BY created_at;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_v3 RENAME TO alerts;
+    CREATE INDEX alerts_by_agent_time ON alerts(agent, alert_time);",
 ];
+
+/// Write transactions of one process are serialized here, so its threads queue on a mutex
+/// instead of polling SQLite's busy handler (other processes still meet `busy_timeout`).
+static WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A new row: what admission, ingest and poll know about an alert entering the spool.
 #[derive(Debug, Clone)]
@@ -267,6 +311,9 @@ impl Ledger {
             path: path.clone(),
             source,
         };
+        let _gate = WRITE_GATE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

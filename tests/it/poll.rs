@@ -132,6 +132,18 @@ fn poll_ok(env: &Env, args: &[&str]) -> BTreeMap<String, String> {
 /// checked anyway) and on a queued row without its file.
 fn ledger_rows(env: &Env) -> BTreeMap<String, (String, String)> {
     let c = env.ledger();
+    // A poll killed before its first schema migration committed leaves a ledger without tables:
+    // it holds no row.
+    let migrated: bool = c
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("sqlite_master");
+    if !migrated {
+        return BTreeMap::new();
+    }
     let mut st = c
         .prepare("SELECT alert_key, state, name FROM alerts")
         .expect("prepare");
