@@ -83,12 +83,24 @@ pub enum Command {
     },
     /// The stages in order: poll, cap, triage (cases, escalation), reconcile, heartbeat.
     Run,
+    /// Run the whole pipeline against the built-in indexer simulator on loopback until drained.
+    Demo {
+        /// How many alerts the simulator holds.
+        #[arg(long, default_value_t = crate::demo::DEFAULT_ALERTS)]
+        alerts: usize,
+    },
     /// `run` on a cadence until SIGTERM/SIGINT (finishing the batch in hand); SIGHUP reloads
     /// the policy.
     Daemon {
         /// The cadence, e.g. 5m.
         #[arg(long, value_parser = parse_duration)]
         every: std::time::Duration,
+    },
+    /// Depths, the last heartbeat and its age, ledger totals, signatures about to expire.
+    Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate a policy file, or explain the decision for alerts.
     Policy {
@@ -211,6 +223,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter);
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
@@ -326,6 +339,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Policy { command } => return policy_command(&cli, command),
         Command::VerifyPack { dir } => return verify_pack(dir),
+        Command::Demo { alerts } => return crate::demo::run(cli.state.as_deref(), *alerts),
         Command::IndexerSim { args } => {
             let argv = std::iter::once(std::ffi::OsString::from("indexer-sim"))
                 .chain(args.iter().cloned());
@@ -416,10 +430,12 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Poll { audit } => crate::poll::command(&ctx, &prio, *audit),
         Command::Run => crate::run::run(&ctx, &policy, &prio),
+        Command::Status { json } => crate::status::run(&ctx, &policy, *json),
         Command::Daemon { every } => crate::daemon::run(&ctx, *every),
-        Command::Policy { .. } | Command::VerifyPack { .. } | Command::IndexerSim { .. } => {
-            Ok(EXIT_OK)
-        }
+        Command::Policy { .. }
+        | Command::VerifyPack { .. }
+        | Command::IndexerSim { .. }
+        | Command::Demo { .. } => Ok(EXIT_OK),
         Command::DebugClaim { hold } => debug_claim(&ctx, &prio, *hold),
         Command::DebugVanish {
             dir,

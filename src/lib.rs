@@ -16,10 +16,12 @@
 //! - [`poll`]: stage 1, the Wazuh indexer poller.
 //! - [`heartbeat`]: stage 7, heartbeat.json, heartbeats.jsonl, metrics.prom.
 //! - [`run`]: the seven stages in one run.
+//! - [`demo`]: the pipeline against the built-in simulator.
 //! - [`daemon`]: `run` on a cadence, signals.
 //! - [`ingest`]: JSON lines into the queue.
 //! - [`reconcile`]: stage 6, the ledger against the disk, and the verdict.
 //! - [`requeue`]: overflow or quarantine back into the queue.
+//! - [`status`]: `status`, read-only.
 //! - [`cli`]: the `signalfoundry` command line.
 
 pub mod alert;
@@ -29,6 +31,7 @@ pub mod claim;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod escalate;
 pub mod fsx;
 pub mod heartbeat;
@@ -40,4 +43,5 @@ pub mod requeue;
 pub mod run;
 pub mod spool;
 pub mod state;
+pub mod status;
 pub mod triage;
