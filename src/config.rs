@@ -329,6 +329,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_deployment_configuration_parses() {
+        let text = include_str!("../deploy/signalfoundry.toml");
+        let c = Config::parse(text, Path::new("deploy/signalfoundry.toml")).expect("valid");
+        assert_eq!(c.indexer.expect("indexer").username, "signalfoundry");
+    }
+
+    #[test]
     fn durations_parse_as_humans_write_them() {
         let c = Config::parse(
             "[indexer]\nurl = \"https://x:9200\"\nusername = \"u\"\noverlap = \"90s\"\naudit_every = \"1h 30m\"\n",
