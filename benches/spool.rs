@@ -13,48 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
+use common::{alert_line, sf};
 use signalfoundry::fsx::DirFd;
 use signalfoundry::spool;
 
 const CAP: usize = 2000;
-
-fn alert_line(i: usize) -> String {
-    // A Wazuh-like level mix: ~2.6% at 12 or more.
-    let level = match i % 1000 {
-        0..=25 => 12 + (i % 4) as u32,
-        26..=300 => 7 + (i % 5) as u32,
-        _ => (i % 7) as u32,
-    };
-    let t = chrono::DateTime::from_timestamp(1_764_000_000 + (i / 10) as i64, 0).expect("time");
-    serde_json::json!({
-        "timestamp": t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string(),
-        "rule": {"level": level, "description": "bench", "id": "5716"},
-        "agent": {"id": "001", "name": "web-01"},
-        "manager": {"name": "bench"},
-        "id": format!("1764000000.{i}"),
-        "location": "/var/log/auth.log"
-    })
-    .to_string()
-}
-
-fn sf(state: &Path, config: &Path, args: &[&str]) -> (String, f64) {
-    let t = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_signalfoundry"))
-        .arg("--state")
-        .arg(state)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run signalfoundry");
-    let secs = t.elapsed().as_secs_f64();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (String::from_utf8_lossy(&o.stdout).into_owned(), secs)
-}
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");

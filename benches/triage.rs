@@ -1,0 +1,106 @@
+//! The triage benchmark: triage 100,000 queued alerts end to end (claim, case, pack, ledger) with
+//! `fsync = "batch"` and `"strict"`, beside the predecessor model on a copy of the same alerts;
+//! then the predecessor's incident: 505,836 queued alerts, cap 2,000, one `run` to VERDICT=PASS.
+//!
+//! `cargo bench --bench triage`; `SF_BENCH_N` (default 100,000), `SF_BENCH_INCIDENT_N` (default
+//! 505,836; 0 skips it), `SF_BENCH_DIR` (use a fresh filesystem), `SF_SEED_PIPELINE`. Under
+//! `cargo test --benches` it runs at a smoke size.
+
+#![allow(clippy::disallowed_methods)] // benchmark scaffolding writes its own inputs
+
+mod common;
+
+use std::process::Command;
+
+use common::{bench_dir, benching, config, field, seed_pipeline, sf, write_alerts};
+
+fn main() {
+    let bench = benching();
+    let n: usize = if bench {
+        std::env::var("SF_BENCH_N")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100_000)
+    } else {
+        1_000
+    };
+    let (base, _guard) = bench_dir("triage-bench");
+    println!("triage bench: {n} alerts in {}", base.display());
+    let jsonl = base.join("alerts.jsonl");
+    write_alerts(&jsonl, n);
+    let setup = config(&base, "setup.toml", "[durability]\nfsync = \"off\"\n");
+    let mut ours_rate = 0.0;
+    for mode in ["batch", "strict"] {
+        let state = base.join(format!("ours-{mode}"));
+        sf(&state, &setup, &["ingest", jsonl.to_str().expect("utf-8")]);
+        let cfg = config(
+            &base,
+            &format!("{mode}.toml"),
+            &format!(
+                "[durability]\nfsync = \"{mode}\"\n[queue]\ncap = {}\n",
+                n + 1
+            ),
+        );
+        let (out, secs) = sf(&state, &cfg, &["triage"]);
+        let triaged = field(&out, "triage:", "triaged").unwrap_or(0.0);
+        assert_eq!(triaged as usize, n, "{out}");
+        let rate = n as f64 / secs;
+        if mode == "batch" {
+            ours_rate = rate;
+        }
+        println!("signalfoundry triage fsync={mode}: {n} alerts in {secs:.2}s = {rate:.0} alerts/s (target 10,000+ with batch)");
+    }
+    if let (true, Some(seed)) = (bench, seed_pipeline()) {
+        // The same alerts, as queued files, for the model.
+        let state = base.join("seed");
+        sf(&state, &setup, &["ingest", jsonl.to_str().expect("utf-8")]);
+        let o = Command::new("python3")
+            .arg(&seed)
+            .arg(&state)
+            .output()
+            .expect("python3");
+        let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        println!("predecessor model: {line}");
+        if let Some(s) = line
+            .split("seconds=")
+            .nth(1)
+            .and_then(|x| x.split_whitespace().next())
+            .and_then(|x| x.parse::<f64>().ok())
+        {
+            let seed_rate = n as f64 / s;
+            println!("ratio signalfoundry (batch) / model = {:.2}x (target 1.5x+); model {seed_rate:.0} alerts/s", ours_rate / seed_rate);
+        }
+    }
+    let incident: usize = if bench {
+        std::env::var("SF_BENCH_INCIDENT_N")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(505_836)
+    } else {
+        3_000
+    };
+    if incident > 0 {
+        let state = base.join("incident");
+        let jsonl = base.join("incident.jsonl");
+        write_alerts(&jsonl, incident);
+        let (_, isecs) = sf(&state, &setup, &["ingest", jsonl.to_str().expect("utf-8")]);
+        println!("incident setup: {incident} alerts queued in {isecs:.1}s");
+        let cfg = config(
+            &base,
+            "incident.toml",
+            "[queue]\ncap = 2000\n[durability]\nfsync = \"batch\"\n[run]\nmax_duration = \"30m\"\n",
+        );
+        let (out, secs) = sf(&state, &cfg, &["run"]);
+        let last = out.lines().last().unwrap_or_default().to_string();
+        println!("incident: one `run` over {incident} queued alerts (cap 2,000) in {secs:.1}s, last line {last} (target under 60 s)");
+        for l in out
+            .lines()
+            .filter(|l| l.starts_with("cap:") || l.starts_with("triage:"))
+        {
+            println!("  {l}");
+        }
+    }
+    if std::env::var_os("SF_BENCH_DIR").is_some() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
