@@ -223,18 +223,30 @@ pub fn meta(
 }
 
 fn content_hash(alert: &Map<String, Value>) -> String {
-    let mut h = Sha256::new();
+    /// Feeds serialized JSON straight into the hash: no string per field.
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new());
     // serde_json's Map is ordered by key, so equal content serializes to equal bytes.
     for (k, v) in alert {
         if INDEXER_ADDED.contains(&k.as_str()) {
             continue;
         }
-        h.update(serde_json::to_string(k).unwrap_or_default().as_bytes());
-        h.update(b":");
-        h.update(serde_json::to_string(v).unwrap_or_default().as_bytes());
-        h.update(b",");
+        // Writing to a hasher cannot fail.
+        let _ = serde_json::to_writer(&mut w, k);
+        w.0.update(b":");
+        let _ = serde_json::to_writer(&mut w, v);
+        w.0.update(b",");
     }
-    hex::encode(h.finalize())
+    hex::encode(w.0.finalize())
 }
 
 fn scalar_text(v: Option<&Value>) -> Option<String> {
@@ -400,6 +412,18 @@ mod tests {
         assert_ne!(
             meta(&a, None, now()).content_hash,
             meta(&c, None, now()).content_hash
+        );
+    }
+
+    #[test]
+    fn key_order_does_not_change_the_content_hash() {
+        // Guards against serde_json's `preserve_order` being switched on by a dependency:
+        // the hash relies on maps iterating in key order.
+        let a = parse_strict(br#"{"a":1,"b":{"x":1,"y":2}}"#).expect("parse");
+        let b = parse_strict(br#"{"b":{"y":2,"x":1},"a":1}"#).expect("parse");
+        assert_eq!(
+            meta(&a, None, now()).content_hash,
+            meta(&b, None, now()).content_hash
         );
     }
 

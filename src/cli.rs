@@ -292,9 +292,7 @@ impl Context {
         let p = policy.clone();
         Prioritizer {
             high: policy.thresholds().high,
-            forced_high: Some(Box::new(move |a| {
-                p.forced_high(&serde_json::Value::Object(a.clone()))
-            })),
+            forced_high: Some(Box::new(move |a| p.forced_high(a))),
         }
     }
 

@@ -96,7 +96,7 @@ pub fn is_canonical(name: &[u8]) -> bool {
 }
 
 /// A policy's "an override forces this alert to high" test.
-pub type ForcedHigh = Box<dyn Fn(&Map<String, Value>) -> bool + Send + Sync>;
+pub type ForcedHigh = Box<dyn Fn(&Value) -> bool + Send + Sync>;
 
 /// Computes an alert's queue priority: its level, raised to the `high` threshold when a policy
 /// override forces it to `high`.
@@ -113,11 +113,21 @@ impl Prioritizer {
         }
     }
 
-    pub fn priority(&self, level: Option<u32>, alert: &Map<String, Value>) -> u32 {
+    /// The alert is borrowed mutably only to be viewed as a JSON value without a copy.
+    pub fn priority(&self, level: Option<u32>, alert: &mut Map<String, Value>) -> u32 {
         let level = level.unwrap_or(0);
-        match &self.forced_high {
-            Some(f) if f(alert) => level.max(self.high),
-            _ => level,
+        let Some(forced_high) = &self.forced_high else {
+            return level;
+        };
+        let value = Value::Object(std::mem::take(alert));
+        let forced = forced_high(&value);
+        if let Value::Object(m) = value {
+            *alert = m;
+        }
+        if forced {
+            level.max(self.high)
+        } else {
+            level
         }
     }
 }
@@ -341,7 +351,7 @@ impl Spool<'_> {
     fn row_for(
         &self,
         meta: &AlertMeta,
-        alert: &Map<String, Value>,
+        priority: u32,
         name: String,
         index_id: Option<(String, String)>,
         source: &'static str,
@@ -353,7 +363,7 @@ impl Spool<'_> {
             name,
             content_hash: meta.content_hash.clone(),
             level: meta.level,
-            priority: self.prio.priority(meta.level, alert),
+            priority,
             alert_time: meta
                 .time
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -377,7 +387,8 @@ impl Spool<'_> {
         let mut counts = AdmitCounts::default();
         let mut rows: Vec<(NewRow, bool)> = Vec::new();
         let mut quarantined: Vec<NewRow> = Vec::new();
-        let mut temps: Vec<(String, String, AlertMeta, Parsed, bool)> = Vec::new();
+        #[allow(clippy::type_complexity)]
+        let mut temps: Vec<(String, String, AlertMeta, Parsed, bool, u32)> = Vec::new();
         let mut in_batch: HashMap<KeyHash, String> = HashMap::new();
         for item in items {
             let index_id = item
@@ -419,22 +430,19 @@ impl Spool<'_> {
                     counts.quarantined += 1;
                 }
                 Plan::Publish { revive } => {
-                    let name = Canonical::new(
-                        self.prio.priority(meta.level, &item.alert),
-                        meta.time,
-                        meta.key_hash.clone(),
-                    )
-                    .name();
+                    let mut item = item;
+                    let priority = self.prio.priority(meta.level, &mut item.alert);
+                    let name = Canonical::new(priority, meta.time, meta.key_hash.clone()).name();
                     let tmp = self
                         .state
                         .queue
                         .write_temp("q", &item.bytes, self.durability)?;
-                    temps.push((tmp, name, meta, item, revive));
+                    temps.push((tmp, name, meta, item, revive, priority));
                 }
             }
         }
         self.state.queue.barrier(self.durability)?;
-        for (tmp, name, meta, item, revive) in temps {
+        for (tmp, name, meta, item, revive, priority) in temps {
             match self
                 .state
                 .queue
@@ -470,7 +478,7 @@ impl Spool<'_> {
                 }
             }
             rows.push((
-                self.row_for(&meta, &item.alert, name, item.index_id, source),
+                self.row_for(&meta, priority, name, item.index_id, source),
                 revive,
             ));
         }
@@ -652,7 +660,7 @@ impl Spool<'_> {
                 }
                 ReadOutcome::Bytes(b) => b,
             };
-            let parsed = match alert::parse_strict(&bytes) {
+            let mut parsed = match alert::parse_strict(&bytes) {
                 Ok(m) => m,
                 Err(e) => {
                     quarantine(e.to_string(), &mut counts)?;
@@ -660,12 +668,8 @@ impl Spool<'_> {
                 }
             };
             let meta = alert::meta(&parsed, None, now);
-            let canonical = Canonical::new(
-                self.prio.priority(meta.level, &parsed),
-                meta.time,
-                meta.key_hash.clone(),
-            )
-            .name();
+            let priority = self.prio.priority(meta.level, &mut parsed);
+            let canonical = Canonical::new(priority, meta.time, meta.key_hash.clone()).name();
             let adopting =
                 location_state != State::Queued || canonical.as_bytes() == name.as_slice();
             if location_state != State::Queued && canonical.as_bytes() != name.as_slice() {
@@ -746,7 +750,7 @@ impl Spool<'_> {
                             dir.remove_file(name)?;
                             counts.duplicates += 1;
                             let mut row =
-                                self.row_for(&meta, &parsed, canonical, None, "admission");
+                                self.row_for(&meta, priority, canonical, None, "admission");
                             row.state = State::Queued;
                             rows.push((row, revive, Vec::new()));
                         } else {
@@ -759,7 +763,7 @@ impl Spool<'_> {
             }
             let mut row = self.row_for(
                 &meta,
-                &parsed,
+                priority,
                 canonical.clone(),
                 None,
                 if adopting { "adopted" } else { "admission" },
@@ -847,15 +851,14 @@ mod tests {
     fn priority_is_raised_to_high_when_forced() {
         let p = Prioritizer {
             high: 12,
-            forced_high: Some(Box::new(|a: &Map<String, Value>| {
-                a.contains_key("mimikatz")
-            })),
+            forced_high: Some(Box::new(|a: &Value| a.get("mimikatz").is_some())),
         };
-        let a = alert::parse_strict(br#"{"mimikatz":1}"#).expect("parse");
-        let b = alert::parse_strict(br#"{}"#).expect("parse");
-        assert_eq!(p.priority(Some(3), &a), 12);
-        assert_eq!(p.priority(Some(15), &a), 15);
-        assert_eq!(p.priority(Some(3), &b), 3);
-        assert_eq!(p.priority(None, &b), 0);
+        let mut a = alert::parse_strict(br#"{"mimikatz":1}"#).expect("parse");
+        let mut b = alert::parse_strict(br#"{}"#).expect("parse");
+        assert_eq!(p.priority(Some(3), &mut a), 12);
+        assert_eq!(p.priority(Some(15), &mut a), 15);
+        assert!(a.contains_key("mimikatz"), "the alert is given back whole");
+        assert_eq!(p.priority(Some(3), &mut b), 3);
+        assert_eq!(p.priority(None, &mut b), 0);
     }
 }
