@@ -8,6 +8,10 @@
 
 #![allow(clippy::disallowed_methods)] // benchmark scaffolding writes its own inputs
 
+// The same allocator as the `signalfoundry` binary, so the figure is the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
