@@ -23,6 +23,9 @@ use crate::state::{Lock, StateDir};
 /// The default number of alerts: every bucket and several escalations, well under a minute.
 pub const DEFAULT_ALERTS: usize = 3000;
 
+/// The poller's `settle` in the demo's configuration, in seconds.
+const DEMO_SETTLE_S: i64 = 1;
+
 /// How many runs at most (the poller takes a third of the backlog per run).
 const MAX_RUNS: usize = 12;
 
@@ -48,22 +51,28 @@ fn failed(e: impl Into<anyhow::Error>) -> Failure {
 
 /// The demo's configuration text: a real `signalfoundry.toml`.
 fn config_text(state: &Path, port: u16, alerts: usize) -> String {
-    let st = state.display().to_string();
+    // TOML strings, escaped as TOML escapes them (a path may hold `"` or `\`).
+    let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let (st, ca, policy) = (
+        q(state),
+        q(&state.join("demo").join("root-ca.pem")),
+        q(&state.join("demo").join("policy.toml")),
+    );
     format!(
         r#"# Written by `signalfoundry demo`: a real configuration for the built-in simulator.
 # The simulator's password was handed to the poller in memory and is written nowhere; a real
 # deployment sets password_file (mode 0600) or SIGNALFOUNDRY_INDEXER_PASSWORD.
-state_dir = {st:?}
+state_dir = {st}
 
 [indexer]
 url = "https://127.0.0.1:{port}"
 index = "wazuh-alerts-4.x-*"
 username = "signalfoundry"
-ca_file = "{st}/demo/root-ca.pem"
+ca_file = {ca}
 start_at = "2h"
 page_size = 500
 overlap = "2m"
-settle = "1s"
+settle = "{settle}s"
 max_per_run = {per_run}
 timeout = "10s"
 
@@ -71,7 +80,7 @@ timeout = "10s"
 cap = {cap}
 
 [policy]
-file = "{st}/demo/policy.toml"
+file = {policy}
 
 [durability]
 fsync = "batch"
@@ -81,6 +90,7 @@ max_duration = "4m"
 "#,
         per_run = alerts.div_ceil(3).max(1),
         cap = (alerts / 4).max(10),
+        settle = DEMO_SETTLE_S,
     )
 }
 
@@ -92,9 +102,14 @@ pub fn run(state_arg: Option<&Path>, alerts: usize) -> Result<u8, Failure> {
     let state = StateDir::open(&state_path, Lock::Run)?;
     let abs = std::fs::canonicalize(&state_path).map_err(failed)?;
     let password = demo_password();
+    // The corpus ends a little before now, further back than the poller's `settle`: every alert
+    // is inside the poll window of the first run, so "drained" means all N alerts are cases
+    // (ending at now, alerts of the last second could still be unpolled when a run polls none).
+    let end_time = Utc::now() - chrono::Duration::seconds(DEMO_SETTLE_S + 2);
     let sim = indexer_sim::Simulator::start(indexer_sim::SimConfig {
         alerts,
         seed: 42,
+        end_time: Some(end_time),
         username: "signalfoundry".into(),
         password: password.clone(),
         ..indexer_sim::SimConfig::default()
@@ -132,7 +147,7 @@ pub fn run(state_arg: Option<&Path>, alerts: usize) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "demo: simulator on https://{} with {alerts} alerts (the hour before now); state directory {}",
+        "demo: simulator on https://{} with {alerts} alerts (the hour before it started); state directory {}",
         sim.addr(),
         abs.display()
     );

@@ -111,7 +111,21 @@ impl RunReport {
             self.run_id
         );
         if !self.reasons.is_empty() {
-            let _ = write!(s, " reasons={}", self.reasons.join(";").replace(' ', "_"));
+            // One `key=value` token: no whitespace or control character (an error message can
+            // carry a name read from disk).
+            let reasons: String = self
+                .reasons
+                .join(";")
+                .chars()
+                .map(|c| {
+                    if c.is_whitespace() || c.is_control() {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let _ = write!(s, " reasons={reasons}");
         }
         s
     }
@@ -251,8 +265,46 @@ impl RunReport {
                 "signalfoundry_lag_seconds{{what=\"oldest_queued\"}} {v}"
             );
         }
+        fam(
+            &mut out,
+            "signalfoundry_last_successful_poll_timestamp_seconds",
+            "gauge",
+            "When the last poll succeeded (Unix time).",
+        );
+        if let Some(t) = self
+            .lag
+            .last_successful_poll
+            .as_deref()
+            .and_then(unix_seconds)
+        {
+            let _ = writeln!(
+                out,
+                "signalfoundry_last_successful_poll_timestamp_seconds {t}"
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_run_finished_timestamp_seconds",
+            "gauge",
+            "When the last run finished (Unix time): alert on its age.",
+        );
+        if let Some(t) = unix_seconds(&self.finished_at) {
+            let _ = writeln!(out, "signalfoundry_run_finished_timestamp_seconds {t}");
+        }
         out
     }
+}
+
+/// An RFC 3339 time as Unix seconds with milliseconds (`1764000000.123`).
+fn unix_seconds(t: &str) -> Option<String> {
+    let ms = chrono::DateTime::parse_from_rfc3339(t)
+        .ok()?
+        .timestamp_millis();
+    Some(format!(
+        "{}.{:03}",
+        ms.div_euclid(1000),
+        ms.rem_euclid(1000)
+    ))
 }
 
 fn fam(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -291,7 +343,33 @@ pub fn write(
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or("signalfoundry.prom");
-            DirFd::open(dir)?.replace(name, metrics.as_bytes(), durability)
+            let dir = DirFd::open(dir)?;
+            // node_exporter reads the textfile collector's directory as another user: there the
+            // metrics (counts, no secret) are made world-readable before they appear, unlike
+            // everything in the state directory.
+            let tmp = dir.write_temp("r", metrics.as_bytes(), durability)?;
+            let published = rustix::fs::openat(
+                dir.fd(),
+                tmp.as_str(),
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .and_then(|fd| rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o644)))
+            .map_err(|e| FsError::new("chmod", dir.path().join(&tmp), e))
+            .and_then(|()| {
+                rustix::fs::renameat(dir.fd(), tmp.as_str(), dir.fd(), name)
+                    .map_err(|e| FsError::new("replace", path, e))
+            });
+            if published.is_err() {
+                let _ = dir.remove_file(tmp.as_bytes());
+            }
+            published?;
+            if durability == Durability::Strict {
+                dir.sync()?;
+            }
+            Ok(())
         }
     }
 }

@@ -10,6 +10,7 @@
 mod cli;
 mod ingest;
 mod poll;
+mod product;
 mod spool;
 mod support;
 mod triage;
