@@ -1054,3 +1054,39 @@ fn sighup_with_a_broken_policy_keeps_the_old_one_and_says_so() {
     assert_eq!(st.code(), Some(0), "{log}");
     assert!(log.contains("reload refused"), "the log says so: {log}");
 }
+
+#[test]
+fn status_calls_a_heartbeat_older_than_twice_the_daemons_cadence_stale() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    env.ingest_lines(&mixed_lines(5));
+    let mut daemon = Reaped(Some(
+        env.cmd(&["daemon", "--every", "1s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the daemon"),
+    ));
+    let hb_path = env.path("heartbeat.json");
+    wait_until(Duration::from_secs(30), "the first heartbeat", || {
+        hb_path.exists()
+    });
+    let st: Value = serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
+    assert_eq!(st["heartbeat"]["cadence_s"], 1, "{st:#}");
+    assert_eq!(st["heartbeat"]["stale"], false, "a live daemon: {st:#}");
+    assert_eq!(st["ledger_total"], 5, "{st:#}");
+    signal(daemon.child(), Signal::Term);
+    assert_eq!(daemon.wait_for(Duration::from_secs(30)).code(), Some(0));
+
+    // No daemon: past twice the cadence the heartbeat is stale, and said loudly.
+    let finished = read_json(&hb_path)["finished_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("finished_at");
+    wait_until(Duration::from_secs(10), "three seconds to pass", || {
+        chrono::Utc::now().signed_duration_since(finished) > chrono::Duration::seconds(3)
+    });
+    let st: Value = serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
+    assert_eq!(st["heartbeat"]["stale"], true, "{st:#}");
+    let out = env.ok(&["status"]);
+    assert!(out.contains("STALE"), "{out}");
+}
