@@ -171,7 +171,10 @@ struct Disk {
     overflow: Vec<Vec<u8>>,
     /// Claimed canonical files of dead (or no) workers, and of live ones.
     processing: Vec<Vec<u8>>,
+    /// Temp cases (`.tmp-case-<id>/`) that hold their `alert.json`: a `triaging` alert is
+    /// there until it is published, or, for a dead worker, until recovery puts it back.
     temp_cases: u64,
+    temp_case_ids: HashSet<String>,
     live_processing: u64,
     live_workers: u64,
     /// case id → (bucket, path below cases/)
@@ -208,8 +211,18 @@ fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
                 } else {
                     d.processing.push(e.name);
                 }
-            } else if e.name.starts_with(b".tmp-case-") {
-                d.temp_cases += 1;
+            } else if let Some(id) = e.name.strip_prefix(b".tmp-case-") {
+                // Only a temp case holding the alert counts: before the alert moves in, its
+                // canonical file is still in the folder (counted above).
+                let holds = match wdir.open_subdir_opt(&e.name)? {
+                    Some(t) => t.list()?.iter().any(|x| x.name == b"alert.json"),
+                    None => false,
+                };
+                if holds {
+                    d.temp_cases += 1;
+                    d.temp_case_ids
+                        .insert(String::from_utf8_lossy(id).into_owned());
+                }
             }
         }
     }
@@ -569,11 +582,12 @@ fn keyed(
                     seen_names.insert(r.name.clone().into_bytes());
                     relocate.push((r.key_hash.clone(), s, r.name.clone()));
                 } else if !live {
-                    let published = r
-                        .case_id
-                        .as_ref()
-                        .is_some_and(|id| disk.cases.contains_key(id));
-                    if !published {
+                    // Published (the commit is what is missing), or still in a dead worker's
+                    // temp case (recovery unwinds it): either way not lost.
+                    let found = r.case_id.as_ref().is_some_and(|id| {
+                        disk.cases.contains_key(id) || disk.temp_case_ids.contains(id)
+                    });
+                    if !found {
                         ghosts.push((
                             r.key_hash.clone(),
                             r.alert_key.clone(),

@@ -13,6 +13,15 @@
 //!   limit, invalid JSON or UTF-8, duplicated keys, fields the decision needs missing or of the
 //!   wrong type); never for content. A quarantined alert whose level reads as high still gets a
 //!   `Q-<entry>` pack.
+//! - A write, rename or ledger commit of a batch that fails because the disk is full is tried
+//!   again after a pause ([`DISK_FULL_TRIES`] tries in all, 100 ms then 400 ms apart: space can
+//!   come back when a log rotates or another job ends), then the stage FAILS with the path and
+//!   "no space left on device"; the next run finishes from the intent rows. Each retried step is
+//!   idempotent (a temp directory is rebuilt from scratch, a rename that failed changed nothing,
+//!   a transaction that failed rolled back). Durability barriers (`syncfs`, `fsync`) are never
+//!   retried: after a failed sync the kernel may have dropped the dirty pages and marked them
+//!   clean, so a second sync can report success for data that never reached the disk. The batch
+//!   fails at once there and the next run redoes it from the intent rows.
 //! - Several threads, each its own worker (claim folder and lock) and ledger connection; other
 //!   `triage` processes may work on the same state directory at the same time.
 
@@ -42,6 +51,69 @@ pub enum TriageError {
     Ledger(#[from] LedgerError),
     #[error("a triage thread panicked; its batch is recovered by the next run")]
     Panicked,
+    /// SQLite's "database or disk is full", said the way every other full-disk error is.
+    #[error("ledger {}: no space left on device ({source})", path.display())]
+    LedgerFull {
+        path: std::path::PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+impl TriageError {
+    /// True when the device holding a file or the ledger is out of space or inodes.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            TriageError::Fs(e) | TriageError::Spool(SpoolError::Fs(e)) => e.is_disk_full(),
+            TriageError::Ledger(LedgerError::Sql { source, .. })
+            | TriageError::Spool(SpoolError::Ledger(LedgerError::Sql { source, .. })) => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            TriageError::LedgerFull { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Names a full ledger as "no space left on device", like a full disk under a file.
+    fn named(self) -> TriageError {
+        match self {
+            TriageError::Ledger(LedgerError::Sql { path, source })
+            | TriageError::Spool(SpoolError::Ledger(LedgerError::Sql { path, source }))
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+            {
+                TriageError::LedgerFull { path, source }
+            }
+            e => e,
+        }
+    }
+}
+
+/// Tries in all for a batch step that fails because the disk is full.
+pub const DISK_FULL_TRIES: u32 = 3;
+
+/// Runs `op`; when it fails because the disk is full, runs it again after a pause (100 ms, then
+/// four times longer each time), [`DISK_FULL_TRIES`] times in all; then returns the last error.
+/// `op` must be idempotent.
+fn retry_full<T>(
+    what: &str,
+    mut op: impl FnMut() -> Result<T, TriageError>,
+) -> Result<T, TriageError> {
+    let mut pause = std::time::Duration::from_millis(100);
+    let mut tries = 1;
+    loop {
+        match op() {
+            Err(e) if e.is_disk_full() && tries < DISK_FULL_TRIES => {
+                tracing::warn!(
+                    "{what}: {}; trying again in {} ms (try {tries} of {DISK_FULL_TRIES} failed)",
+                    e.named(),
+                    pause.as_millis()
+                );
+                std::thread::sleep(pause);
+                pause *= 4;
+                tries += 1;
+            }
+            r => return r.map_err(TriageError::named),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for TriageError {
@@ -265,6 +337,14 @@ impl Triage<'_> {
         ledger: &mut Ledger,
         notices: &mut Vec<Notice>,
     ) -> Result<TriageReport, TriageError> {
+        self.run_inner(ledger, notices).map_err(TriageError::named)
+    }
+
+    fn run_inner(
+        &self,
+        ledger: &mut Ledger,
+        notices: &mut Vec<Notice>,
+    ) -> Result<TriageReport, TriageError> {
         let now = Utc::now();
         let mut report = TriageReport {
             admission: self.sp.admit(ledger, now, notices)?,
@@ -466,7 +546,19 @@ impl Triage<'_> {
         Ok(())
     }
 
+    /// Writes a temp pack directory from scratch (an existing one is removed first), retried
+    /// when the disk is full.
     fn write_pack_dir(&self, tmp: &str, files: &[escalate::PackFile]) -> Result<(), TriageError> {
+        retry_full("write escalation pack", || {
+            self.write_pack_dir_once(tmp, files)
+        })
+    }
+
+    fn write_pack_dir_once(
+        &self,
+        tmp: &str,
+        files: &[escalate::PackFile],
+    ) -> Result<(), TriageError> {
         let esc = &self.sp.state.escalations;
         if !esc.create_dir(tmp)? {
             esc.remove_flat_dir(tmp.as_bytes())?;
@@ -644,7 +736,8 @@ impl Triage<'_> {
             });
         }
         // 3. Intent rows (and the rows of what was quarantined), one transaction.
-        ledger.write(|tx| {
+        retry_full("commit intent rows", || {
+            Ok(ledger.write(|tx| {
             for it in &items {
                 if let Some(r) = &it.new_row {
                     tx.insert(r)?;
@@ -682,17 +775,12 @@ impl Triage<'_> {
                 }
             }
             Ok(())
+        })?)
         })?;
         // 4. Build each case in the claim folder; build packs for high cases.
         let mut packs: Vec<(usize, String)> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             let tmp = format!(".tmp-case-{}", it.case_id.as_str());
-            if !worker.dir().create_dir(&tmp)? {
-                // A leftover of an earlier attempt of ours: rebuild it.
-                self.unwind_temp_case(worker, &tmp, &it.name)?;
-                worker.dir().create_dir(&tmp)?;
-            }
-            let tdir = worker.dir().open_subdir(tmp.as_bytes())?;
             let alert_obj = it.value.as_object().cloned().unwrap_or_default();
             let case = cases::case_json(&CaseInput {
                 case_id: &it.case_id,
@@ -706,8 +794,21 @@ impl Triage<'_> {
                 quarantine_entry: None,
             });
             let case_bytes = serde_json::to_vec_pretty(&case).unwrap_or_default();
-            tdir.create_file("case.json", &case_bytes, self.durability())?;
-            match worker.dir().rename_to(&it.name, &tdir, b"alert.json")? {
+            let tdir = retry_full("build case", || {
+                if !worker.dir().create_dir(&tmp)? {
+                    // A leftover of an earlier attempt of ours (or of a try that failed on a
+                    // full disk): rebuild it.
+                    self.unwind_temp_case(worker, &tmp, &it.name)?;
+                    worker.dir().create_dir(&tmp)?;
+                }
+                let tdir = worker.dir().open_subdir(tmp.as_bytes())?;
+                tdir.create_file("case.json", &case_bytes, self.durability())?;
+                Ok(tdir)
+            })?;
+            let moved = retry_full("move alert into its case", || {
+                Ok(worker.dir().rename_to(&it.name, &tdir, b"alert.json")?)
+            })?;
+            match moved {
                 Moved::Moved => {}
                 Moved::Vanished | Moved::Exists => {
                     report.vanished += 1;
@@ -743,11 +844,16 @@ impl Triage<'_> {
         let mut published: Vec<bool> = vec![false; items.len()];
         for (i, it) in items.iter().enumerate() {
             let tmp = format!(".tmp-case-{}", it.case_id.as_str());
-            let day = self.day_dir(&mut day_dirs, &it.case_path)?;
-            match worker
-                .dir()
-                .rename_to(tmp.as_bytes(), day, it.case_id.as_str().as_bytes())?
-            {
+            let day = retry_full("create case directory", || {
+                self.day_dir(&mut day_dirs, &it.case_path).map(|_| ())
+            })
+            .and_then(|()| self.day_dir(&mut day_dirs, &it.case_path))?;
+            let moved = retry_full("publish case", || {
+                Ok(worker
+                    .dir()
+                    .rename_to(tmp.as_bytes(), day, it.case_id.as_str().as_bytes())?)
+            })?;
+            match moved {
                 Moved::Moved => {
                     published[i] = true;
                     if self.durability() == Durability::Strict {
@@ -788,11 +894,14 @@ impl Triage<'_> {
                 continue;
             }
             let id = items[*i].case_id.as_str();
-            match self.sp.state.escalations.rename_to(
-                ptmp.as_bytes(),
-                &self.sp.state.escalations,
-                id.as_bytes(),
-            )? {
+            let moved = retry_full("publish escalation pack", || {
+                Ok(self.sp.state.escalations.rename_to(
+                    ptmp.as_bytes(),
+                    &self.sp.state.escalations,
+                    id.as_bytes(),
+                )?)
+            })?;
+            match moved {
                 Moved::Moved => packed[*i] = true,
                 Moved::Exists => {
                     self.sp.state.escalations.remove_flat_dir(ptmp.as_bytes())?;
@@ -807,7 +916,8 @@ impl Triage<'_> {
         } else if self.durability() == Durability::Strict {
             self.sp.state.escalations.sync()?;
         }
-        ledger.write(|tx| {
+        retry_full("commit triaged rows", || {
+            Ok(ledger.write(|tx| {
             for (i, it) in items.iter().enumerate() {
                 if !published[i] {
                     continue;
@@ -827,6 +937,7 @@ impl Triage<'_> {
                 }
             }
             Ok(())
+        })?)
         })?;
         for (i, it) in items.iter().enumerate() {
             if !published[i] {

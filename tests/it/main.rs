@@ -8,6 +8,8 @@
 #![allow(clippy::zombie_processes)]
 
 mod cli;
+mod crash;
+mod disk_full;
 mod ingest;
 mod poll;
 mod product;
