@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::alert::KeyHash;
 use crate::fsx::{DirFd, Durability, Moved};
 use crate::ledger::{Ledger, State};
 use crate::spool::{self, AdmitCounts, Canonical, Notice, Spool, SpoolError, BATCH};
@@ -139,21 +140,31 @@ pub(crate) fn move_all(
                 Moved::Exists => collisions += 1,
             }
         }
-        // Visit the rows in key-hash order: the index is walked front to back, not at random.
-        done.sort_unstable_by(|a, b| a.get(22..).cmp(&b.get(22..)));
-        let missing = ledger.write(|tx| {
-            let mut missing = Vec::new();
-            for name in &done {
-                let Some(c) = Canonical::parse(name) else {
-                    continue;
-                };
-                let text = std::str::from_utf8(name).unwrap_or_default();
-                if !tx.set_state(c.key_hash.as_str(), new_state, text, None)? {
-                    missing.push((*name).clone());
-                }
+        // Update in table order: look the row ids up first (read-only index walks), then
+        // write each table page once, front to back.
+        let keys: Vec<&str> = done
+            .iter()
+            .filter_map(|n| std::str::from_utf8(n.get(22..22 + KeyHash::LEN)?).ok())
+            .collect();
+        let mut ids = ledger.row_ids(keys.iter().copied())?;
+        ids.sort_unstable();
+        let found: std::collections::HashSet<&str> = ids.iter().map(|(_, k)| *k).collect();
+        let now = crate::ledger::now_text();
+        ledger.write(|tx| {
+            for (id, _) in &ids {
+                tx.set_state_by_id(*id, new_state, &now)?;
             }
-            Ok(missing)
+            Ok(())
         })?;
+        let missing: Vec<Vec<u8>> = done
+            .iter()
+            .filter(|n| {
+                n.get(22..22 + KeyHash::LEN)
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .is_none_or(|k| !found.contains(k))
+            })
+            .map(|n| (*n).clone())
+            .collect();
         moved += done.len() as u64;
         rowless.extend(missing);
     }

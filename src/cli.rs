@@ -346,7 +346,19 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         _ => {}
     }
     let ctx = Context::resolve(&cli)?;
-    let policy = ctx.policy()?;
+    // `ingest` and `status` work with a broken policy file (said in the log): a producer must
+    // not be stopped by an operator's typo; the queue priority then ignores overrides.
+    let policy = match (&cli.command, ctx.policy()) {
+        (_, Ok(p)) => p,
+        (Command::Ingest { .. } | Command::Status { .. }, Err(f)) => {
+            tracing::error!(
+                "the policy cannot be loaded, using severity thresholds only: {:#}",
+                f.error
+            );
+            sf_policy::Policy::severity_only()
+        }
+        (_, Err(f)) => return Err(f),
+    };
     let prio = Context::prioritizer(&policy);
     let now = Utc::now();
     let mut notices = Vec::new();

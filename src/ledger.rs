@@ -62,7 +62,7 @@ impl State {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("ledger {}: {source}", path.display())]
+    #[error("ledger {}: {}", path.display(), describe_sql(source))]
     Sql {
         path: PathBuf,
         #[source]
@@ -74,6 +74,14 @@ pub enum LedgerError {
         found: i64,
         known: i64,
     },
+}
+
+/// SQLite's message, with a full disk said the way every other stage says it.
+fn describe_sql(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => format!("no space left on device ({e})"),
+        _ => e.to_string(),
+    }
 }
 
 /// The numbered schema migrations. Never edit one that has shipped: append a new one.
@@ -324,6 +332,28 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The row ids of key hashes (absent ones are left out), for updates in table order.
+    pub fn row_ids<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> Result<Vec<(i64, &'k str)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM alerts WHERE key_hash = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(id) = st
+                .query_row([k], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(|e| self.err(e))?
+            {
+                out.push((id, k));
+            }
+        }
+        Ok(out)
+    }
+
     /// Rows per state.
     pub fn counts(&self) -> Result<Vec<(State, u64)>, LedgerError> {
         let mut st = self
@@ -373,7 +403,7 @@ pub struct Tx<'c> {
     tx: rusqlite::Transaction<'c>,
 }
 
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -442,6 +472,20 @@ impl Tx<'_> {
             "UPDATE alerts SET state = ?2, name = ?3, worker = ?4, updated_at = ?5 WHERE key_hash = ?1",
         )?;
         Ok(st.execute(params![key_hash, state.as_str(), name, worker, now_text()])? == 1)
+    }
+
+    /// Moves the row with this id to `state`, keeping its name (a move between queue/ and
+    /// overflow/ keeps the file's name).
+    pub fn set_state_by_id(
+        &mut self,
+        id: i64,
+        state: State,
+        now: &str,
+    ) -> Result<bool, rusqlite::Error> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE alerts SET state = ?2, worker = NULL, updated_at = ?3 WHERE id = ?1",
+        )?;
+        Ok(st.execute(params![id, state.as_str(), now])? == 1)
     }
 
     pub fn delete(&mut self, key_hash: &str) -> Result<bool, rusqlite::Error> {

@@ -202,7 +202,15 @@ pub fn execute(
         reasons.push(format!("triage failed: {e}"));
     }
     if tri_total.stopped_by_deadline {
-        reasons.push("max_duration reached with a backlog left".into());
+        let signalled = extras
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+        reasons.push(if signalled {
+            "stopped by a signal with a backlog left; the next run continues".into()
+        } else {
+            "max_duration reached with a backlog left".into()
+        });
     }
     stages.push(StageReport {
         name: "cap",
