@@ -146,8 +146,26 @@ pub fn recover_dead(
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            // Being torn down by another recoverer, or not yet locked by a starting worker.
-            Err(rustix::io::Errno::NOENT) => continue,
+            // Being torn down by another recoverer, or not yet locked by a starting worker; or
+            // left behind by a worker killed between removing its lock and its folder.
+            Err(rustix::io::Errno::NOENT) => {
+                if stale_temp {
+                    // `.tmp-w-<pid>-...`: a starting worker's, unless that process is gone.
+                    let pid = name.split('-').nth(2).and_then(|p| p.parse::<i32>().ok());
+                    let gone = pid
+                        .and_then(rustix::process::Pid::from_raw)
+                        .is_some_and(|p| {
+                            rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH)
+                        });
+                    if gone {
+                        state.processing.remove_flat_dir(&entry.name)?;
+                    }
+                } else {
+                    // Only an empty folder can be removed: one still holding claims is not ours.
+                    let _ = state.processing.remove_dir(&entry.name);
+                }
+                continue;
+            }
             Err(e) => return Err(FsError::new("open", wdir.path_of(LOCK.as_bytes()), e).into()),
         };
         match rfs::flock(lock.as_fd(), FlockOperation::NonBlockingLockExclusive) {

@@ -200,7 +200,7 @@ pub struct Quarantine<'a> {
 }
 
 /// A fresh quarantine entry name: `q-YYYYMMDDTHHMMSS-<pid>-<rand>` (allow-listed alphabet).
-fn entry_name(now: DateTime<Utc>) -> String {
+pub fn entry_name(now: DateTime<Utc>) -> String {
     format!(
         "q-{}-{}-{:08x}{:08x}",
         now.format("%Y%m%dT%H%M%S"),
@@ -257,6 +257,30 @@ impl Quarantine<'_> {
                 }
             }
         }
+    }
+
+    /// Moves a listed entry into quarantine as `entry` (chosen, and recorded in the ledger, by
+    /// the caller beforehand) and writes its reason. `Exists` when that entry name is taken.
+    pub fn move_in_as(
+        &self,
+        from: &DirFd,
+        name: &[u8],
+        entry: &str,
+        origin: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Moved> {
+        let target = format!("{entry}.json");
+        let moved = from.rename_to(name, &self.state.quarantine, target.as_bytes())?;
+        if moved == Moved::Moved {
+            self.write_reason(entry, origin, reason, now)?;
+        }
+        Ok(moved)
+    }
+
+    /// The row of a quarantine entry that has no alert key of its own.
+    pub fn entry_row(entry: &str, now: DateTime<Utc>) -> NewRow {
+        Self::row(entry, String::new(), now)
     }
 
     /// Writes bytes that never were a file of their own (a bad ingest line) into quarantine.

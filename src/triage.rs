@@ -271,6 +271,19 @@ struct Item {
     new_row: Option<NewRow>,
 }
 
+/// A claimed file on its way to quarantine: its row changes with the batch's intent rows, the
+/// file moves after they commit.
+struct PendingQuarantine {
+    name: Vec<u8>,
+    key_hash: Option<KeyHash>,
+    entry: String,
+    reason: String,
+    level: Option<u32>,
+    alert: Option<Map<String, Value>>,
+    /// A row of its own (keyed by entry) when the alert had none.
+    row: Option<NewRow>,
+}
+
 /// The stored parts of a row triage reads back.
 struct RowInfo {
     alert_key: String,
@@ -438,40 +451,89 @@ impl Triage<'_> {
         }
     }
 
+    /// Records that a claimed file must go to quarantine. The move happens after the batch's
+    /// intent transaction has recorded where it goes (intent first): a crash in between leaves
+    /// the file in the claim folder, and recovery puts it back in the queue with its row.
     #[allow(clippy::too_many_arguments)]
     fn quarantine_claim(
         &self,
         ledger: &Ledger,
-        worker: &Worker,
         name: &[u8],
         reason: &str,
         level: Option<u32>,
-        alert: Option<&Map<String, Value>>,
+        alert: Option<Map<String, Value>>,
         now: DateTime<Utc>,
-        out: &mut Vec<(KeyHash, Option<NewRow>, String)>,
+        out: &mut Vec<PendingQuarantine>,
+    ) -> Result<(), TriageError> {
+        let entry = spool::entry_name(now);
+        let kh = Canonical::parse(name).map(|c| c.key_hash);
+        let row = match &kh {
+            Some(k) if ledger.get(k)?.is_some() => None,
+            _ => Some(Quarantine::entry_row(&entry, now)),
+        };
+        out.push(PendingQuarantine {
+            name: name.to_vec(),
+            key_hash: kh,
+            entry,
+            reason: reason.to_string(),
+            level,
+            alert,
+            row,
+        });
+        Ok(())
+    }
+
+    /// Moves the batch's pending quarantines (their rows are committed already).
+    fn apply_quarantines(
+        &self,
+        ledger: &mut Ledger,
+        worker: &Worker,
+        pending: Vec<PendingQuarantine>,
+        now: DateTime<Utc>,
         report: &mut TriageReport,
     ) -> Result<(), TriageError> {
         let q = Quarantine {
             state: self.sp.state,
             durability: self.durability(),
         };
-        let shown = format!("processing/{}/{}", worker.id(), escape_name(name));
-        let Some(row) = q.move_in(worker.dir(), name, &shown, reason, now)? else {
-            report.vanished += 1;
-            return Ok(());
-        };
-        report.quarantined += 1;
-        let entry = row.name.trim_end_matches(".json").to_string();
-        let kh = Canonical::parse(name).map(|c| c.key_hash);
-        match kh {
-            Some(kh) if ledger.get(&kh)?.is_some() => out.push((kh, None, row.name.clone())),
-            _ => out.push((row.key_hash.clone(), Some(row.clone()), row.name.clone())),
-        }
         let high = self.policy.thresholds().high;
-        if let (Some(level), Some(alert)) = (level, alert) {
-            if level >= high {
-                self.quarantine_pack(&entry, level, alert, reason, now)?;
-                report.quarantine_packs += 1;
+        for mut p in pending {
+            let shown = format!("processing/{}/{}", worker.id(), escape_name(&p.name));
+            loop {
+                match q.move_in_as(worker.dir(), &p.name, &p.entry, &shown, &p.reason, now)? {
+                    Moved::Moved => break,
+                    Moved::Vanished => {
+                        report.vanished += 1;
+                        break;
+                    }
+                    Moved::Exists => {
+                        // The entry name is taken (a random collision): record another one.
+                        let old = format!("{}.json", p.entry);
+                        p.entry = spool::entry_name(now);
+                        let new = format!("{}.json", p.entry);
+                        ledger.write(|tx| {
+                            match (&p.key_hash, &p.row) {
+                                (Some(k), None) => {
+                                    tx.set_state(k.as_str(), State::Quarantined, &new, None)?;
+                                }
+                                _ => {
+                                    let old_key =
+                                        format!("quarantine:{}", old.trim_end_matches(".json"));
+                                    tx.delete(KeyHash::of(old_key.as_bytes()).as_str())?;
+                                    tx.insert(&Quarantine::entry_row(&p.entry, now))?;
+                                }
+                            }
+                            Ok(())
+                        })?;
+                    }
+                }
+            }
+            report.quarantined += 1;
+            if let (Some(level), Some(alert)) = (p.level, &p.alert) {
+                if level >= high {
+                    self.quarantine_pack(&p.entry, level, alert, &p.reason, now)?;
+                    report.quarantine_packs += 1;
+                }
             }
         }
         Ok(())
@@ -599,7 +661,7 @@ impl Triage<'_> {
         // 2. Read, parse, decide (or reuse the intent).
         let max = self.sp.max_alert_bytes;
         let mut items: Vec<Item> = Vec::with_capacity(won.len());
-        let mut quarantined: Vec<(KeyHash, Option<NewRow>, String)> = Vec::new();
+        let mut quarantined: Vec<PendingQuarantine> = Vec::new();
         for name in won {
             let Some(canon) = Canonical::parse(&name) else {
                 continue;
@@ -612,14 +674,12 @@ impl Triage<'_> {
                 ReadOutcome::Refused(r) => {
                     self.quarantine_claim(
                         ledger,
-                        worker,
                         &name,
                         &format!("not read: {r}"),
                         None,
                         None,
                         now,
                         &mut quarantined,
-                        report,
                     )?;
                     continue;
                 }
@@ -627,14 +687,12 @@ impl Triage<'_> {
                     let reason = format!("{n} bytes is over max_alert_bytes ({max})");
                     self.quarantine_claim(
                         ledger,
-                        worker,
                         &name,
                         &reason,
                         None,
                         None,
                         now,
                         &mut quarantined,
-                        report,
                     )?;
                     continue;
                 }
@@ -645,14 +703,12 @@ impl Triage<'_> {
                 Err(e) => {
                     self.quarantine_claim(
                         ledger,
-                        worker,
                         &name,
                         &e.to_string(),
                         None,
                         None,
                         now,
                         &mut quarantined,
-                        report,
                     )?;
                     continue;
                 }
@@ -675,14 +731,12 @@ impl Triage<'_> {
                         let level = alert::level_of(&m);
                         self.quarantine_claim(
                             ledger,
-                            worker,
                             &name,
                             &e.to_string(),
                             level,
-                            Some(&m),
+                            Some(m),
                             now,
                             &mut quarantined,
-                            report,
                         )?;
                         continue;
                     }
@@ -764,19 +818,22 @@ impl Triage<'_> {
                         now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     ])?;
             }
-            for (kh, row, entry_name) in &quarantined {
-                match row {
-                    Some(r) => {
+            for p in &quarantined {
+                match (&p.row, &p.key_hash) {
+                    (Some(r), _) => {
                         tx.insert(r)?;
                     }
-                    None => {
-                        tx.set_state(kh.as_str(), State::Quarantined, entry_name, None)?;
+                    (None, Some(kh)) => {
+                        tx.set_state(kh.as_str(), State::Quarantined, &format!("{}.json", p.entry), None)?;
                     }
+                    (None, None) => {}
                 }
             }
             Ok(())
         })?)
         })?;
+        // The intent recorded where each quarantined file goes: move them now.
+        self.apply_quarantines(ledger, worker, quarantined, now, report)?;
         // 4. Build each case in the claim folder; build packs for high cases.
         let mut packs: Vec<(usize, String)> = Vec::new();
         for (i, it) in items.iter().enumerate() {

@@ -369,3 +369,25 @@ fn hostile_entries_are_quarantined_or_ignored_without_reading_through_links() {
     }
     assert_eq!(env.states().get("quarantined").copied(), Some(8));
 }
+
+#[test]
+fn leftover_worker_folders_of_dead_workers_are_removed_and_live_ones_kept() {
+    let env = Env::new(CONFIG);
+    queue_of(&env, 10);
+    let processing = env.path("processing");
+    // A worker killed between removing its lock and its folder; one killed before locking.
+    std::fs::create_dir(processing.join("w-1-deadbeef")).expect("mkdir");
+    let gone_pid = 4_000_000; // above Linux's pid_max: no such process
+    std::fs::create_dir(processing.join(format!(".tmp-w-{gone_pid}-cafe0001"))).expect("mkdir");
+    // A starting worker of a live process (this one) is left alone.
+    let live = processing.join(format!(".tmp-w-{}-cafe0002", std::process::id()));
+    std::fs::create_dir(&live).expect("mkdir");
+    let (c, claimed, _) = start_claimer(&env);
+    assert_eq!(claimed.len(), 10);
+    assert!(!processing.join("w-1-deadbeef").exists());
+    assert!(!processing
+        .join(format!(".tmp-w-{gone_pid}-cafe0001"))
+        .exists());
+    assert!(live.exists());
+    kill(c);
+}
