@@ -368,12 +368,11 @@ impl Triage<'_> {
         let threads = self.opts.threads.max(1);
         let mut workers = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let w = Worker::start(self.sp.state)?;
-            let l = Ledger::open(ledger.path(), self.durability())?;
-            workers.push((w, l));
+            workers.push(Worker::start(self.sp.state)?);
         }
-        let result = self.drain(&mut workers, &mut report, notices);
-        for (w, _) in workers {
+        let shared = Mutex::new(Ledger::open(ledger.path(), self.durability())?);
+        let result = self.drain(&mut workers, &shared, &mut report, notices);
+        for w in workers {
             if let Err(e) = w.finish(self.sp.state) {
                 notices.push(Notice {
                     what: "processing".into(),
@@ -386,7 +385,8 @@ impl Triage<'_> {
 
     fn drain(
         &self,
-        workers: &mut [(Worker, Ledger)],
+        workers: &mut [Worker],
+        shared: &Mutex<Ledger>,
         report: &mut TriageReport,
         notices: &mut Vec<Notice>,
     ) -> Result<(), TriageError> {
@@ -417,7 +417,7 @@ impl Triage<'_> {
                 std::thread::scope(|s| {
                     let handles: Vec<_> = workers
                         .iter_mut()
-                        .map(|(w, l)| {
+                        .map(|w| {
                             let chunks = &chunks;
                             s.spawn(move || {
                                 let mut r = TriageReport::default();
@@ -428,7 +428,7 @@ impl Triage<'_> {
                                     }
                                     let next = chunks.lock().ok().and_then(|mut q| q.pop_front());
                                     let Some(chunk) = next else { break };
-                                    self.batch(l, w, source, chunk, &mut r, &mut n)?;
+                                    self.batch(shared, w, source, chunk, &mut r, &mut n)?;
                                 }
                                 Ok((r, n))
                             })
@@ -639,7 +639,7 @@ impl Triage<'_> {
     /// One batch for one worker: claim, decide, intent, build, publish, escalate, commit.
     fn batch(
         &self,
-        ledger: &mut Ledger,
+        shared: &Mutex<Ledger>,
         worker: &Worker,
         source: &DirFd,
         names: &[Vec<u8>],
@@ -648,6 +648,13 @@ impl Triage<'_> {
     ) -> Result<(), TriageError> {
         let now = Utc::now();
         report.batches += 1;
+        // One connection per process, shared by the threads: its page cache survives the other
+        // thread's commits. Held only around each ledger call, never across file work.
+        let lock = || {
+            shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
         // 1. Claim.
         let mut won = Vec::with_capacity(names.len());
         for name in names {
@@ -673,7 +680,7 @@ impl Triage<'_> {
                 }
                 ReadOutcome::Refused(r) => {
                     self.quarantine_claim(
-                        ledger,
+                        &lock(),
                         &name,
                         &format!("not read: {r}"),
                         None,
@@ -686,7 +693,7 @@ impl Triage<'_> {
                 ReadOutcome::TooLarge(n) => {
                     let reason = format!("{n} bytes is over max_alert_bytes ({max})");
                     self.quarantine_claim(
-                        ledger,
+                        &lock(),
                         &name,
                         &reason,
                         None,
@@ -702,7 +709,7 @@ impl Triage<'_> {
                 Ok(m) => m,
                 Err(e) => {
                     self.quarantine_claim(
-                        ledger,
+                        &lock(),
                         &name,
                         &e.to_string(),
                         None,
@@ -713,7 +720,7 @@ impl Triage<'_> {
                     continue;
                 }
             };
-            let info = row_info(ledger, &canon.key_hash)?;
+            let info = row_info(&lock(), &canon.key_hash)?;
             let stored = info
                 .as_ref()
                 .and_then(|i| i.decision.as_deref())
@@ -730,7 +737,7 @@ impl Triage<'_> {
                         let m = value.as_object().cloned().unwrap_or_default();
                         let level = alert::level_of(&m);
                         self.quarantine_claim(
-                            ledger,
+                            &lock(),
                             &name,
                             &e.to_string(),
                             level,
@@ -791,7 +798,7 @@ impl Triage<'_> {
         }
         // 3. Intent rows (and the rows of what was quarantined), one transaction.
         retry_full("commit intent rows", || {
-            Ok(ledger.write(|tx| {
+            Ok(lock().write(|tx| {
             for it in &items {
                 if let Some(r) = &it.new_row {
                     tx.insert(r)?;
@@ -833,7 +840,7 @@ impl Triage<'_> {
         })?)
         })?;
         // The intent recorded where each quarantined file goes: move them now.
-        self.apply_quarantines(ledger, worker, quarantined, now, report)?;
+        self.apply_quarantines(&mut lock(), worker, quarantined, now, report)?;
         // 4. Build each case in the claim folder; build packs for high cases.
         let mut packs: Vec<(usize, String)> = Vec::new();
         for (i, it) in items.iter().enumerate() {
@@ -878,7 +885,7 @@ impl Triage<'_> {
             }
             if it.decision.bucket == "high" {
                 let related =
-                    self.related(ledger, &it.decision.agent, it.alert_time, &it.case_id)?;
+                    self.related(&lock(), &it.decision.agent, it.alert_time, &it.case_id)?;
                 let files = escalate::render_pack(&PackInput {
                     case_id: it.case_id.as_str(),
                     case_json: &case,
@@ -932,7 +939,7 @@ impl Triage<'_> {
                     if let Some(row) =
                         q.move_in(worker.dir(), tmp.as_bytes(), &tmp, &reason, now)?
                     {
-                        ledger.write(|tx| tx.insert(&row).map(|_| ()))?;
+                        lock().write(|tx| tx.insert(&row).map(|_| ()))?;
                         report.quarantined += 1;
                     }
                     notices.push(Notice {
@@ -974,7 +981,7 @@ impl Triage<'_> {
             self.sp.state.escalations.sync()?;
         }
         retry_full("commit triaged rows", || {
-            Ok(ledger.write(|tx| {
+            Ok(lock().write(|tx| {
             for (i, it) in items.iter().enumerate() {
                 if !published[i] {
                     continue;
