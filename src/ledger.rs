@@ -177,6 +177,12 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE alerts;
     ALTER TABLE alerts_v3 RENAME TO alerts;
     CREATE INDEX alerts_by_agent_time ON alerts(agent, alert_time);",
+    // 4: the decision of an alert being triaged lives in `intents` only while it is in flight
+    //    (a retry reuses it; the commit deletes it), so alert rows stay small.
+    "CREATE TABLE intents (key_hash TEXT PRIMARY KEY, decision TEXT NOT NULL) WITHOUT ROWID;
+    INSERT INTO intents (key_hash, decision)
+      SELECT key_hash, decision FROM alerts WHERE decision IS NOT NULL AND state NOT IN ('triaged', 'escalated');
+    UPDATE alerts SET decision = NULL WHERE decision IS NOT NULL;",
 ];
 
 /// Write transactions of one process are serialized here, so its threads queue on a mutex

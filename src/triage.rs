@@ -297,7 +297,10 @@ struct RowInfo {
 fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::Error> {
     ledger
         .conn()
-        .prepare_cached("SELECT alert_key, index_name, doc_id, alert_time, case_path, decision FROM alerts WHERE key_hash = ?1")?
+        .prepare_cached(
+            "SELECT a.alert_key, a.index_name, a.doc_id, a.alert_time, a.case_path, i.decision
+             FROM alerts a LEFT JOIN intents i ON i.key_hash = a.key_hash WHERE a.key_hash = ?1",
+        )?
         .query_row([kh.as_str()], |r| {
             Ok(RowInfo {
                 alert_key: r.get(0)?,
@@ -807,8 +810,8 @@ impl Triage<'_> {
                 tx.conn()
                     .prepare_cached(
                         "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
-                           case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, decision = ?10, level = ?11,
-                           updated_at = ?12 WHERE key_hash = ?1",
+                           case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
+                           updated_at = ?11 WHERE key_hash = ?1",
                     )?
                     .execute(rusqlite::params![
                         it.key_hash.as_str(),
@@ -820,10 +823,12 @@ impl Triage<'_> {
                         d.agent,
                         it.value.get("rule").and_then(|r| r.get("id")).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
                         it.value.get("rule").and_then(|r| r.get("description")).and_then(Value::as_str),
-                        serde_json::to_string(d).unwrap_or_default(),
                         d.level,
                         now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     ])?;
+                tx.conn()
+                    .prepare_cached("INSERT OR REPLACE INTO intents (key_hash, decision) VALUES (?1, ?2)")?
+                    .execute(rusqlite::params![it.key_hash.as_str(), serde_json::to_string(d).unwrap_or_default()])?;
             }
             for p in &quarantined {
                 match (&p.row, &p.key_hash) {
@@ -990,6 +995,9 @@ impl Triage<'_> {
                 tx.conn()
                     .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE key_hash = ?1")?
                     .execute(rusqlite::params![it.key_hash.as_str(), state.as_str(), packed[i], now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)])?;
+                tx.conn()
+                    .prepare_cached("DELETE FROM intents WHERE key_hash = ?1")?
+                    .execute([it.key_hash.as_str()])?;
                 let d = &it.decision;
                 if d.matched_kind.as_deref() == Some("suppress") {
                     if let Some(m) = &d.matched {
@@ -1147,6 +1155,7 @@ impl Triage<'_> {
                         "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2 WHERE key_hash = ?1",
                         rusqlite::params![kh, now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
                     )?;
+                    tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
                 }
                 Ok(())
             })?;
