@@ -153,7 +153,7 @@ impl Default for TriageOptions {
     fn default() -> Self {
         TriageOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
-            batch: 512,
+            batch: 2048,
             deadline: None,
             dashboard_url: None,
             related_window: chrono::Duration::minutes(30),
