@@ -73,6 +73,16 @@ fn heartbeat(state: &StateDir, now: DateTime<Utc>) -> Option<HeartbeatStatus> {
 }
 
 pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, Failure> {
+    // Read-only: a state directory that does not exist is reported, not created.
+    if std::fs::symlink_metadata(&ctx.state_path).is_err() {
+        return Err(Failure {
+            code: EXIT_FAILED,
+            error: anyhow::anyhow!(
+                "no state directory at {} (nothing has run here yet, or --state/state_dir points elsewhere)",
+                crate::fsx::escape_name(ctx.state_path.as_os_str().as_encoded_bytes())
+            ),
+        });
+    }
     let (state, ledger) = ctx.open(Lock::None)?;
     let now = Utc::now();
     let ledger_counts: BTreeMap<String, u64> = ledger

@@ -597,18 +597,30 @@ impl Triage<'_> {
             dashboard_url: None,
             quarantine_entry: Some(entry),
         });
-        let tmp = format!(".tmp-pack-q-{}", id.as_str());
-        self.write_pack_dir(&tmp, &files)?;
-        self.sp.state.escalations.barrier(self.durability())?;
-        if self.sp.state.escalations.rename_to(
-            tmp.as_bytes(),
-            &self.sp.state.escalations,
-            id.as_str().as_bytes(),
-        )? != Moved::Moved
-        {
-            self.sp.state.escalations.remove_flat_dir(tmp.as_bytes())?;
-        }
+        self.publish_pack(&format!(".tmp-pack-q-{}", id.as_str()), &id, &files)?;
         Ok(())
+    }
+
+    /// Writes a pack into the temp directory `tmp` of `escalations/`, makes it durable, and
+    /// publishes it as `escalations/<id>`. `true` when the pack is there (ours, or one
+    /// published before).
+    fn publish_pack(
+        &self,
+        tmp: &str,
+        id: &CaseId,
+        files: &[escalate::PackFile],
+    ) -> Result<bool, TriageError> {
+        let esc = &self.sp.state.escalations;
+        self.write_pack_dir(tmp, files)?;
+        esc.barrier(self.durability())?;
+        match esc.rename_to(tmp.as_bytes(), esc, id.as_str().as_bytes())? {
+            Moved::Moved => Ok(true),
+            Moved::Exists => {
+                esc.remove_flat_dir(tmp.as_bytes())?;
+                Ok(true)
+            }
+            Moved::Vanished => Ok(false),
+        }
     }
 
     /// Writes a temp pack directory from scratch (an existing one is removed first), retried
@@ -1237,21 +1249,7 @@ impl Triage<'_> {
             dashboard_url: self.opts.dashboard_url.as_deref(),
             quarantine_entry: None,
         });
-        let tmp = format!(".tmp-pack-r-{}", id.as_str());
-        self.write_pack_dir(&tmp, &files)?;
-        self.sp.state.escalations.barrier(self.durability())?;
-        match self.sp.state.escalations.rename_to(
-            tmp.as_bytes(),
-            &self.sp.state.escalations,
-            id.as_str().as_bytes(),
-        )? {
-            Moved::Moved => Ok(true),
-            Moved::Exists => {
-                self.sp.state.escalations.remove_flat_dir(tmp.as_bytes())?;
-                Ok(true)
-            }
-            Moved::Vanished => Ok(false),
-        }
+        self.publish_pack(&format!(".tmp-pack-r-{}", id.as_str()), &id, &files)
     }
 }
 

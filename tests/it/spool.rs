@@ -159,8 +159,18 @@ fn start_claimer(
     Vec<String>,
     std::collections::BTreeMap<String, String>,
 ) {
-    let mut child = env
-        .cmd(&["debug-claim", "--hold"])
+    read_claimer(env.cmd(&["debug-claim", "--hold"]))
+}
+
+/// Spawns a claimer command and reads its claims and summary.
+fn read_claimer(
+    mut cmd: std::process::Command,
+) -> (
+    Child,
+    Vec<String>,
+    std::collections::BTreeMap<String, String>,
+) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -193,25 +203,7 @@ fn concurrent_claimers_claim_each_file_exactly_once() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let cmd = env.cmd(&["debug-claim", "--hold"]);
-            std::thread::spawn(move || {
-                let mut cmd = cmd;
-                let mut child = cmd
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("spawn");
-                let out = child.stdout.take().expect("stdout");
-                let mut claimed = Vec::new();
-                for line in BufReader::new(out).lines() {
-                    let line = line.expect("line");
-                    if let Some(n) = line.strip_prefix("claimed ") {
-                        claimed.push(n.to_string());
-                    } else if line.starts_with("claim:") {
-                        return (child, claimed, summary(&line, "claim:"));
-                    }
-                }
-                panic!("no summary");
-            })
+            std::thread::spawn(move || read_claimer(cmd))
         })
         .collect();
     let results: Vec<_> = handles
