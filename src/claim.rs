@@ -295,7 +295,18 @@ fn requeue_claims(
 }
 
 fn same_bytes(sp: &Spool<'_>, a: &DirFd, b: &DirFd, name: &[u8]) -> Result<bool, SpoolError> {
-    let read = |d: &DirFd| -> Result<Option<String>, SpoolError> {
+    same_content(sp, a, name, b, name)
+}
+
+/// Whether `a/an` and `b/bn` hold the same alert content.
+fn same_content(
+    sp: &Spool<'_>,
+    a: &DirFd,
+    an: &[u8],
+    b: &DirFd,
+    bn: &[u8],
+) -> Result<bool, SpoolError> {
+    let read = |d: &DirFd, name: &[u8]| -> Result<Option<String>, SpoolError> {
         Ok(match d.read_regular(name, sp.max_alert_bytes)? {
             ReadOutcome::Bytes(x) => alert::parse_strict(&x)
                 .ok()
@@ -303,7 +314,7 @@ fn same_bytes(sp: &Spool<'_>, a: &DirFd, b: &DirFd, name: &[u8]) -> Result<bool,
             _ => None,
         })
     };
-    Ok(matches!((read(a)?, read(b)?), (Some(x), Some(y)) if x == y))
+    Ok(matches!((read(a, an)?, read(b, bn)?), (Some(x), Some(y)) if x == y))
 }
 
 /// Claims queued files in order for `worker`, committing each batch's rows as `processing`.
@@ -376,9 +387,27 @@ fn unwind_case(
             Moved::Moved => back.push(n.into_bytes()),
             Moved::Vanished => {}
             Moved::Exists => {
-                if same_bytes(sp, &tdir, &state.queue, b"alert.json")? {
+                if same_content(sp, &tdir, b"alert.json", &state.queue, n.as_bytes())? {
                     tdir.remove_file(b"alert.json")?;
                     report.duplicates += 1;
+                } else {
+                    // Same name, other content: the copy goes to quarantine, never lost.
+                    let q = Quarantine {
+                        state,
+                        durability: sp.durability,
+                    };
+                    let shown =
+                        format!("{}/{}/alert.json", wdir.path().display(), escape_name(tmp));
+                    if let Some(row) = q.move_in(
+                        &tdir,
+                        b"alert.json",
+                        &shown,
+                        "key conflict: a temp case's alert differs from the queued one",
+                        now,
+                    )? {
+                        ledger.write(|tx| tx.insert(&row).map(|_| ()))?;
+                        report.quarantined += 1;
+                    }
                 }
             }
         },

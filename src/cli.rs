@@ -307,6 +307,7 @@ impl Context {
                 .indexer
                 .as_ref()
                 .and_then(|i| i.dashboard_url.clone()),
+            batch: self.config.triage.batch,
             related_window: chrono::Duration::from_std(self.config.escalation.related_window)
                 .unwrap_or(chrono::Duration::minutes(30)),
             ..crate::triage::TriageOptions::default()

@@ -112,6 +112,9 @@ pub struct TriageConfig {
     pub max_alert_bytes: u64,
     #[serde(default = "default_quarantine_alarm")]
     pub quarantine_alarm: u64,
+    /// Alerts per triage batch: one intent commit, one syncfs round and one final commit each.
+    #[serde(default = "default_triage_batch")]
+    pub batch: usize,
 }
 
 impl Default for TriageConfig {
@@ -119,6 +122,7 @@ impl Default for TriageConfig {
         TriageConfig {
             max_alert_bytes: default_max_alert_bytes(),
             quarantine_alarm: default_quarantine_alarm(),
+            batch: default_triage_batch(),
         }
     }
 }
@@ -206,6 +210,9 @@ fn default_max_alert_bytes() -> u64 {
 fn default_quarantine_alarm() -> u64 {
     1000
 }
+fn default_triage_batch() -> usize {
+    2048
+}
 fn default_fsync() -> Durability {
     Durability::Batch
 }
@@ -245,6 +252,15 @@ impl Config {
             path: path.to_path_buf(),
             message: one_line_toml_error(&e, text),
         })?;
+        if cfg.triage.batch == 0 || cfg.triage.batch > 100_000 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "triage.batch {} is out of range (1 to 100000)",
+                    cfg.triage.batch
+                ),
+            });
+        }
         if cfg.queue.cap == 0 {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),

@@ -181,7 +181,8 @@ const MIGRATIONS: &[&str] = &[
     //    (a retry reuses it; the commit deletes it), so alert rows stay small.
     "CREATE TABLE intents (key_hash TEXT PRIMARY KEY, decision TEXT NOT NULL) WITHOUT ROWID;
     INSERT INTO intents (key_hash, decision)
-      SELECT key_hash, decision FROM alerts WHERE decision IS NOT NULL AND state NOT IN ('triaged', 'escalated');
+      SELECT key_hash, decision FROM alerts
+      WHERE decision IS NOT NULL AND state IN ('queued', 'overflow', 'processing', 'triaging');
     UPDATE alerts SET decision = NULL WHERE decision IS NOT NULL;",
 ];
 
@@ -448,7 +449,8 @@ impl Tx<'_> {
     pub fn revive(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
         let n = self.tx.execute(
             "UPDATE alerts SET state = ?2, name = ?3, content_hash = ?4, level = ?5, priority = ?6,
-               alert_time = ?7, worker = NULL, source = ?8, updated_at = ?9
+               alert_time = ?7, worker = NULL, source = ?8, updated_at = ?9, bucket = NULL,
+               critical = NULL, case_id = NULL, case_path = NULL, pack = 0
              WHERE key_hash = ?1 AND state = 'lost'",
             params![
                 row.key_hash.as_str(),
@@ -462,6 +464,13 @@ impl Tx<'_> {
                 now_text(),
             ],
         )?;
+        if n == 1 {
+            // A revived key is decided afresh: its old decision may not fit its new content.
+            self.tx.execute(
+                "DELETE FROM intents WHERE key_hash = ?1",
+                [row.key_hash.as_str()],
+            )?;
+        }
         Ok(n == 1)
     }
 
@@ -488,8 +497,11 @@ impl Tx<'_> {
         state: State,
         now: &str,
     ) -> Result<bool, rusqlite::Error> {
+        // Only a row still waiting (queued or deferred) follows a cap move: a row another
+        // process has claimed or finished since the listing keeps its state.
         let mut st = self.tx.prepare_cached(
-            "UPDATE alerts SET state = ?2, worker = NULL, updated_at = ?3 WHERE id = ?1",
+            "UPDATE alerts SET state = ?2, worker = NULL, updated_at = ?3
+             WHERE id = ?1 AND state IN ('queued', 'overflow')",
         )?;
         Ok(st.execute(params![id, state.as_str(), now])? == 1)
     }

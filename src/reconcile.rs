@@ -303,7 +303,8 @@ fn walk_cases(
     Ok(())
 }
 
-fn worker_is_live(wdir: &DirFd) -> Result<bool, ReconcileError> {
+/// True when the worker owning `wdir` holds its lock (it is alive).
+pub fn worker_is_live(wdir: &DirFd) -> Result<bool, ReconcileError> {
     use rustix::fs::{self as rfs, FlockOperation, Mode, OFlags};
     let fd = match rfs::openat(
         wdir.fd(),
@@ -331,6 +332,7 @@ struct Row {
     name: String,
     bucket: Option<String>,
     case_id: Option<String>,
+    case_path: Option<String>,
     pack: bool,
 }
 
@@ -339,7 +341,7 @@ fn for_each_row(ledger: &Ledger, mut f: impl FnMut(Row)) -> Result<(), Reconcile
     let mut last = String::new();
     loop {
         let mut st = ledger.conn().prepare_cached(
-            "SELECT key_hash, alert_key, state, name, bucket, case_id, pack FROM alerts WHERE key_hash > ?1 ORDER BY key_hash LIMIT 20000",
+            "SELECT key_hash, alert_key, state, name, bucket, case_id, pack, case_path FROM alerts WHERE key_hash > ?1 ORDER BY key_hash LIMIT 20000",
         )?;
         let rows: Vec<Row> = st
             .query_map([&last], |r| {
@@ -352,6 +354,7 @@ fn for_each_row(ledger: &Ledger, mut f: impl FnMut(Row)) -> Result<(), Reconcile
                     bucket: r.get(4)?,
                     case_id: r.get(5)?,
                     pack: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
+                    case_path: r.get(7)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -461,7 +464,9 @@ pub fn run(
             State::Quarantined,
         ]
     } else {
-        &[State::Overflow, State::Quarantined]
+        // Live workers move files between every place while we count: what they hold is in
+        // flight, and exact accounting waits for a quiescent point.
+        &[]
     };
     for &s in strict_states {
         let (l, d) = (c(s), disk_for(s).unwrap_or(0));
@@ -469,7 +474,7 @@ pub fn run(
             mismatches.push(format!("{}: ledger {} disk {}", s.as_str(), l, d));
         }
     }
-    for b in &report.buckets {
+    for b in report.buckets.iter().filter(|_| quiescent) {
         if b.ledger != b.disk {
             mismatches.push(format!(
                 "cases {}: ledger {} disk {}",
@@ -477,14 +482,16 @@ pub fn run(
             ));
         }
     }
-    if c(State::Escalated) != disk.packs.len() as u64 || high_packed != c(State::Escalated) {
+    if quiescent
+        && (c(State::Escalated) != disk.packs.len() as u64 || high_packed != c(State::Escalated))
+    {
         mismatches.push(format!(
             "escalation packs: ledger {} disk {}",
             c(State::Escalated),
             disk.packs.len()
         ));
     }
-    if high_cases != high_packed {
+    if quiescent && high_cases != high_packed {
         mismatches.push(format!(
             "high cases without a pack: {}",
             high_cases - high_packed
@@ -498,7 +505,7 @@ pub fn run(
     }
     // Keyed pass: always when counts disagree (to find lost keys), and for --deep.
     if deep || !mismatches.is_empty() {
-        keyed(ledger, &disk, quiescent && record_lost, &mut report)?;
+        keyed(state, ledger, &disk, quiescent && record_lost, &mut report)?;
         if !report.newly_lost.is_empty() || report.relocated > 0 {
             // Recount after recording: what remains is a real mismatch.
             let again = run(state, ledger, deep, false)?;
@@ -534,7 +541,50 @@ pub fn run(
     Ok(report)
 }
 
+/// A row whose file or case was not found by the scan.
+struct Ghost {
+    key_hash: String,
+    key: String,
+    what: String,
+    state: State,
+    name: String,
+    case_path: Option<String>,
+}
+
+/// Looks again, now, for a ghost's file: the scan ran before the ledger was read, and a
+/// `triage` or `ingest` process (which take no run lock) may have moved it since.
+fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
+    let present = |d: &DirFd, n: &str| {
+        matches!(
+            d.open_regular(n.as_bytes()),
+            Ok(crate::fsx::Opened::Regular { .. })
+        )
+    };
+    let case_there = || {
+        g.case_path
+            .as_deref()
+            .is_some_and(|p| matches!(st.cases.open_path_opt(p), Ok(Some(_))))
+    };
+    match g.state {
+        State::Queued | State::Overflow | State::Processing => {
+            !(present(&st.queue, &g.name) || present(&st.overflow, &g.name) || case_there())
+        }
+        State::Triaging | State::Triaged | State::Escalated => !case_there(),
+        State::Quarantined => {
+            // Intent first: the row may name its entry while the file still waits, under its
+            // canonical name, in a (dead) worker's claim folder.
+            let claimed = disk
+                .processing
+                .iter()
+                .any(|n| n.get(22..54) == Some(g.key_hash.as_bytes()));
+            !(present(&st.quarantine, &g.name) || claimed)
+        }
+        State::Lost => false,
+    }
+}
+
 fn keyed(
+    st: &StateDir,
     ledger: &mut Ledger,
     disk: &Disk,
     record_lost: bool,
@@ -547,8 +597,8 @@ fn keyed(
     let mut seen_packs: HashSet<String> = HashSet::new();
     let mut seen_names: HashSet<Vec<u8>> = HashSet::new();
     let mut seen_q: HashSet<String> = HashSet::new();
-    let mut ghosts: Vec<(String, String, String)> = Vec::new(); // key_hash, key, what
-    let mut relocate: Vec<(String, State, String)> = Vec::new();
+    let mut ghosts: Vec<Ghost> = Vec::new();
+    let mut relocate: Vec<(String, State, String, State)> = Vec::new();
     let live = disk.live_workers > 0;
     for_each_row(ledger, |r| {
         let here = |n: &str| -> Option<State> {
@@ -568,19 +618,22 @@ fn keyed(
                 seen_names.insert(r.name.clone().into_bytes());
                 match here(&r.name) {
                     Some(s) if s == r.state => {}
-                    Some(s) => relocate.push((r.key_hash.clone(), s, r.name.clone())),
+                    Some(s) => relocate.push((r.key_hash.clone(), s, r.name.clone(), r.state)),
                     None if live && matches!(r.state, State::Queued | State::Processing) => {}
-                    None => ghosts.push((
-                        r.key_hash.clone(),
-                        r.alert_key.clone(),
-                        format!("{} file {}", r.state.as_str(), r.name),
-                    )),
+                    None => ghosts.push(Ghost {
+                        key_hash: r.key_hash.clone(),
+                        key: r.alert_key.clone(),
+                        what: format!("{} file {}", r.state.as_str(), r.name),
+                        state: r.state,
+                        name: r.name.clone(),
+                        case_path: r.case_path.clone(),
+                    }),
                 }
             }
             State::Triaging => {
                 if let Some(s) = here(&r.name) {
                     seen_names.insert(r.name.clone().into_bytes());
-                    relocate.push((r.key_hash.clone(), s, r.name.clone()));
+                    relocate.push((r.key_hash.clone(), s, r.name.clone(), r.state));
                 } else if !live {
                     // Published (the commit is what is missing), or still in a dead worker's
                     // temp case (recovery unwinds it): either way not lost.
@@ -588,11 +641,17 @@ fn keyed(
                         disk.cases.contains_key(id) || disk.temp_case_ids.contains(id)
                     });
                     if !found {
-                        ghosts.push((
-                            r.key_hash.clone(),
-                            r.alert_key.clone(),
-                            format!("triaging case {}", r.case_id.clone().unwrap_or_default()),
-                        ));
+                        ghosts.push(Ghost {
+                            key_hash: r.key_hash.clone(),
+                            key: r.alert_key.clone(),
+                            what: format!(
+                                "triaging case {}",
+                                r.case_id.clone().unwrap_or_default()
+                            ),
+                            state: r.state,
+                            name: r.name.clone(),
+                            case_path: r.case_path.clone(),
+                        });
                     }
                 }
                 if let Some(id) = &r.case_id {
@@ -604,11 +663,14 @@ fn keyed(
                 seen_cases.insert(id.clone());
                 match disk.cases.get(&id) {
                     Some((b, _)) if Some(b) == r.bucket.as_ref() => {}
-                    _ => ghosts.push((
-                        r.key_hash.clone(),
-                        r.alert_key.clone(),
-                        format!("case {id}"),
-                    )),
+                    _ => ghosts.push(Ghost {
+                        key_hash: r.key_hash.clone(),
+                        key: r.alert_key.clone(),
+                        what: format!("case {id}"),
+                        state: r.state,
+                        name: r.name.clone(),
+                        case_path: r.case_path.clone(),
+                    }),
                 }
                 if r.pack {
                     seen_packs.insert(id.clone());
@@ -622,11 +684,14 @@ fn keyed(
             State::Quarantined => {
                 seen_q.insert(r.name.clone());
                 if !disk.quarantine.contains(&r.name) {
-                    ghosts.push((
-                        r.key_hash.clone(),
-                        r.alert_key.clone(),
-                        format!("quarantine entry {}", r.name),
-                    ));
+                    ghosts.push(Ghost {
+                        key_hash: r.key_hash.clone(),
+                        key: r.alert_key.clone(),
+                        what: format!("quarantine entry {}", r.name),
+                        state: r.state,
+                        name: r.name.clone(),
+                        case_path: r.case_path.clone(),
+                    });
                 }
             }
             State::Lost => {}
@@ -668,34 +733,47 @@ fn keyed(
     // Location wins for files that are somewhere else than their state says.
     if !relocate.is_empty() {
         ledger.write(|tx| {
-            for (kh, s, name) in &relocate {
-                tx.set_state(kh, *s, name, None)?;
+            for (kh, s, name, was) in &relocate {
+                tx.conn().execute(
+                    "UPDATE alerts SET state = ?2, name = ?3, worker = NULL WHERE key_hash = ?1 AND state = ?4",
+                    rusqlite::params![kh, s.as_str(), name, was.as_str()],
+                )?;
             }
             Ok(())
         })?;
         report.relocated = relocate.len() as u64;
     }
     if record_lost && !ghosts.is_empty() {
-        ledger.write(|tx| {
-            for (kh, _, _) in &ghosts {
-                tx.conn().execute(
-                    "UPDATE alerts SET state = 'lost', worker = NULL, updated_at = ?2 WHERE key_hash = ?1",
-                    rusqlite::params![kh, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
-                )?;
-            }
-            Ok(())
-        })?;
-        report.newly_lost = ghosts
+        let lost: Vec<&Ghost> = ghosts
             .iter()
-            .map(|(_, k, w)| format!("{k} ({w})"))
+            .filter(|g| still_missing(st, disk, g))
             .collect();
-        for (_, k, w) in &ghosts {
-            tracing::error!(key = %k, was = %w, "alert lost: its file is nowhere; recorded as lost");
+        let recorded = ledger.write(|tx| {
+            let mut recorded = Vec::new();
+            for g in &lost {
+                // Only if the row is still in the state we read: another process may have
+                // moved it on since.
+                let n = tx.conn().execute(
+                    "UPDATE alerts SET state = 'lost', worker = NULL, updated_at = ?2 WHERE key_hash = ?1 AND state = ?3",
+                    rusqlite::params![g.key_hash, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), g.state.as_str()],
+                )?;
+                if n == 1 {
+                    tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [&g.key_hash])?;
+                    recorded.push(format!("{} ({})", g.key, g.what));
+                }
+            }
+            Ok(recorded)
+        })?;
+        for k in &recorded {
+            tracing::error!(key = %k, "alert lost: its file is nowhere; recorded as lost");
         }
+        report.newly_lost = recorded;
     } else {
-        report
-            .ghosts
-            .extend(ghosts.into_iter().map(|(_, k, w)| format!("{w} (key {k})")));
+        report.ghosts.extend(
+            ghosts
+                .into_iter()
+                .map(|g| format!("{} (key {})", g.what, g.key)),
+        );
     }
     Ok(())
 }

@@ -597,7 +597,14 @@ impl Triage<'_> {
             dashboard_url: None,
             quarantine_entry: Some(entry),
         });
-        self.publish_pack(&format!(".tmp-pack-q-{}", id.as_str()), &id, &files)?;
+        let tmp = format!(".tmp-pack-q-{}-{}", std::process::id(), id.as_str());
+        if !self.publish_pack(&tmp, &id, &files)? {
+            return Err(TriageError::Fs(FsError::new(
+                "publish escalation pack",
+                self.sp.state.escalations.path_of(tmp.as_bytes()),
+                std::io::Error::other("the temp pack vanished before it was published"),
+            )));
+        }
         Ok(())
     }
 
@@ -849,6 +856,7 @@ impl Triage<'_> {
                     }
                     (None, Some(kh)) => {
                         tx.set_state(kh.as_str(), State::Quarantined, &format!("{}.json", p.entry), None)?;
+                        tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh.as_str()])?;
                     }
                     (None, None) => {}
                 }
@@ -1051,7 +1059,15 @@ impl Triage<'_> {
     /// Removes a leftover temp case of this worker, putting its `alert.json` back as `name`.
     fn unwind_temp_case(&self, worker: &Worker, tmp: &str, name: &[u8]) -> Result<(), TriageError> {
         if let Some(t) = worker.dir().open_subdir_opt(tmp.as_bytes())? {
-            let _ = t.rename_to(b"alert.json", worker.dir(), name)?;
+            if t.rename_to(b"alert.json", worker.dir(), name)? == Moved::Exists {
+                // Another claimed file holds that name: never delete an alert. The temp case
+                // stays; this batch skips it and recovery sorts it out later.
+                return Err(TriageError::Fs(FsError::new(
+                    "unwind temp case",
+                    worker.dir().path_of(tmp.as_bytes()),
+                    std::io::Error::other("its alert.json cannot be put back: the name is taken"),
+                )));
+            }
         }
         worker.dir().remove_flat_dir(tmp.as_bytes())?;
         Ok(())
@@ -1129,16 +1145,23 @@ impl Triage<'_> {
             let Some(rest) = n.strip_prefix(".tmp-pack-") else {
                 continue;
             };
-            let owner = rest.strip_prefix("q-").map_or_else(
-                || rest.split('-').take(3).collect::<Vec<_>>().join("-"),
-                |_| String::new(),
-            );
-            let alive = !owner.is_empty()
-                && state
-                    .processing
-                    .open_subdir_opt(owner.as_bytes())?
-                    .is_some();
-            if !alive && (owner.starts_with("w-") || rest.starts_with("q-")) {
+            // `.tmp-pack-w-<pid>-<rand>-<case>` (a worker's), `.tmp-pack-q-<pid>-<entry>` and
+            // `.tmp-pack-r-<pid>-<case>` (quarantine and repair packs of a process): removed only
+            // when their owner is gone.
+            let dead = if rest.starts_with("w-") {
+                let owner = rest.split('-').take(3).collect::<Vec<_>>().join("-");
+                match state.processing.open_subdir_opt(owner.as_bytes())? {
+                    Some(wdir) => !crate::reconcile::worker_is_live(&wdir).unwrap_or(true),
+                    None => true,
+                }
+            } else {
+                let pid = rest.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
+                pid.and_then(rustix::process::Pid::from_raw)
+                    .is_none_or(|p| {
+                        rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH)
+                    })
+            };
+            if dead {
                 state.escalations.remove_flat_dir(&e.name)?;
             }
         }
@@ -1152,20 +1175,26 @@ impl Triage<'_> {
         let mut finished = Vec::new();
         for (kh, _name, case_path, worker) in stuck {
             if let Some(w) = &worker {
-                if state.processing.open_subdir_opt(w.as_bytes())?.is_some() {
-                    continue; // a live worker's intent
+                // Alive means holding its lock, not merely having a folder.
+                if let Some(wdir) = state.processing.open_subdir_opt(w.as_bytes())? {
+                    if crate::reconcile::worker_is_live(&wdir).unwrap_or(true) {
+                        continue; // a live worker's intent
+                    }
                 }
             }
             if self.case_exists(&case_path)? {
-                finished.push(kh);
+                finished.push((kh, worker));
             }
         }
         if !finished.is_empty() {
             ledger.write(|tx| {
-                for kh in &finished {
+                for (kh, worker) in &finished {
+                    // Only if still the same unfinished intent: its worker may have committed
+                    // `escalated` since it was read.
                     tx.conn().execute(
-                        "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2 WHERE key_hash = ?1",
-                        rusqlite::params![kh, now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                        "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2
+                         WHERE key_hash = ?1 AND state = 'triaging' AND worker IS ?3",
+                        rusqlite::params![kh, now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), worker],
                     )?;
                     tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
                 }
@@ -1249,7 +1278,11 @@ impl Triage<'_> {
             dashboard_url: self.opts.dashboard_url.as_deref(),
             quarantine_entry: None,
         });
-        self.publish_pack(&format!(".tmp-pack-r-{}", id.as_str()), &id, &files)
+        self.publish_pack(
+            &format!(".tmp-pack-r-{}-{}", std::process::id(), id.as_str()),
+            &id,
+            &files,
+        )
     }
 }
 

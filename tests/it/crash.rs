@@ -33,7 +33,8 @@ const ALERTS: usize = 3000;
 /// The configuration of a crash or disk-full environment: a cap below the queue (so cap defers
 /// and triage refills from overflow) and the given durability mode.
 pub fn config(fsync: &str, cap: usize) -> String {
-    format!("[durability]\nfsync = \"{fsync}\"\n[queue]\ncap = {cap}\n")
+    // Small batches, so that a kill can land between batches as well as inside one.
+    format!("[durability]\nfsync = \"{fsync}\"\n[queue]\ncap = {cap}\n[triage]\nbatch = 200\n")
 }
 
 /// `n` alerts, ~3% high (levels 12 to 15, some critical), the rest spread over low and medium,
