@@ -361,6 +361,24 @@ impl Spool<'_> {
         }
     }
 
+    /// Quarantines a new alert's bytes as a key conflict (the earlier copy stands).
+    fn quarantine_conflict(
+        &self,
+        item: &Parsed,
+        reason: &str,
+        now: DateTime<Utc>,
+        rows: &mut Vec<NewRow>,
+        counts: &mut AdmitCounts,
+    ) -> Result<()> {
+        rows.push(
+            self.quarantine()
+                .write_in(&item.bytes, &item.origin, reason, now)?,
+        );
+        counts.conflicts += 1;
+        counts.quarantined += 1;
+        Ok(())
+    }
+
     fn plan(&self, ledger: &Ledger, meta: &AlertMeta) -> Result<Plan> {
         Ok(match ledger.get(&meta.key_hash)? {
             None => Plan::Publish { revive: false },
@@ -425,14 +443,7 @@ impl Spool<'_> {
                     counts.duplicates += 1;
                 } else {
                     let reason = "key conflict: same alert key as an earlier alert of this batch, other content";
-                    quarantined.push(self.quarantine().write_in(
-                        &item.bytes,
-                        &item.origin,
-                        reason,
-                        now,
-                    )?);
-                    counts.conflicts += 1;
-                    counts.quarantined += 1;
+                    self.quarantine_conflict(&item, reason, now, &mut quarantined, &mut counts)?;
                 }
                 continue;
             }
@@ -444,14 +455,7 @@ impl Spool<'_> {
                         "key conflict: alert key {} is already {with} with other content",
                         meta.key
                     );
-                    quarantined.push(self.quarantine().write_in(
-                        &item.bytes,
-                        &item.origin,
-                        &reason,
-                        now,
-                    )?);
-                    counts.conflicts += 1;
-                    counts.quarantined += 1;
+                    self.quarantine_conflict(&item, &reason, now, &mut quarantined, &mut counts)?;
                 }
                 Plan::Publish { revive } => {
                     let mut item = item;
@@ -483,14 +487,13 @@ impl Spool<'_> {
                     self.state.queue.remove_file(tmp.as_bytes())?;
                     if !self.same_content(&self.state.queue, name.as_bytes(), &meta)? {
                         let reason = format!("key conflict: alert key {} is already queued as {name} with other content", meta.key);
-                        quarantined.push(self.quarantine().write_in(
-                            &item.bytes,
-                            &item.origin,
+                        self.quarantine_conflict(
+                            &item,
                             &reason,
                             now,
-                        )?);
-                        counts.conflicts += 1;
-                        counts.quarantined += 1;
+                            &mut quarantined,
+                            &mut counts,
+                        )?;
                         continue;
                     }
                 }

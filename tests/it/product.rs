@@ -246,19 +246,7 @@ impl Rig {
 
     /// The key of every corpus document, as the pipeline computes it.
     fn corpus_keys(&self) -> BTreeSet<String> {
-        self.sim()
-            .corpus()
-            .iter()
-            .map(|h| {
-                let src = h["_source"].as_object().expect("source").clone();
-                let idx = h["_index"].as_str().expect("index");
-                let id = h["_id"].as_str().expect("id");
-                signalfoundry::alert::meta(&src, Some((idx, id)), chrono::Utc::now())
-                    .key
-                    .as_str()
-                    .to_string()
-            })
-            .collect()
+        crate::support::corpus_keys(self.sim())
     }
 }
 

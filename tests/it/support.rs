@@ -143,3 +143,19 @@ pub fn num(m: &BTreeMap<String, String>, k: &str) -> u64 {
         .parse()
         .expect("number")
 }
+
+/// The alert key of every document of a simulator's corpus, as the pipeline computes it.
+pub fn corpus_keys(sim: &indexer_sim::SimHandle) -> std::collections::BTreeSet<String> {
+    sim.corpus()
+        .iter()
+        .map(|h| {
+            let src = h["_source"].as_object().expect("source").clone();
+            let idx = h["_index"].as_str().expect("index");
+            let id = h["_id"].as_str().expect("id");
+            signalfoundry::alert::meta(&src, Some((idx, id)), chrono::Utc::now())
+                .key
+                .as_str()
+                .to_string()
+        })
+        .collect()
+}
