@@ -3,7 +3,7 @@
 //! then the predecessor's incident: 505,836 queued alerts, cap 2,000, one `run` to VERDICT=PASS.
 //!
 //! `cargo bench --bench triage`; `SF_BENCH_N` (default 100,000), `SF_BENCH_INCIDENT_N` (default
-//! 505,836; 0 skips it), `SF_BENCH_DIR` (use a fresh filesystem), `SF_SEED_PIPELINE`. Under
+//! 505,836; 0 skips it), `SF_BENCH_DIR` (use a fresh filesystem), `SF_BENCH_MODES` (default `batch,strict`), `SF_SEED_PIPELINE`. Under
 //! `cargo test --benches` it runs at a smoke size.
 
 #![allow(clippy::disallowed_methods)] // benchmark scaffolding writes its own inputs
@@ -30,7 +30,9 @@ fn main() {
     write_alerts(&jsonl, n);
     let setup = config(&base, "setup.toml", "[durability]\nfsync = \"off\"\n");
     let mut ours_rate = 0.0;
-    for mode in ["batch", "strict"] {
+    // `SF_BENCH_MODES=batch` skips the slow strict run while tuning.
+    let modes = std::env::var("SF_BENCH_MODES").unwrap_or_else(|_| "batch,strict".into());
+    for mode in modes.split(',').filter(|m| !m.is_empty()) {
         let state = base.join(format!("ours-{mode}"));
         sf(&state, &setup, &["ingest", jsonl.to_str().expect("utf-8")]);
         let cfg = config(

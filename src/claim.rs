@@ -99,6 +99,31 @@ impl Worker {
     pub fn claim(&self, from: &DirFd, name: &[u8]) -> Result<Moved, FsError> {
         from.rename_to(name, &self.dir, name)
     }
+
+    /// Claims `name` from `from` by renaming it into the temp case `tmp` of this worker's
+    /// folder (made by the caller, see [`temp_case_name`]) as `alert.json`.
+    pub fn claim_into(&self, from: &DirFd, name: &[u8], tmp: &str) -> Result<Moved, FsError> {
+        from.rename_to(name, &self.dir, format!("{tmp}/alert.json").as_bytes())
+    }
+}
+
+const TEMP_CASE: &str = ".tmp-case-";
+
+/// The temp case a triage worker claims the canonical file `name` into:
+/// `.tmp-case-<name without .json>`. The name is kept so that recovery can put the alert back
+/// in `queue/` without asking the ledger; the case id follows from its key hash.
+pub fn temp_case_name(name: &[u8]) -> String {
+    let stem = name.strip_suffix(b".json").unwrap_or(name);
+    format!("{TEMP_CASE}{}", String::from_utf8_lossy(stem))
+}
+
+/// The canonical name a temp case was claimed from, when `tmp` is one of
+/// [`temp_case_name`]'s (earlier versions named temp cases by case id: `None`).
+pub fn temp_case_claimed(tmp: &[u8]) -> Option<Vec<u8>> {
+    let stem = tmp.strip_prefix(TEMP_CASE.as_bytes())?;
+    let mut name = stem.to_vec();
+    name.extend_from_slice(b".json");
+    spool::is_canonical(&name).then_some(name)
 }
 
 /// What recovery of dead workers did.
@@ -240,9 +265,9 @@ fn requeue_claims(
                     }
                 }
             }
-        } else if e.kind == crate::fsx::EntryKind::Dir && e.name.starts_with(b".tmp-case-") {
-            // A case being built when the worker died: its alert goes back to the queue under
-            // the name its intent row keeps (the intent is reused by the next claim).
+        } else if e.kind == crate::fsx::EntryKind::Dir && e.name.starts_with(TEMP_CASE.as_bytes()) {
+            // A claim, or a case being built, when the worker died: its alert goes back to the
+            // queue under its canonical name (an intent row is reused by the next claim).
             unwind_case(sp, ledger, wdir, &e.name, now, notices, &mut back, report)?;
         } else if e.is_dot() && e.kind != crate::fsx::EntryKind::Dir {
             // A temp file is a copy: removed.
@@ -369,19 +394,24 @@ fn unwind_case(
     report: &mut RecoveryReport,
 ) -> Result<(), SpoolError> {
     let state = sp.state;
-    let case_id = String::from_utf8_lossy(&tmp[b".tmp-case-".len()..]).into_owned();
+    let case_id = String::from_utf8_lossy(&tmp[TEMP_CASE.len()..]).into_owned();
     let Some(tdir) = wdir.open_subdir_opt(tmp)? else {
         return Ok(());
     };
-    let name: Option<String> = ledger
-        .conn()
-        .query_row(
-            "SELECT name FROM alerts WHERE case_id = ?1",
-            [&case_id],
-            |r| r.get(0),
-        )
-        .ok()
-        .filter(|n: &String| spool::is_canonical(n.as_bytes()));
+    // The canonical name it was claimed under: kept in the temp name, or (temp cases of
+    // earlier versions, named by case id `SF-<key hash>`) the name its row keeps.
+    let name: Option<String> = match temp_case_claimed(tmp) {
+        Some(n) => Some(String::from_utf8_lossy(&n).into_owned()),
+        None => ledger
+            .conn()
+            .query_row(
+                "SELECT name FROM alerts WHERE key_hash = ?1",
+                [case_id.strip_prefix("SF-").unwrap_or(&case_id)],
+                |r| r.get(0),
+            )
+            .ok()
+            .filter(|n: &String| spool::is_canonical(n.as_bytes())),
+    };
     match name {
         Some(n) => match tdir.rename_to(b"alert.json", &state.queue, n.as_bytes())? {
             Moved::Moved => back.push(n.into_bytes()),

@@ -308,6 +308,10 @@ impl Context {
                 .as_ref()
                 .and_then(|i| i.dashboard_url.clone()),
             batch: self.config.triage.batch,
+            threads: match self.config.triage.threads {
+                0 => crate::triage::TriageOptions::default().threads,
+                n => n,
+            },
             related_window: chrono::Duration::from_std(self.config.escalation.related_window)
                 .unwrap_or(chrono::Duration::minutes(30)),
             ..crate::triage::TriageOptions::default()

@@ -115,6 +115,9 @@ pub struct TriageConfig {
     /// Alerts per triage batch: one intent commit, one syncfs round and one final commit each.
     #[serde(default = "default_triage_batch")]
     pub batch: usize,
+    /// Triage threads in one process (0: one per core, at most 8).
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl Default for TriageConfig {
@@ -123,6 +126,7 @@ impl Default for TriageConfig {
             max_alert_bytes: default_max_alert_bytes(),
             quarantine_alarm: default_quarantine_alarm(),
             batch: default_triage_batch(),
+            threads: 0,
         }
     }
 }
@@ -258,6 +262,15 @@ impl Config {
                 message: format!(
                     "triage.batch {} is out of range (1 to 100000)",
                     cfg.triage.batch
+                ),
+            });
+        }
+        if cfg.triage.threads > 64 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "triage.threads {} is out of range (0 for one per core, or 1 to 64)",
+                    cfg.triage.threads
                 ),
             });
         }

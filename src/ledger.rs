@@ -240,6 +240,10 @@ impl Ledger {
             .map_err(wrap)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(wrap)?;
+        // SQLite's default page cache is 2 MiB: with 100,000 rows every lookup by key hash
+        // re-reads index and table pages from the file (measured: 8 preads per triaged alert).
+        conn.pragma_update(None, "cache_size", -65536)
+            .map_err(wrap)?;
         let mut ledger = Ledger {
             conn,
             path: path.to_path_buf(),
@@ -395,6 +399,23 @@ impl Ledger {
     /// The connection, for read queries a stage owns. Writes go through [`Ledger::write`].
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Stops this connection from checkpointing the WAL at its commits; a long writer that
+    /// leaves checkpoints to [`Ledger::checkpoint`] on another connection (so its commits never
+    /// wait for a checkpoint's copy and fsyncs while other threads wait for it).
+    pub fn manual_checkpoints(&self) -> Result<(), LedgerError> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A passive checkpoint: copies what it can of the WAL into the database without waiting
+    /// for readers or writers.
+    pub fn checkpoint(&self) -> Result<(), LedgerError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| self.err(e))
     }
 
     pub fn meta_get(&self, k: &str) -> Result<Option<String>, LedgerError> {

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::fsx::{escape_name, DirFd, EntryKind, FsError};
 use crate::ledger::{Ledger, LedgerError, State};
-use crate::spool;
+use crate::spool::{self, Canonical};
 use crate::state::StateDir;
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +175,9 @@ struct Disk {
     /// there until it is published, or, for a dead worker, until recovery puts it back.
     temp_cases: u64,
     temp_case_ids: HashSet<String>,
+    /// Temp cases named by the canonical file claimed into them: (canonical name, case id,
+    /// worker live). Until its intent row is `triaging`, such an alert is a claim.
+    temp_claims: Vec<(Vec<u8>, String, bool)>,
     live_processing: u64,
     live_workers: u64,
     /// case id → (bucket, path below cases/)
@@ -219,9 +222,19 @@ fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
                     None => false,
                 };
                 if holds {
+                    let id = match crate::claim::temp_case_claimed(&e.name) {
+                        Some(name) => {
+                            let id = Canonical::parse(&name)
+                                .map(|c| crate::cases::CaseId::for_key(&c.key_hash))
+                                .map(|c| c.as_str().to_string())
+                                .unwrap_or_default();
+                            d.temp_claims.push((name, id.clone(), live));
+                            id
+                        }
+                        None => String::from_utf8_lossy(id).into_owned(),
+                    };
                     d.temp_cases += 1;
-                    d.temp_case_ids
-                        .insert(String::from_utf8_lossy(id).into_owned());
+                    d.temp_case_ids.insert(id);
                 }
             }
         }
@@ -324,6 +337,35 @@ pub fn worker_is_live(wdir: &DirFd) -> Result<bool, ReconcileError> {
     )
 }
 
+/// A temp case whose row is not (yet) `triaging` holds a claim: the worker claimed the file
+/// into it and died (or is about to write the intent) before the intent row committed. Such
+/// an alert is counted as `processing` under its canonical name, like a claimed file.
+fn claims_in_temp_cases(ledger: &Ledger, disk: &mut Disk) -> Result<(), ReconcileError> {
+    let claims = std::mem::take(&mut disk.temp_claims);
+    let mut st = ledger
+        .conn()
+        .prepare_cached("SELECT state FROM alerts WHERE key_hash = ?1")?;
+    for (name, id, live) in claims {
+        let Some(c) = Canonical::parse(&name) else {
+            continue;
+        };
+        let state: Option<String> = st
+            .query_row([c.key_hash.as_str()], |r| r.get(0))
+            .optional()?;
+        if state.as_deref() == Some(State::Triaging.as_str()) {
+            continue;
+        }
+        disk.temp_cases -= 1;
+        disk.temp_case_ids.remove(&id);
+        if live {
+            disk.live_processing += 1;
+        } else {
+            disk.processing.push(name);
+        }
+    }
+    Ok(())
+}
+
 /// A row as reconcile sees it.
 struct Row {
     key_hash: String,
@@ -376,7 +418,8 @@ pub fn run(
     deep: bool,
     record_lost: bool,
 ) -> Result<ReconcileReport, ReconcileError> {
-    let disk = scan(state)?;
+    let mut disk = scan(state)?;
+    claims_in_temp_cases(ledger, &mut disk)?;
     let mut counts: BTreeMap<State, u64> = BTreeMap::new();
     let mut bucket_rows: BTreeMap<String, u64> = BTreeMap::new();
     let mut high_cases = 0u64;

@@ -366,3 +366,48 @@ fn hostile_content_is_triaged_escalated_and_rendered_inert() {
     assert!(!Path::new("/tmp/pwned").exists());
     assert!(!Path::new("/tmp/evil").exists());
 }
+
+/// A worker killed between claiming a file into its temp case and committing the intent leaves
+/// `processing/<w>/.tmp-case-<canonical>/alert.json` with a `queued` row. Reconcile counts it
+/// as a claim (never lost), and the next triage puts it back and triages it exactly once.
+#[test]
+fn a_dead_workers_claim_in_a_temp_case_is_neither_lost_nor_doubled() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    let lines: Vec<String> = (0..6)
+        .map(|i| alert_line(i, 3 + i as u32, i as u64))
+        .collect();
+    env.ingest_lines(&lines);
+    let queued = canonical_names(&env.path("queue"));
+    assert_eq!(queued.len(), 6);
+    // A dead worker: its folder and an unlocked `.lock`, one claim in a temp case and one
+    // temp case made before its rename (empty).
+    let w = env.path("processing/w-1-0badf00d");
+    std::fs::create_dir_all(&w).expect("worker folder");
+    std::fs::write(w.join(".lock"), b"").expect("lock file");
+    let claimed = &queued[2];
+    let tmp = w.join(format!(".tmp-case-{}", claimed.trim_end_matches(".json")));
+    std::fs::create_dir(&tmp).expect("temp case");
+    std::fs::rename(env.path("queue").join(claimed), tmp.join("alert.json")).expect("claim");
+    std::fs::create_dir(w.join(format!(".tmp-case-{}", queued[3].trim_end_matches(".json"))))
+        .expect("empty temp case");
+    let out = env.ok(&["reconcile", "--deep"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    assert!(!env.states().contains_key("lost"), "{:?}", env.states());
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    let all = cases(&env);
+    assert_eq!(all.len(), 6, "every alert has exactly one case: {all:?}");
+    let states = env.states();
+    assert_eq!(
+        states.get("triaged").copied().unwrap_or(0) + states.get("escalated").copied().unwrap_or(0),
+        6,
+        "{states:?}"
+    );
+    assert!(
+        std::fs::read_dir(env.path("processing"))
+            .expect("processing")
+            .next()
+            .is_none(),
+        "nothing is left in processing/"
+    );
+}
