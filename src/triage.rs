@@ -273,6 +273,22 @@ struct Item {
     new_row: Option<NewRow>,
 }
 
+/// A batch whose cases and packs are built in their temp directories.
+struct Built {
+    items: Vec<Item>,
+    /// (item, temp pack directory in `escalations/`)
+    packs: Vec<(usize, String)>,
+    now: DateTime<Utc>,
+}
+
+/// A batch whose cases and packs are published, waiting for its commit.
+struct Published {
+    items: Vec<Item>,
+    published: Vec<bool>,
+    packed: Vec<bool>,
+    now: DateTime<Utc>,
+}
+
 /// A claimed file on its way to quarantine: its row changes with the batch's intent rows, the
 /// file moves after they commit.
 struct PendingQuarantine {
@@ -445,14 +461,7 @@ impl Triage<'_> {
                             s.spawn(move || {
                                 let mut r = TriageReport::default();
                                 let mut n = Vec::new();
-                                loop {
-                                    if self.opts.should_stop() {
-                                        break;
-                                    }
-                                    let next = chunks.lock().ok().and_then(|mut q| q.pop_front());
-                                    let Some(chunk) = next else { break };
-                                    self.batch(shared, w, source, chunk, &mut r, &mut n)?;
-                                }
+                                self.batches(shared, w, source, chunks, &mut r, &mut n)?;
                                 Ok((r, n))
                             })
                         })
@@ -684,15 +693,50 @@ impl Triage<'_> {
     }
 
     /// One batch for one worker: claim, decide, intent, build, publish, escalate, commit.
-    fn batch(
+    /// One worker's batches, pipelined: batch N+1 is claimed, decided and built before the
+    /// barrier that also makes batch N's publishes durable, so one `syncfs` serves as N+1's
+    /// "before publish" and N's "before commit" (half the barriers, each batch still has both).
+    fn batches(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        source: &DirFd,
+        chunks: &Mutex<VecDeque<&[Vec<u8>]>>,
+        report: &mut TriageReport,
+        notices: &mut Vec<Notice>,
+    ) -> Result<(), TriageError> {
+        let mut pending: Option<Published> = None;
+        loop {
+            let next = if self.opts.should_stop() {
+                None
+            } else {
+                chunks.lock().ok().and_then(|mut q| q.pop_front())
+            };
+            let Some(names) = next else { break };
+            let built = self.build(shared, worker, source, names, report)?;
+            worker.dir().barrier(self.durability())?;
+            if let Some(p) = pending.take() {
+                self.commit(shared, p, report)?;
+            }
+            pending = Some(self.publish(shared, worker, built, report, notices)?);
+        }
+        if let Some(p) = pending {
+            self.sp.state.cases.barrier(self.durability())?;
+            self.commit(shared, p, report)?;
+        }
+        Ok(())
+    }
+
+    /// Claims, reads, decides (or reuses the intent), commits the intent rows, moves what must
+    /// be quarantined, and builds each case (and each high case's pack) in its temp directory.
+    fn build(
         &self,
         shared: &Shared,
         worker: &Worker,
         source: &DirFd,
         names: &[Vec<u8>],
         report: &mut TriageReport,
-        notices: &mut Vec<Notice>,
-    ) -> Result<(), TriageError> {
+    ) -> Result<Built, TriageError> {
         let now = Utc::now();
         report.batches += 1;
         // One connection per process, shared by the threads: its page cache survives the other
@@ -990,8 +1034,25 @@ impl Triage<'_> {
                 packs.push((i, ptmp));
             }
         }
-        // 5. One barrier, then publish cases and packs.
-        worker.dir().barrier(self.durability())?;
+        Ok(Built { items, packs, now })
+    }
+
+    /// Publishes a built batch's cases and packs (after a barrier made them durable).
+    fn publish(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        built: Built,
+        report: &mut TriageReport,
+        notices: &mut Vec<Notice>,
+    ) -> Result<Published, TriageError> {
+        let Built { items, packs, now } = built;
+        let lock = || {
+            shared
+                .ledger
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
         let mut day_dirs: HashMap<String, DirFd> = HashMap::new();
         let mut published: Vec<bool> = vec![false; items.len()];
         for (i, it) in items.iter().enumerate() {
@@ -1060,11 +1121,53 @@ impl Triage<'_> {
                 Moved::Vanished => {}
             }
         }
-        // 6. Make the publishes durable, then commit.
-        if self.durability() == Durability::Batch {
-            self.sp.state.cases.sync_filesystem()?;
-        } else if self.durability() == Durability::Strict {
+        if self.durability() == Durability::Strict {
             self.sp.state.escalations.sync()?;
+        }
+        Ok(Published {
+            items,
+            published,
+            packed,
+            now,
+        })
+    }
+
+    /// Commits a published batch (after a barrier made its publishes durable): rows
+    /// `triaged` or `escalated`, intents deleted, signature hits counted.
+    fn commit(
+        &self,
+        shared: &Shared,
+        p: Published,
+        report: &mut TriageReport,
+    ) -> Result<(), TriageError> {
+        let Published {
+            items,
+            published,
+            packed,
+            now,
+        } = p;
+        let lock = || {
+            shared
+                .ledger
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // Signature hits of the batch, one upsert per signature.
+        let mut hits: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for (i, it) in items.iter().enumerate() {
+            if !published[i] {
+                continue;
+            }
+            let d = &it.decision;
+            if d.matched_kind.as_deref() == Some("suppress") {
+                if let Some(m) = &d.matched {
+                    hits.entry(m).or_default().0 += 1;
+                }
+            }
+            for h in &d.held_back {
+                hits.entry(h).or_default().1 += 1;
+            }
         }
         retry_full("commit triaged rows", || {
             Ok(lock().write(|tx| {
@@ -1075,19 +1178,13 @@ impl Triage<'_> {
                 let state = if packed[i] { State::Escalated } else { State::Triaged };
                 tx.conn()
                     .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE key_hash = ?1")?
-                    .execute(rusqlite::params![it.key_hash.as_str(), state.as_str(), packed[i], now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)])?;
+                    .execute(rusqlite::params![it.key_hash.as_str(), state.as_str(), packed[i], at])?;
                 tx.conn()
                     .prepare_cached("DELETE FROM intents WHERE key_hash = ?1")?
                     .execute([it.key_hash.as_str()])?;
-                let d = &it.decision;
-                if d.matched_kind.as_deref() == Some("suppress") {
-                    if let Some(m) = &d.matched {
-                        bump_signature(tx, m, 1, 0, now)?;
-                    }
-                }
-                for h in &d.held_back {
-                    bump_signature(tx, h, 0, 1, now)?;
-                }
+            }
+            for (sig, (n, held)) in &hits {
+                bump_signature(tx, sig, *n, *held, now)?;
             }
             Ok(())
         })?)
