@@ -375,11 +375,24 @@ impl DirFd {
                 if size > max {
                     return Ok(ReadOutcome::TooLarge(size));
                 }
-                let mut buf = Vec::with_capacity(size as usize);
-                // Read one byte past the limit so a file that grew after fstat is still caught.
-                file.take(max + 1)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| FsError::new("read", self.path_of(name), e))?;
+                // Read one byte past the size: a short read of a regular file is its end, so
+                // the common case is one `read`; a file that grew after fstat is read on (one
+                // byte past the limit, so growth over the limit is still caught).
+                let mut buf = vec![0u8; size as usize + 1];
+                let mut file = file;
+                let n = loop {
+                    match file.read(&mut buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(FsError::new("read", self.path_of(name), e)),
+                    }
+                };
+                buf.truncate(n);
+                if n as u64 > size {
+                    file.take(max + 1 - n as u64)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| FsError::new("read", self.path_of(name), e))?;
+                }
                 if buf.len() as u64 > max {
                     return Ok(ReadOutcome::TooLarge(buf.len() as u64));
                 }

@@ -927,9 +927,25 @@ impl Triage<'_> {
             });
         }
         // 3. Intent rows (and the rows of what was quarantined), one transaction.
+        // Everything the intent rows need is computed before the shared connection is taken.
+        let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stored: Vec<(String, Option<String>)> = items
+            .iter()
+            .map(|it| {
+                let rule_id = it
+                    .value
+                    .get("rule")
+                    .and_then(|r| r.get("id"))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+                (
+                    serde_json::to_string(&it.decision).unwrap_or_default(),
+                    rule_id,
+                )
+            })
+            .collect();
         retry_full("commit intent rows", || {
             Ok(lock().write(|tx| {
-            for it in &items {
+            for (it, (decision, rule_id)) in items.iter().zip(&stored) {
                 if let Some(r) = &it.new_row {
                     tx.insert(r)?;
                 }
@@ -948,14 +964,14 @@ impl Triage<'_> {
                         it.case_id.as_str(),
                         it.case_path,
                         d.agent,
-                        it.value.get("rule").and_then(|r| r.get("id")).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+                        rule_id,
                         it.value.get("rule").and_then(|r| r.get("description")).and_then(Value::as_str),
                         d.level,
-                        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        at,
                     ])?;
                 tx.conn()
                     .prepare_cached("INSERT OR REPLACE INTO intents (key_hash, decision) VALUES (?1, ?2)")?
-                    .execute(rusqlite::params![it.key_hash.as_str(), serde_json::to_string(d).unwrap_or_default()])?;
+                    .execute(rusqlite::params![it.key_hash.as_str(), decision])?;
             }
             for p in &quarantined {
                 match (&p.row, &p.key_hash) {
@@ -1006,9 +1022,13 @@ impl Triage<'_> {
             });
             let case_bytes = serde_json::to_vec_pretty(&case).unwrap_or_default();
             let case_file = format!("{}/case.json", it.tmp);
+            let mut tries = 0;
             retry_full("build case", || {
-                // A try that failed on a full disk may have left a partial file: rebuilt.
-                worker.dir().remove_file(case_file.as_bytes())?;
+                tries += 1;
+                if tries > 1 {
+                    // A try that failed on a full disk may have left a partial file: rebuilt.
+                    worker.dir().remove_file(case_file.as_bytes())?;
+                }
                 worker
                     .dir()
                     .create_file(&case_file, &case_bytes, self.durability())?;
