@@ -271,6 +271,8 @@ struct Item {
     alert_time: DateTime<Utc>,
     /// No row existed (a rowless canonical file): inserted with the intent.
     new_row: Option<NewRow>,
+    /// The row's id (rows are updated by id: no index walk), once known.
+    row_id: Option<i64>,
 }
 
 /// A batch whose cases and packs are built in their temp directories.
@@ -305,6 +307,7 @@ struct PendingQuarantine {
 
 /// The stored parts of a row triage reads back.
 struct RowInfo {
+    id: i64,
     alert_key: String,
     index_name: Option<String>,
     doc_id: Option<String>,
@@ -317,7 +320,7 @@ fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::
     ledger
         .conn()
         .prepare_cached(
-            "SELECT a.alert_key, a.index_name, a.doc_id, a.alert_time, a.case_path, i.decision
+            "SELECT a.alert_key, a.index_name, a.doc_id, a.alert_time, a.case_path, i.decision, a.id
              FROM alerts a LEFT JOIN intents i ON i.key_hash = a.key_hash WHERE a.key_hash = ?1",
         )?
         .query_row([kh.as_str()], |r| {
@@ -328,6 +331,7 @@ fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::
                 alert_time: r.get(3)?,
                 case_path: r.get(4)?,
                 decision: r.get(5)?,
+                id: r.get(6)?,
             })
         })
         .optional()
@@ -924,6 +928,7 @@ impl Triage<'_> {
                 case_path,
                 alert_time,
                 new_row,
+                row_id: info.as_ref().map(|i| i.id),
             });
         }
         // 3. Intent rows (and the rows of what was quarantined), one transaction.
@@ -943,21 +948,31 @@ impl Triage<'_> {
                 )
             })
             .collect();
-        retry_full("commit intent rows", || {
+        let ids = retry_full("commit intent rows", || {
             Ok(lock().write(|tx| {
+            let mut ids = Vec::with_capacity(items.len());
             for (it, (decision, rule_id)) in items.iter().zip(&stored) {
-                if let Some(r) = &it.new_row {
-                    tx.insert(r)?;
-                }
+                let id = match it.row_id {
+                    Some(id) => id,
+                    None => {
+                        if let Some(r) = &it.new_row {
+                            tx.insert(r)?;
+                        }
+                        tx.conn()
+                            .prepare_cached("SELECT id FROM alerts WHERE key_hash = ?1")?
+                            .query_row([it.key_hash.as_str()], |r| r.get::<_, i64>(0))?
+                    }
+                };
+                ids.push(id);
                 let d = &it.decision;
                 tx.conn()
                     .prepare_cached(
                         "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
                            case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
-                           updated_at = ?11 WHERE key_hash = ?1",
+                           updated_at = ?11 WHERE id = ?1",
                     )?
                     .execute(rusqlite::params![
-                        it.key_hash.as_str(),
+                        id,
                         worker.id(),
                         d.bucket,
                         d.critical,
@@ -985,9 +1000,12 @@ impl Triage<'_> {
                     (None, None) => {}
                 }
             }
-            Ok(())
+            Ok(ids)
         })?)
         })?;
+        for (it, id) in items.iter_mut().zip(ids) {
+            it.row_id = Some(id);
+        }
         // The intent recorded where each quarantined file goes: move them now.
         self.apply_quarantines(&mut lock(), worker, quarantined, now, report)?;
         // 4. Build each case in its temp case (the alert is there already); build packs for
@@ -1197,8 +1215,8 @@ impl Triage<'_> {
                 }
                 let state = if packed[i] { State::Escalated } else { State::Triaged };
                 tx.conn()
-                    .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE key_hash = ?1")?
-                    .execute(rusqlite::params![it.key_hash.as_str(), state.as_str(), packed[i], at])?;
+                    .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE id = ?1")?
+                    .execute(rusqlite::params![it.row_id, state.as_str(), packed[i], at])?;
                 tx.conn()
                     .prepare_cached("DELETE FROM intents WHERE key_hash = ?1")?
                     .execute([it.key_hash.as_str()])?;
