@@ -88,6 +88,9 @@ impl TriageError {
     }
 }
 
+/// How long one drain pass claims from one listing before listing again.
+const PASS: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Tries in all for a batch step that fails because the disk is full.
 pub const DISK_FULL_TRIES: u32 = 3;
 
@@ -451,8 +454,10 @@ impl Triage<'_> {
             if names.is_empty() {
                 return Ok(());
             }
-            // Bound one pass so the deadline and new arrivals are looked at regularly.
-            names.truncate(self.opts.batch * workers.len() * 16);
+            // One pass claims from this listing for at most PASS, then lists again (new
+            // arrivals of higher priority go first); the deadline is looked at every batch.
+            // Passes bounded by count listed a 500,000-name overflow/ every 65,000 claims.
+            let pass_end = Instant::now() + PASS;
             let chunks: Mutex<VecDeque<&[Vec<u8>]>> =
                 Mutex::new(names.chunks(self.opts.batch).collect());
             let before = report.claimed + report.vanished;
@@ -465,7 +470,7 @@ impl Triage<'_> {
                             s.spawn(move || {
                                 let mut r = TriageReport::default();
                                 let mut n = Vec::new();
-                                self.batches(shared, w, source, chunks, &mut r, &mut n)?;
+                                self.batches(shared, w, source, chunks, pass_end, &mut r, &mut n)?;
                                 Ok((r, n))
                             })
                         })
@@ -700,18 +705,20 @@ impl Triage<'_> {
     /// One worker's batches, pipelined: batch N+1 is claimed, decided and built before the
     /// barrier that also makes batch N's publishes durable, so one `syncfs` serves as N+1's
     /// "before publish" and N's "before commit" (half the barriers, each batch still has both).
+    #[allow(clippy::too_many_arguments)]
     fn batches(
         &self,
         shared: &Shared,
         worker: &Worker,
         source: &DirFd,
         chunks: &Mutex<VecDeque<&[Vec<u8>]>>,
+        pass_end: Instant,
         report: &mut TriageReport,
         notices: &mut Vec<Notice>,
     ) -> Result<(), TriageError> {
         let mut pending: Option<Published> = None;
         loop {
-            let next = if self.opts.should_stop() {
+            let next = if self.opts.should_stop() || Instant::now() >= pass_end {
                 None
             } else {
                 chunks.lock().ok().and_then(|mut q| q.pop_front())
