@@ -39,7 +39,7 @@ use crate::cases::{self, CaseId, CaseInput, StoredDecision};
 use crate::claim::{self, RecoveryReport, Worker};
 use crate::escalate::{self, PackInput, RelatedRef};
 use crate::fsx::{DirFd, Durability, FsError, Moved, ReadOutcome};
-use crate::ledger::{Ledger, LedgerError, NewRow, State};
+use crate::ledger::{Ledger, LedgerError, NewRow, State, Tx, PACK_DONE, PACK_NONE, PACK_OWED};
 use crate::spool::{self, AdmitCounts, Canonical, Notice, Quarantine, Spool, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +303,57 @@ struct PendingQuarantine {
     row: Option<NewRow>,
 }
 
+impl PendingQuarantine {
+    /// The key hash of the row that records this quarantine: the alert's, or for a row of its
+    /// own, that of `quarantine:<entry>` (the entry as it stands: a taken name is replaced).
+    fn row_key(&self) -> Option<KeyHash> {
+        match (&self.row, &self.key_hash) {
+            (Some(_), _) => Some(KeyHash::of(format!("quarantine:{}", self.entry).as_bytes())),
+            (None, k) => k.clone(),
+        }
+    }
+
+    /// The level of the `Q-<entry>` pack this quarantine owes: its alert was read and its level
+    /// reads at or above the policy's `high` threshold.
+    fn owed_pack(&self, high: u32) -> Option<u32> {
+        self.alert.as_ref()?;
+        self.level.filter(|l| *l >= high)
+    }
+}
+
+/// Records on a quarantined row whether its `Q-<entry>` pack is owed ([`PACK_OWED`], with the
+/// pack's level and the worker that owes it) or not ([`PACK_NONE`]). Inside the transaction
+/// that records the quarantine.
+fn record_owed_pack(
+    tx: &mut Tx<'_>,
+    key_hash: &KeyHash,
+    owed: Option<u32>,
+    worker: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE alerts SET pack = ?2, level = COALESCE(?3, level), worker = ?4 WHERE key_hash = ?1",
+        )?
+        .execute(rusqlite::params![
+            key_hash.as_str(),
+            if owed.is_some() { PACK_OWED } else { PACK_NONE },
+            owed,
+            owed.map(|_| worker),
+        ])?;
+    Ok(())
+}
+
+/// Marks a quarantined row's owed `Q-<entry>` pack as published.
+fn record_pack_done(tx: &mut Tx<'_>, key_hash: &str) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE alerts SET pack = ?2, worker = NULL
+             WHERE key_hash = ?1 AND state = 'quarantined' AND pack = ?3",
+        )?
+        .execute(rusqlite::params![key_hash, PACK_DONE, PACK_OWED])?;
+    Ok(())
+}
+
 /// The stored parts of a row triage reads back.
 struct RowInfo {
     alert_key: String,
@@ -547,6 +598,7 @@ impl Triage<'_> {
                         let old = format!("{}.json", p.entry);
                         p.entry = spool::entry_name(now);
                         let new = format!("{}.json", p.entry);
+                        let owed = p.owed_pack(high);
                         ledger.write(|tx| {
                             match (&p.key_hash, &p.row) {
                                 (Some(k), None) => {
@@ -559,6 +611,9 @@ impl Triage<'_> {
                                     tx.insert(&Quarantine::entry_row(&p.entry, now))?;
                                 }
                             }
+                            if let Some(kh) = p.row_key() {
+                                record_owed_pack(tx, &kh, owed, worker.id())?;
+                            }
                             Ok(())
                         })?;
                     }
@@ -566,11 +621,12 @@ impl Triage<'_> {
             }
             worker.dir().remove_flat_dir(p.tmp.as_bytes())?;
             report.quarantined += 1;
-            if let (Some(level), Some(alert)) = (p.level, &p.alert) {
-                if level >= high {
-                    self.quarantine_pack(&p.entry, level, alert, &p.reason, now)?;
-                    report.quarantine_packs += 1;
+            if let (Some(level), Some(alert)) = (p.owed_pack(high), &p.alert) {
+                self.quarantine_pack(&p.entry, level, alert, &p.reason, now)?;
+                if let Some(kh) = p.row_key() {
+                    ledger.write(|tx| record_pack_done(tx, kh.as_str()))?;
                 }
+                report.quarantine_packs += 1;
             }
         }
         Ok(())
@@ -929,6 +985,7 @@ impl Triage<'_> {
         // 3. Intent rows (and the rows of what was quarantined), one transaction.
         // Everything the intent rows need is computed before the shared connection is taken.
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let high = self.policy.thresholds().high;
         let stored: Vec<(String, Option<String>)> = items
             .iter()
             .map(|it| {
@@ -983,6 +1040,10 @@ impl Triage<'_> {
                         tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh.as_str()])?;
                     }
                     (None, None) => {}
+                }
+                // Whether a Q- pack is owed is recorded with the quarantine (intent first).
+                if let Some(kh) = p.row_key() {
+                    record_owed_pack(tx, &kh, p.owed_pack(high), worker.id())?;
                 }
             }
             Ok(())
