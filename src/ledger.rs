@@ -186,6 +186,19 @@ const MIGRATIONS: &[&str] = &[
     UPDATE alerts SET decision = NULL WHERE decision IS NOT NULL;",
 ];
 
+/// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
+/// at the next triage), or a `quarantined` row whose level did not read as high.
+pub const PACK_NONE: i64 = 0;
+/// `alerts.pack` when the row's escalation pack is published: `escalations/<case id>/` for an
+/// `escalated` row, `escalations/Q-<entry>/` for a `quarantined` one.
+pub const PACK_DONE: i64 = 1;
+/// `alerts.pack` of a `quarantined` row whose `escalations/Q-<entry>/` is owed: written in the
+/// transaction that records the quarantine (with the level the pack shows in `level`, and the
+/// quarantining worker in `worker`), before the file moves; [`PACK_DONE`] once the pack is
+/// published. A row still owing at the next triage (a crash between the move and the pack) gets
+/// its pack rebuilt from `quarantine/<entry>.json`. Never used on other states.
+pub const PACK_OWED: i64 = 2;
+
 /// Write transactions of one process are serialized here, so its threads queue on a mutex
 /// instead of polling SQLite's busy handler (other processes still meet `busy_timeout`).
 static WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -12,7 +12,9 @@
 //! - Quarantine only for what cannot be triaged (unreadable, not a regular file, over the size
 //!   limit, invalid JSON or UTF-8, duplicated keys, fields the decision needs missing or of the
 //!   wrong type); never for content. A quarantined alert whose level reads as high still gets a
-//!   `Q-<entry>` pack.
+//!   `Q-<entry>` pack, owed from the transaction that records the quarantine on
+//!   ([`crate::ledger::PACK_OWED`]): a crash between the move and the pack leaves the row owing,
+//!   and the next triage rebuilds the pack from the quarantine entry.
 //! - A write, rename or ledger commit of a batch that fails because the disk is full is tried
 //!   again after a pause ([`DISK_FULL_TRIES`] tries in all, 100 ms then 400 ms apart: space can
 //!   come back when a log rotates or another job ends), then the stage FAILS with the path and
@@ -38,8 +40,8 @@ use crate::alert::{self, KeyHash};
 use crate::cases::{self, CaseId, CaseInput, StoredDecision};
 use crate::claim::{self, RecoveryReport, Worker};
 use crate::escalate::{self, PackInput, RelatedRef};
-use crate::fsx::{DirFd, Durability, FsError, Moved, ReadOutcome};
-use crate::ledger::{Ledger, LedgerError, NewRow, State};
+use crate::fsx::{self, DirFd, Durability, FsError, Moved, ReadOutcome};
+use crate::ledger::{Ledger, LedgerError, NewRow, State, Tx, PACK_DONE, PACK_NONE, PACK_OWED};
 use crate::spool::{self, AdmitCounts, Canonical, Notice, Quarantine, Spool, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +187,8 @@ pub struct TriageReport {
     pub finished_intents: u64,
     /// High cases that got their missing pack at start.
     pub packs_repaired: u64,
+    /// Quarantined alerts whose owed `Q-<entry>` pack was rebuilt at start.
+    pub quarantine_packs_repaired: u64,
     pub signature_hits: BTreeMap<String, u64>,
     pub held_back: u64,
     pub batches: u64,
@@ -208,6 +212,7 @@ impl TriageReport {
         self.reused_intents += o.reused_intents;
         self.finished_intents += o.finished_intents;
         self.packs_repaired += o.packs_repaired;
+        self.quarantine_packs_repaired += o.quarantine_packs_repaired;
         for (k, v) in &o.signature_hits {
             *self.signature_hits.entry(k.clone()).or_default() += v;
         }
@@ -230,7 +235,7 @@ impl TriageReport {
 
     pub fn summary(&self, status: &str) -> String {
         format!(
-            "triage: status={status} claimed={} triaged={} suppressed={} low={} medium={} high={} critical={} escalated={} quarantined={} quarantine_packs={} vanished={} admitted={} duplicates={} recovered={} reused_intents={} finished_intents={} packs_repaired={}",
+            "triage: status={status} claimed={} triaged={} suppressed={} low={} medium={} high={} critical={} escalated={} quarantined={} quarantine_packs={} vanished={} admitted={} duplicates={} recovered={} reused_intents={} finished_intents={} packs_repaired={} quarantine_packs_repaired={}",
             self.claimed,
             self.triaged,
             self.bucket("suppressed"),
@@ -248,6 +253,7 @@ impl TriageReport {
             self.reused_intents,
             self.finished_intents,
             self.packs_repaired,
+            self.quarantine_packs_repaired,
         )
     }
 }
@@ -306,6 +312,57 @@ struct PendingQuarantine {
     alert: Option<Map<String, Value>>,
     /// A row of its own (keyed by entry) when the alert had none.
     row: Option<NewRow>,
+}
+
+impl PendingQuarantine {
+    /// The key hash of the row that records this quarantine: the alert's, or for a row of its
+    /// own, that of `quarantine:<entry>` (the entry as it stands: a taken name is replaced).
+    fn row_key(&self) -> Option<KeyHash> {
+        match (&self.row, &self.key_hash) {
+            (Some(_), _) => Some(KeyHash::of(format!("quarantine:{}", self.entry).as_bytes())),
+            (None, k) => k.clone(),
+        }
+    }
+
+    /// The level of the `Q-<entry>` pack this quarantine owes: its alert was read and its level
+    /// reads at or above the policy's `high` threshold.
+    fn owed_pack(&self, high: u32) -> Option<u32> {
+        self.alert.as_ref()?;
+        self.level.filter(|l| *l >= high)
+    }
+}
+
+/// Records on a quarantined row whether its `Q-<entry>` pack is owed ([`PACK_OWED`], with the
+/// pack's level and the worker that owes it) or not ([`PACK_NONE`]). Inside the transaction
+/// that records the quarantine.
+fn record_owed_pack(
+    tx: &mut Tx<'_>,
+    key_hash: &KeyHash,
+    owed: Option<u32>,
+    worker: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE alerts SET pack = ?2, level = COALESCE(?3, level), worker = ?4 WHERE key_hash = ?1",
+        )?
+        .execute(rusqlite::params![
+            key_hash.as_str(),
+            if owed.is_some() { PACK_OWED } else { PACK_NONE },
+            owed,
+            owed.map(|_| worker),
+        ])?;
+    Ok(())
+}
+
+/// Marks a quarantined row's owed `Q-<entry>` pack as published.
+fn record_pack_done(tx: &mut Tx<'_>, key_hash: &str) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE alerts SET pack = ?2, worker = NULL
+             WHERE key_hash = ?1 AND state = 'quarantined' AND pack = ?3",
+        )?
+        .execute(rusqlite::params![key_hash, PACK_DONE, PACK_OWED])?;
+    Ok(())
 }
 
 /// The stored parts of a row triage reads back.
@@ -556,6 +613,7 @@ impl Triage<'_> {
                         let old = format!("{}.json", p.entry);
                         p.entry = spool::entry_name(now);
                         let new = format!("{}.json", p.entry);
+                        let owed = p.owed_pack(high);
                         ledger.write(|tx| {
                             match (&p.key_hash, &p.row) {
                                 (Some(k), None) => {
@@ -568,6 +626,9 @@ impl Triage<'_> {
                                     tx.insert(&Quarantine::entry_row(&p.entry, now))?;
                                 }
                             }
+                            if let Some(kh) = p.row_key() {
+                                record_owed_pack(tx, &kh, owed, worker.id())?;
+                            }
                             Ok(())
                         })?;
                     }
@@ -575,11 +636,12 @@ impl Triage<'_> {
             }
             worker.dir().remove_flat_dir(p.tmp.as_bytes())?;
             report.quarantined += 1;
-            if let (Some(level), Some(alert)) = (p.level, &p.alert) {
-                if level >= high {
-                    self.quarantine_pack(&p.entry, level, alert, &p.reason, now)?;
-                    report.quarantine_packs += 1;
+            if let (Some(level), Some(alert)) = (p.owed_pack(high), &p.alert) {
+                self.quarantine_pack(&p.entry, level, alert, &p.reason, now)?;
+                if let Some(kh) = p.row_key() {
+                    ledger.write(|tx| record_pack_done(tx, kh.as_str()))?;
                 }
+                report.quarantine_packs += 1;
             }
         }
         Ok(())
@@ -941,6 +1003,7 @@ impl Triage<'_> {
         // 3. Intent rows (and the rows of what was quarantined), one transaction.
         // Everything the intent rows need is computed before the shared connection is taken.
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let high = self.policy.thresholds().high;
         let stored: Vec<(String, Option<String>)> = items
             .iter()
             .map(|it| {
@@ -1005,6 +1068,10 @@ impl Triage<'_> {
                         tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh.as_str()])?;
                     }
                     (None, None) => {}
+                }
+                // Whether a Q- pack is owed is recorded with the quarantine (intent first).
+                if let Some(kh) = p.row_key() {
+                    record_owed_pack(tx, &kh, p.owed_pack(high), worker.id())?;
                 }
             }
             Ok(ids)
@@ -1317,7 +1384,8 @@ impl Triage<'_> {
     }
 
     /// Finishes what crashed runs left: intent rows whose worker is gone (published: triaged;
-    /// queued again: nothing to do), temp packs of dead workers, high cases without a pack.
+    /// queued again: nothing to do), temp packs of dead workers, high cases without a pack,
+    /// quarantined alerts whose `Q-<entry>` pack is owed (rebuilt from the entry).
     fn recover_intents(
         &self,
         ledger: &mut Ledger,
@@ -1352,22 +1420,36 @@ impl Triage<'_> {
                 state.escalations.remove_flat_dir(&e.name)?;
             }
         }
-        let stuck: Vec<(String, String, String, Option<String>)> = {
-            let mut st = ledger
-                .conn()
-                .prepare("SELECT key_hash, name, case_path, worker FROM alerts WHERE state = 'triaging' AND case_path IS NOT NULL")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
-        let mut finished = Vec::new();
-        for (kh, _name, case_path, worker) in stuck {
-            if let Some(w) = &worker {
-                // Alive means holding its lock, not merely having a folder.
-                if let Some(wdir) = state.processing.open_subdir_opt(w.as_bytes())? {
-                    if crate::reconcile::worker_is_live(&wdir).unwrap_or(true) {
-                        continue; // a live worker's intent
+        // One scan for both: unfinished intents, and quarantined rows owing a Q- pack.
+        let mut stuck: Vec<(String, String, Option<String>)> = Vec::new();
+        let mut owed: Vec<OwedPack> = Vec::new();
+        {
+            let mut st = ledger.conn().prepare(
+                "SELECT state, key_hash, name, case_path, worker, level FROM alerts
+                 WHERE (state = 'triaging' AND case_path IS NOT NULL)
+                    OR (state = 'quarantined' AND pack = ?1)",
+            )?;
+            let mut rows = st.query([PACK_OWED])?;
+            while let Some(r) = rows.next()? {
+                let (st, kh, name, worker): (String, String, String, Option<String>) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(4)?);
+                match r.get::<_, Option<String>>(3)? {
+                    Some(case_path) if st == State::Triaging.as_str() => {
+                        stuck.push((kh, case_path, worker));
                     }
+                    _ => owed.push(OwedPack {
+                        key_hash: kh,
+                        name,
+                        level: r.get(5)?,
+                        worker,
+                    }),
                 }
+            }
+        }
+        let mut finished = Vec::new();
+        for (kh, case_path, worker) in stuck {
+            if self.worker_alive(worker.as_deref())? {
+                continue; // a live worker's intent
             }
             if self.case_exists(&case_path)? {
                 finished.push((kh, worker));
@@ -1411,7 +1493,110 @@ impl Triage<'_> {
                 }),
             }
         }
+        // Quarantined alerts whose Q- pack is owed: a crash between the move into quarantine
+        // and the pack (a live worker's are its own to finish).
+        for o in owed {
+            if self.worker_alive(o.worker.as_deref())? {
+                continue;
+            }
+            match self.requarantine_pack(&o, now)? {
+                QuarantinePack::Rebuilt => report.quarantine_packs_repaired += 1,
+                QuarantinePack::Present => {}
+                QuarantinePack::NotRebuilt(reason) => {
+                    notices.push(Notice {
+                        what: format!("quarantine/{}", fsx::escape_name(o.name.as_bytes())),
+                        reason: format!(
+                            "its escalation pack is owed and was not rebuilt: {reason}"
+                        ),
+                    });
+                    continue;
+                }
+            }
+            ledger.write(|tx| record_pack_done(tx, &o.key_hash))?;
+        }
         Ok(())
+    }
+
+    /// True when `worker` names a worker that is alive: holding its lock, not merely having a
+    /// folder.
+    fn worker_alive(&self, worker: Option<&str>) -> Result<bool, TriageError> {
+        let Some(w) = worker else { return Ok(false) };
+        Ok(
+            match self.sp.state.processing.open_subdir_opt(w.as_bytes())? {
+                Some(wdir) => crate::reconcile::worker_is_live(&wdir).unwrap_or(true),
+                None => false,
+            },
+        )
+    }
+
+    /// Rebuilds the owed `escalations/Q-<entry>/` of a quarantined row from its entry
+    /// (`quarantine/<entry>.json`, read without following a link and parsed leniently: strict
+    /// parsing is allowed to fail there, that may be why it is quarantined; the reason from
+    /// `<entry>.reason` when it can be read), with [`Triage::quarantine_pack`].
+    fn requarantine_pack(
+        &self,
+        o: &OwedPack,
+        now: DateTime<Utc>,
+    ) -> Result<QuarantinePack, TriageError> {
+        let state = self.sp.state;
+        // The entry name comes from the ledger: only one of ours (allow-listed alphabet) is
+        // ever used in a path.
+        let Some((entry, id)) = o
+            .name
+            .strip_suffix(".json")
+            .filter(|e| !e.is_empty())
+            .and_then(|e| Some((e, CaseId::from_stored(&format!("Q-{e}"))?)))
+        else {
+            return Ok(QuarantinePack::NotRebuilt(
+                "not a quarantine entry name".into(),
+            ));
+        };
+        match state.escalations.open_subdir_opt(id.as_str().as_bytes()) {
+            Ok(Some(_)) => return Ok(QuarantinePack::Present),
+            Ok(None) => {}
+            Err(e) => {
+                return Ok(QuarantinePack::NotRebuilt(format!(
+                    "escalations/{} is there but is not a pack directory ({e})",
+                    id.as_str()
+                )))
+            }
+        }
+        let max = self.sp.max_alert_bytes;
+        let bytes = match state.quarantine.read_regular(o.name.as_bytes(), max)? {
+            ReadOutcome::Bytes(b) => b,
+            ReadOutcome::Vanished => {
+                return Ok(QuarantinePack::NotRebuilt(
+                    "the quarantine entry is gone".into(),
+                ))
+            }
+            ReadOutcome::Refused(r) => {
+                return Ok(QuarantinePack::NotRebuilt(format!("not read: {r}")))
+            }
+            ReadOutcome::TooLarge(n) => {
+                return Ok(QuarantinePack::NotRebuilt(format!(
+                    "{n} bytes is over max_alert_bytes ({max})"
+                )))
+            }
+        };
+        let Some(alert) = alert::parse_strict(&bytes)
+            .ok()
+            .or_else(|| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        else {
+            return Ok(QuarantinePack::NotRebuilt(
+                "the quarantine entry is not a JSON object".into(),
+            ));
+        };
+        let Some(level) = o.level.or_else(|| alert::level_of(&alert)) else {
+            return Ok(QuarantinePack::NotRebuilt("no level can be read".into()));
+        };
+        let reason_file = format!("{entry}.reason");
+        let reason = match state.quarantine.read_regular(reason_file.as_bytes(), max)? {
+            ReadOutcome::Bytes(b) => quarantine_reason(&String::from_utf8_lossy(&b)),
+            _ => None,
+        }
+        .unwrap_or_else(|| "quarantined (its reason file could not be read)".into());
+        self.quarantine_pack(entry, level, &alert, &reason, now)?;
+        Ok(QuarantinePack::Rebuilt)
     }
 
     fn case_exists(&self, case_path: &str) -> Result<bool, TriageError> {
@@ -1471,6 +1656,32 @@ impl Triage<'_> {
             &files,
         )
     }
+}
+
+/// A quarantined row whose `Q-<entry>` pack is owed ([`PACK_OWED`]).
+struct OwedPack {
+    key_hash: String,
+    /// `<entry>.json`
+    name: String,
+    level: Option<u32>,
+    worker: Option<String>,
+}
+
+/// What became of an owed `Q-<entry>` pack at recovery.
+enum QuarantinePack {
+    /// Built and published now.
+    Rebuilt,
+    /// Published before the crash: only the row was behind.
+    Present,
+    /// Not rebuilt (why): the row keeps owing it.
+    NotRebuilt(String),
+}
+
+/// The `reason:` of a quarantine reason file (`entry: …\norigin: …\nreason: …\ntime: …\n`).
+fn quarantine_reason(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("\nreason: ")?;
+    let reason = rest.rsplit_once("\ntime: ").map_or(rest, |x| x.0);
+    Some(reason.trim_end().to_string())
 }
 
 /// The shared connection of a triage's threads, and how many transactions they committed.

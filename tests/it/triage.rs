@@ -411,3 +411,188 @@ fn a_dead_workers_claim_in_a_temp_case_is_neither_lost_nor_doubled() {
         "nothing is left in processing/"
     );
 }
+
+/// The `Q-*` pack directories in `escalations/`, by name.
+fn qpacks(env: &Env) -> BTreeMap<String, PathBuf> {
+    std::fs::read_dir(env.path("escalations"))
+        .expect("escalations")
+        .map(|e| e.expect("e"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with("Q-"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect()
+}
+
+/// Quarantined rows: alert key → (name, level, pack, worker).
+#[allow(clippy::type_complexity)]
+fn quarantined_rows(env: &Env) -> BTreeMap<String, (String, Option<i64>, i64, Option<String>)> {
+    let c = env.ledger();
+    let mut st = c
+        .prepare(
+            "SELECT alert_key, name, level, pack, worker FROM alerts WHERE state = 'quarantined'",
+        )
+        .expect("prepare");
+    let rows = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        })
+        .expect("query");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+/// A queue holding two alerts triage quarantines with a level that reads as high (a padded
+/// string the decision refuses): one with a row (ingested), one canonical file without a row
+/// (a row of its own, `quarantine:<entry>`), and one ordinary alert. Triaged once: two Q packs.
+fn two_high_quarantines(env: &Env) {
+    env.ingest_lines(&[
+        alert_line(1, 3, 1),
+        r#"{"rule":{"level":" 15","id":"9"},"id":"4","manager":{"name":"m"}}"#.to_string(),
+    ]);
+    // Planted after ingest and triaged by `triage` alone (no cap adopting it first): the claim
+    // finds no row for it.
+    std::fs::write(
+        env.path("queue")
+            .join("85-20251124T160000000-0123456789abcdef0123456789abcdef.json"),
+        r#"{"rule":{"level":" 14","id":"9"},"id":"5","manager":{"name":"m"}}"#,
+    )
+    .expect("rowless canonical file");
+    let out = env.ok(&["triage"]);
+    let s = summary(&out, "triage:");
+    assert_eq!(num(&s, "quarantined"), 2, "{out}");
+    assert_eq!(num(&s, "quarantine_packs"), 2, "{out}");
+    assert_eq!(num(&s, "quarantine_packs_repaired"), 0, "{out}");
+}
+
+/// A crash (SIGKILL) after a quarantined high alert's file moved into quarantine and before its
+/// `Q-<entry>` pack was published leaves its row owing the pack (`pack` = 2): the next triage
+/// rebuilds the pack from the quarantine entry, once.
+#[test]
+fn a_q_pack_lost_to_a_crash_after_the_quarantine_move_is_rebuilt_once_at_the_next_triage() {
+    let env = env_with_default_policy("[durability]\nfsync = \"off\"\n");
+    two_high_quarantines(&env);
+    let rows = quarantined_rows(&env);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (keyed, own): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .partition(|(k, _)| !k.starts_with("quarantine:"));
+    assert_eq!((keyed.len(), own.len()), (1, 1), "{rows:?}");
+    // Both kinds of row record the pack's level, and that it is published.
+    assert_eq!(keyed[0].1 .1, Some(15), "{rows:?}");
+    assert_eq!(own[0].1 .1, Some(14), "{rows:?}");
+    assert!(rows.values().all(|r| r.2 == 1 && r.3.is_none()), "{rows:?}");
+    let before = qpacks(&env);
+    assert_eq!(before.len(), 2, "{before:?}");
+    // The crash state: the files are in quarantine, the packs are not published, the rows
+    // still owe them (as the intent transaction wrote them, naming the dead worker).
+    for dir in before.values() {
+        std::fs::remove_dir_all(dir).expect("remove Q pack");
+    }
+    let n = env
+        .ledger()
+        .execute(
+            "UPDATE alerts SET pack = 2, worker = 'w-1-0badf00d' WHERE state = 'quarantined'",
+            [],
+        )
+        .expect("owe");
+    assert_eq!(n, 2);
+    let out = env.ok(&["triage"]);
+    let s = summary(&out, "triage:");
+    assert_eq!(num(&s, "quarantine_packs_repaired"), 2, "{out}");
+    let after = qpacks(&env);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "the same Q packs are back"
+    );
+    for (name, dir) in &after {
+        let o = env.run(&["verify-pack", dir.to_str().expect("utf-8 path")]);
+        assert!(
+            o.status.success(),
+            "verify-pack {name}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let case = std::fs::read_to_string(dir.join("case.json")).expect("case.json");
+        let entry = name.strip_prefix("Q-").expect("Q-");
+        assert!(case.contains("\"quarantined\": true"), "{case}");
+        assert!(case.contains(entry), "case.json names {entry}:\n{case}");
+        assert!(
+            case.contains("quarantined: rule.level"),
+            "the reason is read back from the .reason file:\n{case}"
+        );
+        assert!(
+            env.path("quarantine")
+                .join(format!("{entry}.json"))
+                .exists(),
+            "the entry stays in quarantine"
+        );
+    }
+    let rows = quarantined_rows(&env);
+    assert!(rows.values().all(|r| r.2 == 1 && r.3.is_none()), "{rows:?}");
+    // Nothing is owed any more: a further triage rebuilds nothing.
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("m"));
+    let inodes: Vec<u64> = after.values().map(|p| ino(p)).collect();
+    let out = env.ok(&["triage"]);
+    assert_eq!(
+        num(&summary(&out, "triage:"), "quarantine_packs_repaired"),
+        0,
+        "{out}"
+    );
+    assert_eq!(
+        qpacks(&env).values().map(|p| ino(p)).collect::<Vec<_>>(),
+        inodes,
+        "the packs were left alone"
+    );
+    // A crash after the pack was published but before its row was marked: marked, not rebuilt.
+    env.ledger()
+        .execute("UPDATE alerts SET pack = 2 WHERE state = 'quarantined'", [])
+        .expect("owe");
+    let out = env.ok(&["run"]);
+    assert_eq!(
+        num(&summary(&out, "triage:"), "quarantine_packs_repaired"),
+        0,
+        "{out}"
+    );
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    assert_eq!(
+        qpacks(&env).values().map(|p| ino(p)).collect::<Vec<_>>(),
+        inodes
+    );
+    let rows = quarantined_rows(&env);
+    assert!(rows.values().all(|r| r.2 == 1 && r.3.is_none()), "{rows:?}");
+}
+
+/// An owed Q pack whose quarantine entry is gone cannot be rebuilt: triage says so and the row
+/// keeps owing it (reconcile reports the missing entry).
+#[test]
+fn an_owed_q_pack_whose_quarantine_entry_is_gone_is_reported_and_still_owed() {
+    let env = env_with_default_policy("[durability]\nfsync = \"off\"\n");
+    two_high_quarantines(&env);
+    for dir in qpacks(&env).values() {
+        std::fs::remove_dir_all(dir).expect("remove Q pack");
+    }
+    env.ledger()
+        .execute("UPDATE alerts SET pack = 2 WHERE state = 'quarantined'", [])
+        .expect("owe");
+    let rows = quarantined_rows(&env);
+    let gone = &rows.values().next().expect("a row").0;
+    std::fs::remove_file(env.path("quarantine").join(gone)).expect("remove entry");
+    let o = env.run(&["triage"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}{err}");
+    assert_eq!(
+        num(&summary(&out, "triage:"), "quarantine_packs_repaired"),
+        1,
+        "{out}"
+    );
+    assert!(
+        err.contains(gone.as_str()) && err.contains("owed"),
+        "the missing entry is named:\n{err}"
+    );
+    assert_eq!(qpacks(&env).len(), 1);
+    let rows = quarantined_rows(&env);
+    let owing: Vec<&String> = rows.values().filter(|r| r.2 == 2).map(|r| &r.0).collect();
+    assert_eq!(owing, vec![gone], "{rows:?}");
+}
