@@ -375,18 +375,21 @@ impl DirFd {
                 if size > max {
                     return Ok(ReadOutcome::TooLarge(size));
                 }
-                // Read one byte past the size: a short read of a regular file is its end, so
-                // the common case is one `read`; a file that grew after fstat is read on (one
+                // Read one byte past the size: a file that grew after fstat is read on (one
                 // byte past the limit, so growth over the limit is still caught).
+                // A read may also stop short (a signal, a network filesystem): read on until
+                // the end (0) or size + 1 bytes.
                 let mut buf = vec![0u8; size as usize + 1];
                 let mut file = file;
-                let n = loop {
-                    match file.read(&mut buf) {
-                        Ok(n) => break n,
+                let mut n = 0;
+                while n < buf.len() {
+                    match file.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(FsError::new("read", self.path_of(name), e)),
                     }
-                };
+                }
                 buf.truncate(n);
                 if n as u64 > size {
                     file.take(max + 1 - n as u64)

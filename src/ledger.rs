@@ -420,14 +420,26 @@ impl Ledger {
     pub fn manual_checkpoints(&self) -> Result<(), LedgerError> {
         self.conn
             .pragma_update(None, "wal_autocheckpoint", 0)
+            .and_then(|()| {
+                // A WAL started over is cut back to 64 MiB, not left at its high-water mark.
+                self.conn
+                    .query_row("PRAGMA journal_size_limit = 67108864", [], |_| Ok(()))
+            })
             .map_err(|e| self.err(e))
     }
 
-    /// A passive checkpoint: copies what it can of the WAL into the database without waiting
-    /// for readers or writers.
+    /// A restart checkpoint: copies the WAL into the database (waiting, within the busy
+    /// timeout, for other connections' readers) so that the next commit starts the WAL over.
     pub fn checkpoint(&self) -> Result<(), LedgerError> {
         self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+            .map_err(|e| self.err(e))
+    }
+
+    /// A truncate checkpoint: as [`Ledger::checkpoint`], then the WAL file is cut to zero.
+    pub fn checkpoint_truncate(&self) -> Result<(), LedgerError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| self.err(e))
     }
 

@@ -216,7 +216,7 @@ fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
                 }
             } else if let Some(id) = e.name.strip_prefix(b".tmp-case-") {
                 // Only a temp case holding the alert counts: before the alert moves in, its
-                // canonical file is still in the folder (counted above).
+                // canonical file is still in queue/ or overflow/.
                 let holds = match wdir.open_subdir_opt(&e.name)? {
                     Some(t) => t.list()?.iter().any(|x| x.name == b"alert.json"),
                     None => false,
@@ -596,6 +596,28 @@ struct Ghost {
 
 /// Looks again, now, for a ghost's file: the scan ran before the ledger was read, and a
 /// `triage` or `ingest` process (which take no run lock) may have moved it since.
+/// Whether the canonical file `name` was claimed, since the scan, into a temp case of some
+/// worker (`processing/<w>/.tmp-case-<stem>/alert.json`).
+fn in_a_temp_case(st: &StateDir, name: &str) -> bool {
+    let inner = format!(
+        "{}/alert.json",
+        crate::claim::temp_case_name(name.as_bytes())
+    );
+    let Ok(workers) = st.processing.list() else {
+        return false;
+    };
+    workers.iter().any(|w| {
+        w.name.starts_with(b"w-")
+            && matches!(
+                st.processing.open_subdir_opt(&w.name),
+                Ok(Some(d)) if matches!(
+                    d.open_regular(inner.as_bytes()),
+                    Ok(crate::fsx::Opened::Regular { .. })
+                )
+            )
+    })
+}
+
 fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
     let present = |d: &DirFd, n: &str| {
         matches!(
@@ -610,7 +632,10 @@ fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
     };
     match g.state {
         State::Queued | State::Overflow | State::Processing => {
-            !(present(&st.queue, &g.name) || present(&st.overflow, &g.name) || case_there())
+            !(present(&st.queue, &g.name)
+                || present(&st.overflow, &g.name)
+                || case_there()
+                || in_a_temp_case(st, &g.name))
         }
         State::Triaging | State::Triaged | State::Escalated => !case_there(),
         State::Quarantined => {
@@ -662,7 +687,7 @@ fn keyed(
                 match here(&r.name) {
                     Some(s) if s == r.state => {}
                     Some(s) => relocate.push((r.key_hash.clone(), s, r.name.clone(), r.state)),
-                    None if live && matches!(r.state, State::Queued | State::Processing) => {}
+                    None if live => {} // claimed by a live worker since the listing
                     None => ghosts.push(Ghost {
                         key_hash: r.key_hash.clone(),
                         key: r.alert_key.clone(),

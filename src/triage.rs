@@ -5,8 +5,11 @@
 //! Design constraints:
 //! - A retry never re-decides: the intent row (state `triaging`) fixes bucket, case id, case
 //!   path and the whole decision before any file moves; a later claim of the key reuses it.
-//! - The queued file itself moves into its case as `alert.json` (no copy): one rename from the
-//!   claim folder into the temp case directory, one rename of that directory into `cases/`.
+//! - The queued file itself moves into its case as `alert.json` (no copy): the claim renames it
+//!   from `queue/` (or `overflow/`) into its temp case directory
+//!   `processing/<w>/.tmp-case-<canonical stem>/`, and one rename publishes that directory into
+//!   `cases/`. One key has at most one claim in flight per process; a file of a key whose case
+//!   is published is a second copy and goes to quarantine (never a second case).
 //! - Durability per batch (`batch`): build every temp case and pack, one `syncfs`, publish every
 //!   one, one `syncfs`, then one ledger commit.
 //! - Quarantine only for what cannot be triaged (unreadable, not a regular file, over the size
@@ -24,8 +27,11 @@
 //!   retried: after a failed sync the kernel may have dropped the dirty pages and marked them
 //!   clean, so a second sync can report success for data that never reached the disk. The batch
 //!   fails at once there and the next run redoes it from the intent rows.
-//! - Several threads, each its own worker (claim folder and lock) and ledger connection; other
-//!   `triage` processes may work on the same state directory at the same time.
+//! - Several threads, each its own worker (claim folder and lock), sharing one ledger connection
+//!   (held only around ledger calls) whose commits never checkpoint; a checkpointer thread does,
+//!   every 16 commits, holding that connection's lock. Each worker pipelines its batches: batch
+//!   N+1 is built before the barrier that also precedes batch N's commit. Other `triage`
+//!   processes may work on the same state directory at the same time.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -286,6 +292,8 @@ struct Item {
 
 /// A batch whose cases and packs are built in their temp directories.
 struct Built {
+    /// Every key this batch claimed (held in flight until its commit).
+    keys: Vec<KeyHash>,
     items: Vec<Item>,
     /// (item, temp pack directory in `escalations/`)
     packs: Vec<(usize, String)>,
@@ -294,6 +302,7 @@ struct Built {
 
 /// A batch whose cases and packs are published, waiting for its commit.
 struct Published {
+    keys: Vec<KeyHash>,
     items: Vec<Item>,
     published: Vec<bool>,
     packed: Vec<bool>,
@@ -368,6 +377,7 @@ fn record_pack_done(tx: &mut Tx<'_>, key_hash: &str) -> Result<(), rusqlite::Err
 /// The stored parts of a row triage reads back.
 struct RowInfo {
     id: i64,
+    state: String,
     alert_key: String,
     index_name: Option<String>,
     doc_id: Option<String>,
@@ -380,7 +390,7 @@ fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::
     ledger
         .conn()
         .prepare_cached(
-            "SELECT a.alert_key, a.index_name, a.doc_id, a.alert_time, a.case_path, i.decision, a.id
+            "SELECT a.alert_key, a.index_name, a.doc_id, a.alert_time, a.case_path, i.decision, a.id, a.state
              FROM alerts a LEFT JOIN intents i ON i.key_hash = a.key_hash WHERE a.key_hash = ?1",
         )?
         .query_row([kh.as_str()], |r| {
@@ -392,6 +402,7 @@ fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::
                 case_path: r.get(4)?,
                 decision: r.get(5)?,
                 id: r.get(6)?,
+                state: r.get(7)?,
             })
         })
         .optional()
@@ -465,16 +476,27 @@ impl Triage<'_> {
         let shared = Shared {
             ledger: Mutex::new(shared),
             commits: AtomicU64::new(0),
+            in_flight: Mutex::new(std::collections::HashSet::new()),
         };
         let checkpointer = Ledger::open(ledger.path(), self.durability())?;
         let done = AtomicBool::new(false);
         let result = std::thread::scope(|s| {
-            let (done, commits) = (&done, &shared.commits);
-            s.spawn(move || checkpoints(&checkpointer, commits, done));
-            let r = self.drain(&mut workers, &shared, &mut report, notices);
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            r
+            let shared = &shared;
+            let done_ref = &done;
+            s.spawn(move || checkpoints(&checkpointer, shared, done_ref));
+            // `done` is set however drain ends (a panic included), so the scope can end.
+            let _stop = SetOnDrop(&done);
+            self.drain(&mut workers, shared, &mut report, notices)
         });
+        // Leave the WAL small for the next command.
+        let last = shared
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .checkpoint_truncate();
+        if let Err(e) = last {
+            tracing::debug!("ledger checkpoint: {e}");
+        }
         for w in workers {
             if let Err(e) = w.finish(self.sp.state) {
                 notices.push(Notice {
@@ -829,17 +851,25 @@ impl Triage<'_> {
             let Some(canon) = Canonical::parse(name) else {
                 continue;
             };
+            // One key, one claim in flight in this process: a second name of the same key (a
+            // planted or adopted copy) stays queued until the first is committed; its claim
+            // then finds the case published and quarantines itself as a second copy.
+            if !shared.claim_key(&canon.key_hash) {
+                continue;
+            }
             let tmp = claim::temp_case_name(name);
             let made = retry_full("claim", || Ok(worker.dir().create_dir(&tmp)?))?;
             if !made {
-                // A file of the same key was claimed into this worker already (two names of
-                // one key): this one stays queued for a later batch.
+                // The same name twice in one listing cannot happen; a leftover of ours is
+                // recovered by the next run: leave this name queued.
+                shared.release_keys(std::iter::once(&canon.key_hash));
                 continue;
             }
             match worker.claim_into(source, name, &tmp)? {
                 Moved::Moved => won.push((name.clone(), canon, tmp)),
                 Moved::Vanished => {
                     report.vanished += 1;
+                    shared.release_keys(std::iter::once(&canon.key_hash));
                     worker.dir().remove_dir(tmp.as_bytes())?;
                 }
                 Moved::Exists => {
@@ -852,6 +882,7 @@ impl Triage<'_> {
             }
         }
         report.claimed += won.len() as u64;
+        let keys: Vec<KeyHash> = won.iter().map(|(_, c, _)| c.key_hash.clone()).collect();
         // The rows of the claimed keys, read in one transaction.
         let infos: Vec<Option<RowInfo>> = {
             let l = lock();
@@ -870,6 +901,29 @@ impl Triage<'_> {
         for ((name, canon, tmp), info) in won.into_iter().zip(infos) {
             let inner = format!("{tmp}/alert.json");
             let has_row = info.is_some();
+            if let Some(done) = info
+                .as_ref()
+                .filter(|i| matches!(i.state.as_str(), "triaged" | "escalated"))
+            {
+                // A second file of a key whose case is published (a copy planted under another
+                // canonical name): never a second case, never a change to the row; kept in
+                // quarantine with an entry row of its own.
+                let reason = format!(
+                    "key conflict: another copy of this alert is already case {}",
+                    done.case_path.as_deref().unwrap_or("(unknown)")
+                );
+                self.quarantine_claim(
+                    false,
+                    &canon,
+                    &tmp,
+                    &reason,
+                    None,
+                    None,
+                    now,
+                    &mut quarantined,
+                );
+                continue;
+            }
             let bytes = match worker.dir().read_regular(inner.as_bytes(), max)? {
                 ReadOutcome::Vanished => {
                     report.vanished += 1;
@@ -1146,7 +1200,12 @@ impl Triage<'_> {
                 packs.push((i, ptmp));
             }
         }
-        Ok(Built { items, packs, now })
+        Ok(Built {
+            keys,
+            items,
+            packs,
+            now,
+        })
     }
 
     /// Publishes a built batch's cases and packs (after a barrier made them durable).
@@ -1158,7 +1217,12 @@ impl Triage<'_> {
         report: &mut TriageReport,
         notices: &mut Vec<Notice>,
     ) -> Result<Published, TriageError> {
-        let Built { items, packs, now } = built;
+        let Built {
+            keys,
+            items,
+            packs,
+            now,
+        } = built;
         let lock = || {
             shared
                 .ledger
@@ -1237,6 +1301,7 @@ impl Triage<'_> {
             self.sp.state.escalations.sync()?;
         }
         Ok(Published {
+            keys,
             items,
             published,
             packed,
@@ -1253,6 +1318,7 @@ impl Triage<'_> {
         report: &mut TriageReport,
     ) -> Result<(), TriageError> {
         let Published {
+            keys,
             items,
             published,
             packed,
@@ -1323,6 +1389,7 @@ impl Triage<'_> {
             }
             report.held_back += it.decision.held_back.len() as u64;
         }
+        shared.release_keys(keys.iter());
         shared.commits.fetch_add(2, Ordering::Relaxed);
         Ok(())
     }
@@ -1456,6 +1523,9 @@ impl Triage<'_> {
             }
         }
         if !finished.is_empty() {
+            // A batch that failed after publishing may not have had its barrier yet: make the
+            // publishes durable before the rows say so.
+            state.cases.barrier(self.durability())?;
             ledger.write(|tx| {
                 for (kh, worker) in &finished {
                     // Only if still the same unfinished intent: its worker may have committed
@@ -1688,23 +1758,61 @@ fn quarantine_reason(text: &str) -> Option<String> {
 struct Shared {
     ledger: Mutex<Ledger>,
     commits: AtomicU64,
+    /// Keys claimed by this process and not yet committed (or quarantined).
+    in_flight: Mutex<std::collections::HashSet<KeyHash>>,
 }
 
-/// Commits between two checkpoints (a batch commits twice; 16 are ~16,000 alerts and ~60 MiB
-/// of WAL). Every checkpoint fsyncs the WAL and the database, and each fsync commits the
-/// filesystem's journal with every directory block the batches changed since the last one:
-/// checkpointing every 50 ms tripled the journal commits of a 100,000-alert triage.
+impl Shared {
+    /// `true` when no other claim of this process holds `key`; it is held from now on.
+    fn claim_key(&self, key: &KeyHash) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone())
+    }
+
+    fn release_keys<'k>(&self, keys: impl Iterator<Item = &'k KeyHash>) {
+        let mut held = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for k in keys {
+            held.remove(k);
+        }
+    }
+}
+
+/// Commits between two checkpoints (a batch commits twice; 16 are ~16,000 alerts). Every
+/// checkpoint fsyncs the WAL and the database, and each fsync commits the filesystem's journal
+/// with every directory block the batches changed since the last one: checkpointing every 50 ms
+/// tripled the journal commits of a 100,000-alert triage.
 const CHECKPOINT_EVERY: u64 = 16;
 
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Checkpoints the WAL after every [`CHECKPOINT_EVERY`] commits, looking every 50 ms until
-/// `done` (a failure costs only WAL size: a later commit of another connection checkpoints).
-fn checkpoints(ledger: &Ledger, commits: &AtomicU64, done: &AtomicBool) {
+/// `done`. The checkpoint holds the shared connection's lock, so no commit of this process runs
+/// beside it and the next commit starts the WAL over (passive checkpoints beside running
+/// commits seldom could, and the WAL grew to 158 MB for 100,000 alerts). A failure costs only
+/// WAL size: the next checkpoint copies what this one did not.
+fn checkpoints(ledger: &Ledger, shared: &Shared, done: &AtomicBool) {
     let mut last = 0;
     while !done.load(Ordering::SeqCst) {
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let now = commits.load(Ordering::Relaxed);
+        let now = shared.commits.load(Ordering::Relaxed);
         if now - last >= CHECKPOINT_EVERY {
             last = now;
+            let _held = shared
+                .ledger
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Err(e) = ledger.checkpoint() {
                 tracing::debug!("ledger checkpoint: {e}");
             }

@@ -596,3 +596,61 @@ fn an_owed_q_pack_whose_quarantine_entry_is_gone_is_reported_and_still_owed() {
     let owing: Vec<&String> = rows.values().filter(|r| r.2 == 2).map(|r| &r.0).collect();
     assert_eq!(owing, vec![gone], "{rows:?}");
 }
+
+/// One alert key under two canonical names (a copy planted with another level): one case,
+/// the other copy quarantined as a key conflict, the row of the published case untouched.
+#[test]
+fn a_second_canonical_name_of_one_key_never_makes_a_second_case() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    let lines: Vec<String> = (0..4).map(|i| alert_line(i, 12, i as u64)).collect();
+    env.ingest_lines(&lines);
+    let first = canonical_names(&env.path("queue"))[0].clone();
+    // The same key (manager m1, the same id) at level 3: priority 3, so `96-...`.
+    let original: serde_json::Value = serde_json::from_str(&lines[0]).expect("alert line");
+    let mut copy = original.clone();
+    copy["rule"]["level"] = serde_json::json!(3);
+    let planted = format!("96{}", &first[2..]);
+    assert_ne!(planted, first);
+    let key_of = |n: &str| n[n.len() - 37..n.len() - 5].to_string();
+    assert_eq!(key_of(&planted), key_of(&first), "one key hash");
+    std::fs::write(
+        env.path("queue").join(&planted),
+        serde_json::to_vec(&copy).expect("json"),
+    )
+    .expect("plant");
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    let all = cases(&env);
+    // Case directories counted by path (the map above is keyed by case id).
+    let dirs = ["suppressed", "low", "medium", "high"]
+        .iter()
+        .map(|b| env.path("cases").join(b))
+        .filter(|b| b.exists())
+        .flat_map(|b| {
+            let mut v = vec![b];
+            for _ in 0..4 {
+                v = v
+                    .iter()
+                    .flat_map(|d| std::fs::read_dir(d).expect("dir"))
+                    .map(|e| e.expect("entry").path())
+                    .collect();
+            }
+            v
+        })
+        .count();
+    assert_eq!(dirs, 4, "one case per key: {all:?}");
+    let key = key_of(&first);
+    let (bucket, _) = all.get(&format!("SF-{key}")).expect("the key's case");
+    assert_eq!(bucket, "high", "the first copy's case stands");
+    let quarantined: Vec<String> = std::fs::read_dir(env.path("quarantine"))
+        .expect("quarantine")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".reason"))
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    let reason =
+        std::fs::read_to_string(env.path("quarantine").join(&quarantined[0])).expect("reason");
+    assert!(reason.contains("key conflict"), "{reason}");
+    let states = env.states();
+    assert_eq!(states.get("escalated").copied(), Some(4), "{states:?}");
+}
