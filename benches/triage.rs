@@ -12,7 +12,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{bench_dir, benching, config, field, seed_pipeline, sf, write_alerts};
+use common::{bench_dir, benching, config, field, seed_pipeline, settle, sf, write_alerts};
 
 fn main() {
     let bench = benching();
@@ -35,6 +35,7 @@ fn main() {
     for mode in modes.split(',').filter(|m| !m.is_empty()) {
         let state = base.join(format!("ours-{mode}"));
         sf(&state, &setup, &["ingest", jsonl.to_str().expect("utf-8")]);
+        settle();
         let cfg = config(
             &base,
             &format!("{mode}.toml"),
@@ -56,6 +57,7 @@ fn main() {
         // The same alerts, as queued files, for the model.
         let state = base.join("seed");
         sf(&state, &setup, &["ingest", jsonl.to_str().expect("utf-8")]);
+        settle();
         let o = Command::new("python3")
             .arg(&seed)
             .arg(&state)
@@ -87,6 +89,7 @@ fn main() {
         write_alerts(&jsonl, incident);
         let (_, isecs) = sf(&state, &setup, &["ingest", jsonl.to_str().expect("utf-8")]);
         println!("incident setup: {incident} alerts queued in {isecs:.1}s");
+        settle();
         let cfg = config(
             &base,
             "incident.toml",

@@ -58,6 +58,12 @@ pub fn sf(state: &Path, config: &Path, args: &[&str]) -> (String, f64) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), secs)
 }
 
+/// Flushes what a setup step left dirty, so the measured step starts from a queue at rest
+/// (otherwise its first barrier, or the kernel's writeback during the model, pays for the setup).
+pub fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 /// True under `cargo bench`; false under `cargo test --benches` (smoke size).
 pub fn benching() -> bool {
     std::env::args().any(|a| a == "--bench")
