@@ -104,6 +104,24 @@ fn main() {
         {
             println!("  {l}");
         }
+        // Where the time went, from the run's own heartbeat.
+        let hb: serde_json::Value = std::fs::read(state.join("heartbeat.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let stages: Vec<String> = hb["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|st| {
+                format!(
+                    "{} {:.1}s",
+                    st["name"].as_str().unwrap_or("?"),
+                    st["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+                )
+            })
+            .collect();
+        println!("  stages: {}", stages.join(", "));
     }
     if std::env::var_os("SF_BENCH_DIR").is_some() {
         let _ = std::fs::remove_dir_all(&base);

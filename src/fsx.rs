@@ -375,27 +375,11 @@ impl DirFd {
                 if size > max {
                     return Ok(ReadOutcome::TooLarge(size));
                 }
-                // Read one byte past the size: a file that grew after fstat is read on (one
-                // byte past the limit, so growth over the limit is still caught).
-                // A read may also stop short (a signal, a network filesystem): read on until
-                // the end (0) or size + 1 bytes.
-                let mut buf = vec![0u8; size as usize + 1];
-                let mut file = file;
-                let mut n = 0;
-                while n < buf.len() {
-                    match file.read(&mut buf[n..]) {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(FsError::new("read", self.path_of(name), e)),
-                    }
-                }
-                buf.truncate(n);
-                if n as u64 > size {
-                    file.take(max + 1 - n as u64)
-                        .read_to_end(&mut buf)
-                        .map_err(|e| FsError::new("read", self.path_of(name), e))?;
-                }
+                let mut buf = Vec::with_capacity(size as usize);
+                // Read one byte past the limit so a file that grew after fstat is still caught.
+                file.take(max + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| FsError::new("read", self.path_of(name), e))?;
                 if buf.len() as u64 > max {
                     return Ok(ReadOutcome::TooLarge(buf.len() as u64));
                 }

@@ -489,11 +489,7 @@ impl Triage<'_> {
             self.drain(&mut workers, shared, &mut report, notices)
         });
         // Leave the WAL small for the next command.
-        let last = shared
-            .ledger
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .checkpoint_truncate();
+        let last = shared.lock().checkpoint_truncate();
         if let Err(e) = last {
             tracing::debug!("ledger checkpoint: {e}");
         }
@@ -834,14 +830,6 @@ impl Triage<'_> {
     ) -> Result<Built, TriageError> {
         let now = Utc::now();
         report.batches += 1;
-        // One connection per process, shared by the threads: its page cache survives the other
-        // thread's commits. Held only around each ledger call, never across file work.
-        let lock = || {
-            shared
-                .ledger
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
         // 1. Claim each file straight into its temp case: `processing/<w>/.tmp-case-<name>/`
         //    is created, then the queued file is renamed into it as `alert.json` (one rename
         //    across directories per claim; the temp name keeps the canonical name, so recovery
@@ -885,7 +873,7 @@ impl Triage<'_> {
         let keys: Vec<KeyHash> = won.iter().map(|(_, c, _)| c.key_hash.clone()).collect();
         // The rows of the claimed keys, read in one transaction.
         let infos: Vec<Option<RowInfo>> = {
-            let l = lock();
+            let l = shared.lock();
             let tx = l.conn().unchecked_transaction()?;
             let r = won
                 .iter()
@@ -924,49 +912,30 @@ impl Triage<'_> {
                 );
                 continue;
             }
-            let bytes = match worker.dir().read_regular(inner.as_bytes(), max)? {
+            // What cannot be read or parsed goes to quarantine with the reason.
+            let read = match worker.dir().read_regular(inner.as_bytes(), max)? {
                 ReadOutcome::Vanished => {
                     report.vanished += 1;
                     worker.dir().remove_flat_dir(tmp.as_bytes())?;
                     continue;
                 }
-                ReadOutcome::Refused(r) => {
-                    self.quarantine_claim(
-                        has_row,
-                        &canon,
-                        &tmp,
-                        &format!("not read: {r}"),
-                        None,
-                        None,
-                        now,
-                        &mut quarantined,
-                    );
-                    continue;
-                }
+                ReadOutcome::Refused(r) => Err(format!("not read: {r}")),
                 ReadOutcome::TooLarge(n) => {
-                    let reason = format!("{n} bytes is over max_alert_bytes ({max})");
+                    Err(format!("{n} bytes is over max_alert_bytes ({max})"))
+                }
+                ReadOutcome::Bytes(b) => match alert::parse_strict(&b) {
+                    Ok(m) => Ok((b, m)),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            let (bytes, map) = match read {
+                Ok(x) => x,
+                Err(reason) => {
                     self.quarantine_claim(
                         has_row,
                         &canon,
                         &tmp,
                         &reason,
-                        None,
-                        None,
-                        now,
-                        &mut quarantined,
-                    );
-                    continue;
-                }
-                ReadOutcome::Bytes(b) => b,
-            };
-            let map = match alert::parse_strict(&bytes) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.quarantine_claim(
-                        has_row,
-                        &canon,
-                        &tmp,
-                        &e.to_string(),
                         None,
                         None,
                         now,
@@ -1073,7 +1042,7 @@ impl Triage<'_> {
             })
             .collect();
         let ids = retry_full("commit intent rows", || {
-            Ok(lock().write(|tx| {
+            Ok(shared.lock().write(|tx| {
             let mut ids = Vec::with_capacity(items.len());
             for (it, (decision, rule_id)) in items.iter().zip(&stored) {
                 let id = match it.row_id {
@@ -1135,11 +1104,11 @@ impl Triage<'_> {
             it.row_id = Some(id);
         }
         // The intent recorded where each quarantined file goes: move them now.
-        self.apply_quarantines(&mut lock(), worker, quarantined, now, report)?;
+        self.apply_quarantines(&mut shared.lock(), worker, quarantined, now, report)?;
         // 4. Build each case in its temp case (the alert is there already); build packs for
         //    high cases, with their related alerts read in one transaction.
         let related: HashMap<usize, Vec<RelatedRef>> = {
-            let l = lock();
+            let l = shared.lock();
             let tx = l.conn().unchecked_transaction()?;
             let mut out = HashMap::new();
             for (i, it) in items.iter().enumerate() {
@@ -1223,12 +1192,6 @@ impl Triage<'_> {
             packs,
             now,
         } = built;
-        let lock = || {
-            shared
-                .ledger
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
         let mut day_dirs: HashMap<String, DirFd> = HashMap::new();
         let mut published: Vec<bool> = vec![false; items.len()];
         for (i, it) in items.iter().enumerate() {
@@ -1262,7 +1225,7 @@ impl Triage<'_> {
                         it.case_path
                     );
                     if let Some(row) = q.move_in(worker.dir(), tmp.as_bytes(), tmp, &reason, now)? {
-                        lock().write(|tx| tx.insert(&row).map(|_| ()))?;
+                        shared.lock().write(|tx| tx.insert(&row).map(|_| ()))?;
                         report.quarantined += 1;
                     }
                     notices.push(Notice {
@@ -1324,12 +1287,6 @@ impl Triage<'_> {
             packed,
             now,
         } = p;
-        let lock = || {
-            shared
-                .ledger
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         // Signature hits of the batch, one upsert per signature.
         let mut hits: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -1348,7 +1305,7 @@ impl Triage<'_> {
             }
         }
         retry_full("commit triaged rows", || {
-            Ok(lock().write(|tx| {
+            Ok(shared.lock().write(|tx| {
             for (i, it) in items.iter().enumerate() {
                 if !published[i] {
                     continue;
@@ -1754,7 +1711,9 @@ fn quarantine_reason(text: &str) -> Option<String> {
     Some(reason.trim_end().to_string())
 }
 
-/// The shared connection of a triage's threads, and how many transactions they committed.
+/// The shared connection of a triage's threads (one per process: its page cache survives the
+/// other thread's commits; held only around each ledger call, never across file work), and how
+/// many transactions they committed.
 struct Shared {
     ledger: Mutex<Ledger>,
     commits: AtomicU64,
@@ -1763,6 +1722,14 @@ struct Shared {
 }
 
 impl Shared {
+    /// The shared connection (a thread that panicked holding it left no transaction open:
+    /// `Ledger::write` rolls back on unwind).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// `true` when no other claim of this process holds `key`; it is held from now on.
     fn claim_key(&self, key: &KeyHash) -> bool {
         self.in_flight
@@ -1810,10 +1777,7 @@ fn checkpoints(ledger: &Ledger, shared: &Shared, done: &AtomicBool) {
         let now = shared.commits.load(Ordering::Relaxed);
         if now - last >= CHECKPOINT_EVERY {
             last = now;
-            let _held = shared
-                .ledger
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _held = shared.lock();
             if let Err(e) = ledger.checkpoint() {
                 tracing::debug!("ledger checkpoint: {e}");
             }
