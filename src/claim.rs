@@ -42,7 +42,7 @@ impl Worker {
             }
             let tdir = state.processing.open_subdir(tmp.as_bytes())?;
             let fd = rfs::openat(
-                tdir.fd(),
+                &*tdir.fd(),
                 LOCK,
                 OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::RUSR | Mode::WUSR,
@@ -165,7 +165,7 @@ pub fn recover_dead(
             continue;
         };
         let lock = match rfs::openat(
-            wdir.fd(),
+            &*wdir.fd(),
             LOCK,
             OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),

@@ -15,10 +15,11 @@
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
@@ -79,7 +80,9 @@ pub type Result<T, E = FsError> = std::result::Result<T, E>;
 /// A directory held open by descriptor; every operation on its entries is relative to it.
 #[derive(Debug)]
 pub struct DirFd {
-    fd: OwnedFd,
+    /// Behind a lock only so that [`exchange_subdirs`] can swap two handles with the
+    /// directories they name; every other use takes a shared guard for one call.
+    fd: RwLock<OwnedFd>,
     path: PathBuf,
 }
 
@@ -192,7 +195,7 @@ impl DirFd {
         )
         .map_err(|e| FsError::new("open directory", path, e))?;
         Ok(DirFd {
-            fd,
+            fd: RwLock::new(fd),
             path: path.to_path_buf(),
         })
     }
@@ -201,8 +204,9 @@ impl DirFd {
         &self.path
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// The descriptor, held for as long as the guard lives (use it within one call).
+    pub fn fd(&self) -> RwLockReadGuard<'_, OwnedFd> {
+        self.fd.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The path of an entry, for messages only (never used to open anything).
@@ -212,7 +216,7 @@ impl DirFd {
 
     /// Creates (mode 0700) or opens the subdirectory `name`.
     pub fn ensure_subdir(&self, name: &str) -> Result<DirFd> {
-        match rfs::mkdirat(&self.fd, name, Mode::RWXU) {
+        match rfs::mkdirat(&*self.fd(), name, Mode::RWXU) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => {
                 return Err(FsError::new(
@@ -270,14 +274,14 @@ impl DirFd {
     pub fn open_subdir(&self, name: &[u8]) -> Result<DirFd> {
         let c = cstr(name).map_err(|e| FsError::new("open directory", self.path_of(name), e))?;
         let fd = rfs::openat(
-            &self.fd,
+            &*self.fd(),
             c.as_c_str(),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| FsError::new("open directory", self.path_of(name), e))?;
         Ok(DirFd {
-            fd,
+            fd: RwLock::new(fd),
             path: self.path_of(name),
         })
     }
@@ -298,9 +302,24 @@ impl DirFd {
         Ok(out)
     }
 
+    /// True when the directory holds an entry whose name does not start with `.` (it stops at
+    /// the first one).
+    pub fn any_visible_entry(&self) -> Result<bool> {
+        let dir =
+            rfs::Dir::read_from(&*self.fd()).map_err(|e| FsError::new("list", &self.path, e))?;
+        for item in dir {
+            let item = item.map_err(|e| FsError::new("list", &self.path, e))?;
+            if !item.file_name().to_bytes().starts_with(b".") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Streams the directory's entries (for listings too large to hold twice).
     pub fn for_each_entry(&self, mut f: impl FnMut(Entry)) -> Result<()> {
-        let dir = rfs::Dir::read_from(&self.fd).map_err(|e| FsError::new("list", &self.path, e))?;
+        let dir =
+            rfs::Dir::read_from(&*self.fd()).map_err(|e| FsError::new("list", &self.path, e))?;
         for item in dir {
             let item = item.map_err(|e| FsError::new("list", &self.path, e))?;
             let name = item.file_name().to_bytes();
@@ -332,7 +351,7 @@ impl DirFd {
     pub fn open_regular(&self, name: &[u8]) -> Result<Opened> {
         let c = cstr(name).map_err(|e| FsError::new("open", self.path_of(name), e))?;
         let fd = match rfs::openat(
-            &self.fd,
+            &*self.fd(),
             c.as_c_str(),
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
             Mode::empty(),
@@ -398,7 +417,7 @@ impl DirFd {
     /// Removes a listed file; `false` when it had already vanished.
     pub fn remove_file(&self, name: &[u8]) -> Result<bool> {
         let c = cstr(name).map_err(|e| FsError::new("remove", self.path_of(name), e))?;
-        match rfs::unlinkat(&self.fd, c.as_c_str(), AtFlags::empty()) {
+        match rfs::unlinkat(&*self.fd(), c.as_c_str(), AtFlags::empty()) {
             Ok(()) => Ok(true),
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(FsError::new("remove", self.path_of(name), e)),
@@ -408,7 +427,7 @@ impl DirFd {
     /// Removes an empty subdirectory; `false` when it had vanished.
     pub fn remove_dir(&self, name: &[u8]) -> Result<bool> {
         let c = cstr(name).map_err(|e| FsError::new("remove directory", self.path_of(name), e))?;
-        match rfs::unlinkat(&self.fd, c.as_c_str(), AtFlags::REMOVEDIR) {
+        match rfs::unlinkat(&*self.fd(), c.as_c_str(), AtFlags::REMOVEDIR) {
             Ok(()) => Ok(true),
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(FsError::new("remove directory", self.path_of(name), e)),
@@ -417,7 +436,7 @@ impl DirFd {
 
     /// Creates a subdirectory (mode 0700); `false` when the name exists.
     pub fn create_dir(&self, name: &str) -> Result<bool> {
-        match rfs::mkdirat(&self.fd, name, Mode::RWXU) {
+        match rfs::mkdirat(&*self.fd(), name, Mode::RWXU) {
             Ok(()) => Ok(true),
             Err(Errno::EXIST) => Ok(false),
             Err(e) => Err(FsError::new(
@@ -434,7 +453,7 @@ impl DirFd {
         loop {
             let name = temp_name(tag);
             let fd = match rfs::openat(
-                &self.fd,
+                &*self.fd(),
                 name.as_str(),
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::RUSR | Mode::WUSR,
@@ -452,7 +471,7 @@ impl DirFd {
                 }
             });
             if let Err(e) = written {
-                let _ = rfs::unlinkat(&self.fd, name.as_str(), AtFlags::empty());
+                let _ = rfs::unlinkat(&*self.fd(), name.as_str(), AtFlags::empty());
                 return Err(FsError::new("write", self.path_of(name.as_bytes()), e));
             }
             return Ok(name);
@@ -482,7 +501,7 @@ impl DirFd {
     /// heartbeat): readers see the old or the new content, never a partial one.
     pub fn replace(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<()> {
         let tmp = self.write_temp("r", bytes, durability)?;
-        if let Err(e) = rfs::renameat(&self.fd, tmp.as_str(), &self.fd, name) {
+        if let Err(e) = rfs::renameat(&*self.fd(), tmp.as_str(), &*self.fd(), name) {
             let _ = self.remove_file(tmp.as_bytes());
             return Err(FsError::new("replace", self.path_of(name.as_bytes()), e));
         }
@@ -496,7 +515,7 @@ impl DirFd {
     /// directory that is itself published by one rename: nobody can see a partial file there.
     pub fn create_file(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<()> {
         let fd = rfs::openat(
-            &self.fd,
+            &*self.fd(),
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::RUSR | Mode::WUSR,
@@ -534,7 +553,7 @@ impl DirFd {
     /// `O_APPEND` mode, so concurrent appenders never interleave within a record.
     pub fn append(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<()> {
         let fd = rfs::openat(
-            &self.fd,
+            &*self.fd(),
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::RUSR | Mode::WUSR,
@@ -554,12 +573,12 @@ impl DirFd {
 
     /// fsync of the directory itself (makes its renames durable).
     pub fn sync(&self) -> Result<()> {
-        rfs::fsync(&self.fd).map_err(|e| FsError::new("sync directory", &self.path, e))
+        rfs::fsync(&*self.fd()).map_err(|e| FsError::new("sync directory", &self.path, e))
     }
 
     /// `syncfs` of the filesystem holding this directory: the one-round batch barrier.
     pub fn sync_filesystem(&self) -> Result<()> {
-        rfs::syncfs(&self.fd).map_err(|e| FsError::new("sync filesystem", &self.path, e))
+        rfs::syncfs(&*self.fd()).map_err(|e| FsError::new("sync filesystem", &self.path, e))
     }
 
     /// The barrier a batch needs before it is published or committed.
@@ -580,8 +599,67 @@ pub enum ReadOutcome {
     TooLarge(u64),
 }
 
+/// Exchanges the subdirectories `a_name` and `b_name` of `parent` in one step
+/// (`renameat2(RENAME_EXCHANGE)`), and the handles `a` and `b` with them: afterwards `a` still
+/// holds the directory named `a_name` (the one `b` held before) and `b` the one named `b_name`.
+///
+/// Each handle must hold the directory its name points at (checked by inode first). The swap of
+/// the handles needs no other user of either handle in this process at that moment; a handle
+/// in use is an error, never a wait. Other processes' handles follow the directories, not the
+/// names: whatever they write through them lands under the other name.
+pub fn exchange_subdirs(
+    parent: &DirFd,
+    a_name: &str,
+    a: &DirFd,
+    b_name: &str,
+    b: &DirFd,
+) -> Result<()> {
+    for (name, dir) in [(a_name, a), (b_name, b)] {
+        let held = rfs::fstat(&*dir.fd()).map_err(|e| FsError::new("stat", &dir.path, e))?;
+        let named = rfs::statat(&*parent.fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| FsError::new("stat", parent.path_of(name.as_bytes()), e))?;
+        if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino) {
+            return Err(FsError::new(
+                "exchange",
+                parent.path_of(name.as_bytes()),
+                io::Error::other("no longer the directory this process opened"),
+            ));
+        }
+    }
+    let (Ok(mut ga), Ok(mut gb)) = (a.fd.try_write(), b.fd.try_write()) else {
+        return Err(FsError::new(
+            "exchange",
+            parent.path_of(a_name.as_bytes()),
+            io::Error::other("a handle of the directory is in use"),
+        ));
+    };
+    rfs::renameat_with(
+        &*parent.fd(),
+        a_name,
+        &*parent.fd(),
+        b_name,
+        RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| {
+        FsError::new(
+            "exchange",
+            parent.path_of(a_name.as_bytes()),
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!(
+                    "{} (with {})",
+                    describe(&io::Error::from(e)),
+                    parent.path_of(b_name.as_bytes()).display()
+                ),
+            ),
+        )
+    })?;
+    std::mem::swap(&mut *ga, &mut *gb);
+    Ok(())
+}
+
 fn rename_cstr(from: &DirFd, a: &CStr, to: &DirFd, b: &CStr) -> Result<Moved> {
-    match rfs::renameat_with(&from.fd, a, &to.fd, b, RenameFlags::NOREPLACE) {
+    match rfs::renameat_with(&*from.fd(), a, &*to.fd(), b, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(Moved::Moved),
         Err(Errno::NOENT) => Ok(Moved::Vanished),
         Err(Errno::EXIST) => Ok(Moved::Exists),

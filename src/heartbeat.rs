@@ -349,7 +349,7 @@ pub fn write(
             // everything in the state directory.
             let tmp = dir.write_temp("r", metrics.as_bytes(), durability)?;
             let published = rustix::fs::openat(
-                dir.fd(),
+                &*dir.fd(),
                 tmp.as_str(),
                 rustix::fs::OFlags::RDONLY
                     | rustix::fs::OFlags::NOFOLLOW
@@ -359,7 +359,7 @@ pub fn write(
             .and_then(|fd| rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o644)))
             .map_err(|e| FsError::new("chmod", dir.path().join(&tmp), e))
             .and_then(|()| {
-                rustix::fs::renameat(dir.fd(), tmp.as_str(), dir.fd(), name)
+                rustix::fs::renameat(&*dir.fd(), tmp.as_str(), &*dir.fd(), name)
                     .map_err(|e| FsError::new("replace", path, e))
             });
             if published.is_err() {

@@ -320,7 +320,7 @@ fn walk_cases(
 pub fn worker_is_live(wdir: &DirFd) -> Result<bool, ReconcileError> {
     use rustix::fs::{self as rfs, FlockOperation, Mode, OFlags};
     let fd = match rfs::openat(
-        wdir.fd(),
+        &*wdir.fd(),
         ".lock",
         OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),

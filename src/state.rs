@@ -126,7 +126,7 @@ fn adopt_root(path: &Path) -> Result<DirFd, StateError> {
             e.into()
         }
     })?;
-    let st = rfs::fstat(root.fd()).map_err(|e| FsError::new("inspect", path, e))?;
+    let st = rfs::fstat(&*root.fd()).map_err(|e| FsError::new("inspect", path, e))?;
     let me = rustix::process::geteuid().as_raw();
     if st.st_uid != me {
         return Err(StateError::Owner {
@@ -140,7 +140,7 @@ fn adopt_root(path: &Path) -> Result<DirFd, StateError> {
 
 /// Tightens a state directory looser than 0700, with a warning.
 fn tighten(root: &DirFd) -> Result<(), StateError> {
-    let st = rfs::fstat(root.fd()).map_err(|e| FsError::new("inspect", root.path(), e))?;
+    let st = rfs::fstat(&*root.fd()).map_err(|e| FsError::new("inspect", root.path(), e))?;
     let perm = st.st_mode & 0o777;
     if perm & 0o077 != 0 {
         tracing::warn!(
@@ -148,7 +148,7 @@ fn tighten(root: &DirFd) -> Result<(), StateError> {
             mode = format!("{perm:04o}"),
             "state directory was readable or writable by others; tightened to 0700"
         );
-        rfs::fchmod(root.fd(), Mode::RWXU).map_err(|e| FsError::new("chmod", root.path(), e))?;
+        rfs::fchmod(&*root.fd(), Mode::RWXU).map_err(|e| FsError::new("chmod", root.path(), e))?;
     }
     Ok(())
 }
@@ -156,7 +156,7 @@ fn tighten(root: &DirFd) -> Result<(), StateError> {
 fn take_run_lock(root: &DirFd) -> Result<File, StateError> {
     let path = root.path().join("run.lock");
     let fd = rfs::openat(
-        root.fd(),
+        &*root.fd(),
         "run.lock",
         OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::RUSR | Mode::WUSR,

@@ -23,13 +23,18 @@ fn queue_of(env: &Env, n: usize) -> Vec<String> {
     names
 }
 
-#[test]
-fn cap_under_a_concurrent_deleter_accounts_for_every_alert() {
-    let n = scale(50_000, 500_000);
-    let env = Env::new(CONFIG);
-    let original = queue_of(&env, n);
-    // The deleter lists the queue now, waits until cap has moved its first file, then deletes
-    // ~3% of the names it listed, wherever cap has not moved them yet.
+/// What a cap under a deleter left: cap's summary, the names deleted, and the canonical names
+/// in queue/ and overflow/ (every original one in exactly one of the three places).
+struct CapUnderDeleter {
+    summary: std::collections::BTreeMap<String, String>,
+    deleted: HashSet<String>,
+    queue: HashSet<String>,
+    overflow: HashSet<String>,
+}
+
+/// Runs cap while `debug-vanish` deletes ~3% of the names it listed in queue/ (holding queue/
+/// open), starting once overflow/ holds an alert (after cap has listed the queue).
+fn cap_under_a_deleter(env: &Env, original: &[String], seed: &str) -> CapUnderDeleter {
     let deleter = env
         .cmd(&[
             "debug-vanish",
@@ -40,7 +45,7 @@ fn cap_under_a_concurrent_deleter_accounts_for_every_alert() {
             "--fraction",
             "0.03",
             "--seed",
-            "7",
+            seed,
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -53,17 +58,16 @@ fn cap_under_a_concurrent_deleter_accounts_for_every_alert() {
         String::from_utf8_lossy(&cap.stderr)
     );
     assert!(del.status.success());
-    let cap_out = String::from_utf8(cap.stdout).expect("utf-8");
-    let s = summary(&cap_out, "cap:");
     let deleted: HashSet<String> = String::from_utf8(del.stdout)
         .expect("utf-8")
         .lines()
         .filter_map(|l| l.strip_prefix("deleted ").map(str::to_string))
         .collect();
+    assert!(!deleted.is_empty(), "the deleter deleted nothing");
     let queue: HashSet<String> = canonical_names(&env.path("queue")).into_iter().collect();
     let overflow: HashSet<String> = canonical_names(&env.path("overflow")).into_iter().collect();
     // Every original alert is in exactly one of queue, overflow, removed-by-the-other-process.
-    for name in &original {
+    for name in original {
         let places = [
             queue.contains(name),
             overflow.contains(name),
@@ -75,7 +79,30 @@ fn cap_under_a_concurrent_deleter_accounts_for_every_alert() {
             "{name} is in {places:?}"
         );
     }
-    assert_eq!(queue.len() + overflow.len() + deleted.len(), n);
+    assert_eq!(queue.len() + overflow.len() + deleted.len(), original.len());
+    CapUnderDeleter {
+        summary: summary(&String::from_utf8(cap.stdout).expect("utf-8"), "cap:"),
+        deleted,
+        queue,
+        overflow,
+    }
+}
+
+#[test]
+fn cap_under_a_concurrent_deleter_accounts_for_every_alert() {
+    let n = scale(50_000, 500_000);
+    let env = Env::new(CONFIG);
+    let original = queue_of(&env, n);
+    // overflow/ is not empty (an entry that is no alert, ignored like any such name), so this
+    // cap defers by the rename loop, one rename per alert (the deferral by exchange has its
+    // own test below).
+    std::fs::write(env.path("overflow").join("NOTES"), "not an alert").expect("plant");
+    let CapUnderDeleter {
+        summary: s,
+        deleted,
+        overflow,
+        ..
+    } = cap_under_a_deleter(&env, &original, "7");
     // The cap listed all n (the deleter waited for its first move), planned n - cap moves,
     // and each one either moved or found no file.
     let (deferred, vanished) = (num(&s, "deferred"), num(&s, "vanished"));
@@ -90,6 +117,71 @@ fn cap_under_a_concurrent_deleter_accounts_for_every_alert() {
         states.get("overflow").copied().unwrap_or(0) as usize,
         overflow.len()
     );
+}
+
+#[test]
+fn a_large_deferral_exchanges_the_directories_and_accounts_for_every_alert_under_a_deleter() {
+    use std::os::unix::fs::MetadataExt;
+    let n = scale(50_000, 500_000);
+    let env = Env::new(CONFIG);
+    let original = queue_of(&env, n);
+    let queue_ino = std::fs::metadata(env.path("queue")).expect("queue").ino();
+    let CapUnderDeleter {
+        summary: s,
+        deleted,
+        queue,
+        overflow,
+    } = cap_under_a_deleter(&env, &original, "11");
+    assert_eq!(
+        std::fs::metadata(env.path("overflow"))
+            .expect("overflow")
+            .ino(),
+        queue_ino,
+        "the deferral went by exchange: the old queue directory is overflow/ now"
+    );
+    // The queue keeps the head of the order (levels 0..=11: none protected): every one of the
+    // first 2,000 is queued unless deleted, and nothing else is queued.
+    let head: HashSet<String> = original[..2000].iter().cloned().collect();
+    assert!(head
+        .iter()
+        .all(|h| queue.contains(h) || deleted.contains(h)));
+    assert!(queue.is_subset(&head), "{s:?}");
+    let (deferred, vanished) = (num(&s, "deferred"), num(&s, "vanished"));
+    assert_eq!(deferred + vanished, (n - 2000) as u64, "{s:?}");
+    assert!(overflow.len() as u64 <= deferred);
+    let tail_deleted = deleted.iter().filter(|d| !head.contains(*d)).count() as u64;
+    assert_eq!(
+        deferred - overflow.len() as u64 + vanished,
+        tail_deleted,
+        "each deleted tail alert either vanished before the move or was deferred, then deleted"
+    );
+    assert_eq!(num(&s, "collisions"), 0);
+    let states = env.states();
+    assert_eq!(states.get("overflow").copied().unwrap_or(0), deferred);
+    assert_eq!(states.get("queued").copied().unwrap_or(0), 2000);
+}
+
+#[test]
+fn after_a_crash_mid_exchange_cap_takes_protected_alerts_back_past_the_cap_and_run_passes() {
+    let env = Env::new("[queue]\ncap = 10\nprotect_level = 12\n[durability]\nfsync = \"batch\"\n");
+    // 30 alerts, 15 of them protected (level 12), then the state a crash right after the
+    // exchange leaves: every queued file in overflow/, queue/ empty, rows still `queued`.
+    let lines: Vec<String> = (0..30)
+        .map(|i| alert_line(i, if i % 2 == 0 { 12 } else { 3 }, i as u64))
+        .collect();
+    env.ingest_lines(&lines);
+    let all = canonical_names(&env.path("queue"));
+    let swap = env.path(".swap");
+    std::fs::rename(env.path("queue"), &swap).expect("queue aside");
+    std::fs::rename(env.path("overflow"), env.path("queue")).expect("empty overflow to queue");
+    std::fs::rename(&swap, env.path("overflow")).expect("old queue to overflow");
+    let s = summary(&env.ok(&["cap"]), "cap:");
+    assert_eq!(num(&s, "refilled"), 15, "{s:?}");
+    // All 15 protected alerts (the head of the order) are queued again, over the cap of 10.
+    assert_eq!(canonical_names(&env.path("queue")), all[..15].to_vec());
+    let out = env.ok(&["run"]);
+    assert_eq!(out.lines().last(), Some("VERDICT=PASS"), "{out}");
+    assert_eq!(env.states().get("escalated").copied(), Some(15));
 }
 
 #[test]
