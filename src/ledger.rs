@@ -451,6 +451,30 @@ impl Ledger {
     }
 }
 
+/// Where a new row goes in the table: the queue's order packed into a positive row id, so
+/// that rows are stored as triage takes them (priority descending, then alert time) and a
+/// batch's updates touch a few neighbouring pages instead of one page per row (a 2,048-alert
+/// batch over a table in arrival order touched ~2,200 pages per commit).
+///
+/// Bits: `99 - priority` (7) | milliseconds since 2020-01-01 UTC, clamped to 40 bits (to 2054)
+/// | the key hash's first 16 bits. Only a placement hint: a taken id moves to the next free
+/// one, and nothing reads meaning into an id.
+fn clustered_id(row: &NewRow) -> i64 {
+    const EPOCH_2020_MS: i64 = 1_577_836_800_000;
+    let rank = i64::from(99u32.saturating_sub(row.priority.min(99)));
+    let ms = chrono::DateTime::parse_from_rfc3339(&row.alert_time)
+        .map(|t| t.timestamp_millis() - EPOCH_2020_MS)
+        .unwrap_or(0)
+        .clamp(0, (1 << 40) - 1);
+    let key = row
+        .key_hash
+        .as_str()
+        .get(..4)
+        .and_then(|h| i64::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    (rank << 56) | (ms << 16) | key
+}
+
 /// One write transaction.
 pub struct Tx<'c> {
     tx: rusqlite::Transaction<'c>,
@@ -467,12 +491,24 @@ impl Tx<'_> {
     }
 
     /// Inserts a row; `false` when a row with that key hash exists (nothing changed).
+    ///
+    /// The row id follows the queue's order (see [`clustered_id`]), so the rows a triage batch
+    /// updates sit side by side in the table.
     pub fn insert(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
         let now = now_text();
+        let mut id = clustered_id(row);
+        {
+            let mut taken = self
+                .tx
+                .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?;
+            while taken.exists([id])? {
+                id += 1;
+            }
+        }
         let mut st = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO alerts (key_hash, alert_key, state, name, content_hash, level, priority,
-               alert_time, index_name, doc_id, worker, source, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?12)",
+            "INSERT OR IGNORE INTO alerts (id, key_hash, alert_key, state, name, content_hash, level,
+               priority, alert_time, index_name, doc_id, worker, source, created_at, updated_at)
+             VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?12)",
         )?;
         let n = st.execute(params![
             row.key_hash.as_str(),
@@ -487,6 +523,7 @@ impl Tx<'_> {
             row.doc_id,
             row.source,
             now,
+            id,
         ])?;
         Ok(n == 1)
     }
@@ -586,6 +623,61 @@ mod tests {
             doc_id: None,
             source: "test",
         }
+    }
+
+    #[test]
+    fn row_ids_follow_the_queue_order_and_a_taken_id_moves_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut l = Ledger::open(&dir.path().join("ledger.db"), Durability::Off).expect("open");
+        // (key, priority, time): the queue's order is priority descending, then time.
+        let spec = [
+            ("late-low", 2, "2026-01-02T00:00:00Z"),
+            ("early-high", 12, "2026-01-01T00:00:00Z"),
+            ("early-low", 2, "2026-01-01T00:00:00.001Z"),
+            ("late-high", 12, "2026-03-01T00:00:00Z"),
+            ("unparsed", 2, "not a time"),
+        ];
+        for (k, p, t) in spec {
+            let mut r = row(k);
+            r.priority = p;
+            r.alert_time = t.into();
+            assert!(l.write(|tx| tx.insert(&r)).expect("insert"));
+        }
+        // A taken id (the same priority, time and key-hash prefix as a row already there):
+        // the next free one.
+        let mut twin = row("twin");
+        twin.priority = 1;
+        let id = clustered_id(&twin);
+        l.conn()
+            .execute(
+                "INSERT INTO alerts (id, key_hash, alert_key, state, name, content_hash, priority,
+                   alert_time, source, created_at, updated_at)
+                 VALUES (?1, 'x', 'x', 'queued', 'x', 'c', 3, 't', 'test', 't', 't')",
+                [id],
+            )
+            .expect("occupy");
+        assert!(l.write(|tx| tx.insert(&twin)).expect("insert twin"));
+        let order: Vec<(i64, String)> = l
+            .conn()
+            .prepare("SELECT id, alert_key FROM alerts ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let keys: Vec<&str> = order.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(
+            keys[..5],
+            [
+                "early-high",
+                "late-high",
+                "unparsed",
+                "early-low",
+                "late-low"
+            ],
+            "an unreadable time sorts first within its priority"
+        );
+        assert_eq!(order[5..], [(id, "x".into()), (id + 1, "twin".into())]);
     }
 
     #[test]

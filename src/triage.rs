@@ -477,6 +477,7 @@ impl Triage<'_> {
             ledger: Mutex::new(shared),
             commits: AtomicU64::new(0),
             in_flight: Mutex::new(std::collections::HashSet::new()),
+            renames: Mutex::new(()),
         };
         let checkpointer = Ledger::open(ledger.path(), self.durability())?;
         let done = AtomicBool::new(false);
@@ -834,7 +835,7 @@ impl Triage<'_> {
         //    is created, then the queued file is renamed into it as `alert.json` (one rename
         //    across directories per claim; the temp name keeps the canonical name, so recovery
         //    can put the alert back without the ledger).
-        let mut won: Vec<(Vec<u8>, Canonical, String)> = Vec::with_capacity(names.len());
+        let mut ready: Vec<(&Vec<u8>, Canonical, String)> = Vec::with_capacity(names.len());
         for name in names {
             let Some(canon) = Canonical::parse(name) else {
                 continue;
@@ -853,21 +854,30 @@ impl Triage<'_> {
                 shared.release_keys(std::iter::once(&canon.key_hash));
                 continue;
             }
-            match worker.claim_into(source, name, &tmp)? {
-                Moved::Moved => won.push((name.clone(), canon, tmp)),
-                Moved::Vanished => {
-                    report.vanished += 1;
-                    shared.release_keys(std::iter::once(&canon.key_hash));
-                    worker.dir().remove_dir(tmp.as_bytes())?;
-                }
-                Moved::Exists => {
-                    return Err(TriageError::Fs(FsError::new(
-                        "claim",
-                        worker.dir().path_of(tmp.as_bytes()),
-                        std::io::Error::other("a fresh temp case already holds an alert.json"),
-                    )))
+            ready.push((name, canon, tmp));
+        }
+        let mut won: Vec<(Vec<u8>, Canonical, String)> = Vec::with_capacity(ready.len());
+        let mut lost: Vec<(Canonical, String)> = Vec::new();
+        {
+            let _renaming = shared.renaming(self.durability());
+            for (name, canon, tmp) in ready {
+                match worker.claim_into(source, name, &tmp)? {
+                    Moved::Moved => won.push((name.clone(), canon, tmp)),
+                    Moved::Vanished => lost.push((canon, tmp)),
+                    Moved::Exists => {
+                        return Err(TriageError::Fs(FsError::new(
+                            "claim",
+                            worker.dir().path_of(tmp.as_bytes()),
+                            std::io::Error::other("a fresh temp case already holds an alert.json"),
+                        )))
+                    }
                 }
             }
+        }
+        for (canon, tmp) in lost {
+            report.vanished += 1;
+            shared.release_keys(std::iter::once(&canon.key_hash));
+            worker.dir().remove_dir(tmp.as_bytes())?;
         }
         report.claimed += won.len() as u64;
         let keys: Vec<KeyHash> = won.iter().map(|(_, c, _)| c.key_hash.clone()).collect();
@@ -1194,6 +1204,7 @@ impl Triage<'_> {
         } = built;
         let mut day_dirs: HashMap<String, DirFd> = HashMap::new();
         let mut published: Vec<bool> = vec![false; items.len()];
+        let renaming = shared.renaming(self.durability());
         for (i, it) in items.iter().enumerate() {
             let tmp = &it.tmp;
             let day = retry_full("create case directory", || {
@@ -1237,6 +1248,7 @@ impl Triage<'_> {
                 }
             }
         }
+        drop(renaming);
         let mut packed: Vec<bool> = vec![false; items.len()];
         for (i, ptmp) in &packs {
             if !published[*i] {
@@ -1719,6 +1731,8 @@ struct Shared {
     commits: AtomicU64,
     /// Keys claimed by this process and not yet committed (or quarantined).
     in_flight: Mutex<std::collections::HashSet<KeyHash>>,
+    /// Held by a thread through its batch's claim renames and through its publish renames.
+    renames: Mutex<()>,
 }
 
 impl Shared {
@@ -1728,6 +1742,19 @@ impl Shared {
         self.ledger
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Taken around a batch's run of renames across directories. The kernel serializes those
+    /// filesystem-wide (`s_vfs_rename_mutex`): two threads renaming at once spun on it (~8% of
+    /// the process's CPU); taking turns by batch, the other thread sleeps or does its
+    /// reading, deciding and writing meanwhile. Not with strict durability, whose renames each
+    /// wait for an fsync.
+    fn renaming(&self, durability: Durability) -> Option<std::sync::MutexGuard<'_, ()>> {
+        (durability != Durability::Strict).then(|| {
+            self.renames
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
     }
 
     /// `true` when no other claim of this process holds `key`; it is held from now on.
