@@ -34,6 +34,12 @@ pub struct CapPlan {
 pub fn plan(queue: &[Vec<u8>], overflow: &[Vec<u8>], cap: u64, protect_level: u32) -> CapPlan {
     let cap = cap as usize;
     let mut out = CapPlan::default();
+    // Protected alerts are never deferred; one found in overflow/ (left there by a crash
+    // during a deferral by exchange) goes back whatever the queue holds. They head the order.
+    let protected = overflow
+        .iter()
+        .take_while(|n| Canonical::parse(n).is_some_and(|c| c.priority >= protect_level))
+        .count();
     if queue.len() > cap {
         let need = queue.len() - cap;
         for name in queue.iter().rev() {
@@ -46,16 +52,9 @@ pub fn plan(queue: &[Vec<u8>], overflow: &[Vec<u8>], cap: u64, protect_level: u3
             }
         }
         out.protected_over_cap = (need - out.defer.len()) as u64;
-    } else if queue.len() < cap {
-        // Protected alerts are never deferred; one found in overflow/ (left there by a crash
-        // during a deferral by exchange) goes back even past the cap. They head the order.
-        let protected = overflow
-            .iter()
-            .take_while(|n| Canonical::parse(n).is_some_and(|c| c.priority >= protect_level))
-            .count();
-        let room = (cap - queue.len()).max(protected);
-        out.refill = overflow.iter().take(room).cloned().collect();
     }
+    let room = cap.saturating_sub(queue.len()).max(protected);
+    out.refill = overflow.iter().take(room).cloned().collect();
     out
 }
 
@@ -113,6 +112,8 @@ pub(crate) struct MoveOutcome {
     pub collisions: u64,
     /// Moved canonical files that had no row (to be adopted).
     pub rowless: Vec<Vec<u8>>,
+    /// After a deferral by exchange: the listed alerts renamed back into queue/.
+    pub kept: Option<u64>,
 }
 
 /// Moves `names` from `from` to `to`, in batches, committing the rows' new state after each
@@ -163,6 +164,7 @@ pub(crate) fn move_all(
         vanished,
         collisions,
         rowless,
+        kept: None,
     })
 }
 
@@ -208,27 +210,53 @@ fn exchange_pays(queued: usize, defer: usize) -> bool {
 /// The smallest deferral done by exchange (below it the rename loop costs little).
 const EXCHANGE_MIN: usize = 1000;
 
+/// In the state directory while a deferral by exchange is under way (see [`defer_by_exchange`]).
+const EXCHANGE_MARKER: &str = ".cap-exchange";
+
 /// Defers most of a queue in one step when `overflow/` holds nothing (dot-named leftovers aside,
-/// which then sit in `queue/`, ignored as anywhere): `queue/` and `overflow/` are
-/// exchanged (`renameat2(RENAME_EXCHANGE)`, so every queued file is in `overflow/` at once),
-/// then everything that was not to be deferred is renamed back: the head of the order, the
-/// protected alerts, arrivals since the listing and foreign names (admission looks for them in
-/// `queue/`). Dot-named entries stay where they are: a writer holding the old queue's handle
-/// finishes its temp file's rename in the same directory (its alert then waits in overflow/).
+/// which then sit in `queue/`, ignored as anywhere): `queue/` and `overflow/` are exchanged
+/// (`renameat2(RENAME_EXCHANGE)`, so every queued file is in `overflow/` at once), then
+/// everything that was not to be deferred is renamed back: foreign names first (admission
+/// looks for them in `queue/`), then the head of the order, the protected alerts and arrivals
+/// since the listing, in the queue's order. Dot-named entries stay where they are: a writer
+/// holding the old queue's handle finishes its temp file's rename in the same directory (its
+/// alert then waits in overflow/, where location wins).
 ///
-/// The same outcome as the rename loop, for a fraction of the renames (a 500,000-file queue
-/// capped to 2,000: ~13,000 renames instead of ~490,000). A planned name not found after the
-/// exchange is counted vanished. A crash after the exchange leaves the alerts that stay in
-/// overflow/: the next cap's refill takes protected alerts back first (see [`plan`]), and
-/// triage claims from overflow/ in the same priority order anyway.
+/// The same outcome as the rename loop for a fraction of the renames (a 500,000-file queue
+/// capped to 2,000: ~13,000 renames instead of ~490,000). Every listed name is accounted for: a
+/// planned one not found after the exchange, or one that stays but is gone before its rename
+/// back, is counted vanished. `.cap-exchange` in the state directory marks the work under way
+/// (created before the exchange, removed after the last rename back; ext4 journals the three in
+/// order): a crash in between leaves alerts that should be queued in overflow/, and the next
+/// cap, finding the marker, takes the foreign names and every protected alert back (past the
+/// cap) before it does anything else. Triage claims from overflow/ in the same order anyway.
+///
+/// `None` when the filesystem cannot exchange (nothing was changed): the caller uses the loop.
 fn defer_by_exchange(
     sp: &Spool<'_>,
     ledger: &mut Ledger,
+    listed: &[Vec<u8>],
     defer: &[Vec<u8>],
-) -> Result<MoveOutcome, SpoolError> {
+) -> Result<Option<MoveOutcome>, SpoolError> {
     let st = sp.state;
     let strict = sp.durability == Durability::Strict;
-    crate::fsx::exchange_subdirs(&st.root, "queue", &st.queue, "overflow", &st.overflow)?;
+    match st.root.create_file(EXCHANGE_MARKER, b"", sp.durability) {
+        Ok(()) => {}
+        Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    if strict {
+        st.root.sync()?;
+    }
+    match crate::fsx::exchange_subdirs(&st.root, "queue", &st.queue, "overflow", &st.overflow) {
+        Ok(()) => {}
+        Err(e) if e.is_unsupported() => {
+            tracing::debug!("cap: {e}; deferring by renames");
+            st.root.remove_file(EXCHANGE_MARKER.as_bytes())?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    }
     if strict {
         st.root.sync()?;
     }
@@ -242,19 +270,29 @@ fn defer_by_exchange(
             back.push(e.name);
         }
     })?;
-    // In the queue's order (protected and highest first), so a crash part way leaves the
-    // most urgent alerts in queue/.
-    back.sort_unstable();
-    let mut collisions = 0u64;
+    // Foreign names first, then the queue's order (protected and highest first), so a crash
+    // part way leaves the most urgent alerts in queue/.
+    back.sort_unstable_by(|a, b| {
+        spool::is_canonical(a)
+            .cmp(&spool::is_canonical(b))
+            .then_with(|| a.cmp(b))
+    });
+    let (mut kept, mut gone, mut collisions) = (0u64, 0u64, 0u64);
     for name in &back {
+        let was_listed = listed.binary_search(name).is_ok();
         match st.overflow.rename_to(name, &st.queue, name)? {
-            Moved::Moved if strict => {
-                st.queue.sync()?;
-                st.overflow.sync()?;
+            Moved::Moved => {
+                if strict {
+                    st.queue.sync()?;
+                    st.overflow.sync()?;
+                }
+                if was_listed {
+                    kept += 1;
+                }
             }
-            // Claimed or removed by another process since the listing: it was not one of the
-            // planned moves, so not counted here.
-            Moved::Moved | Moved::Vanished => {}
+            // Claimed or removed by another process since the listing.
+            Moved::Vanished if was_listed => gone += 1,
+            Moved::Vanished => {}
             Moved::Exists => collisions += 1,
         }
     }
@@ -263,14 +301,18 @@ fn defer_by_exchange(
     if sp.durability == Durability::Batch {
         st.queue.sync()?;
         st.overflow.sync()?;
+    }
+    st.root.remove_file(EXCHANGE_MARKER.as_bytes())?;
+    if sp.durability != Durability::Off {
         st.root.sync()?;
     }
-    Ok(MoveOutcome {
+    Ok(Some(MoveOutcome {
         moved: present.len() as u64,
-        vanished: (defer.len() - present.len()) as u64,
+        vanished: (defer.len() - present.len()) as u64 + gone,
         collisions,
         rowless,
-    })
+        kept: Some(kept),
+    }))
 }
 
 /// One cap pass: admission, then defer or refill as [`plan`] says, adopting rowless files.
@@ -282,30 +324,43 @@ pub fn run_once(
     now: DateTime<Utc>,
     notices: &mut Vec<Notice>,
 ) -> Result<CapReport, SpoolError> {
+    // A deferral by exchange that did not finish (see `defer_by_exchange`): what it had not
+    // renamed back yet is in overflow/. Foreign names go back before admission looks at the
+    // queue; protected alerts come back with this pass's refill (`plan`).
+    let unfinished = sp.state.root.has_entry(EXCHANGE_MARKER)?;
+    if unfinished {
+        for name in spool::list_foreign(&sp.state.overflow)? {
+            let _ = sp.state.overflow.rename_to(&name, &sp.state.queue, &name)?;
+        }
+    }
     let mut report = CapReport {
         admission: sp.admit(ledger, now, notices)?,
         ..CapReport::default()
     };
     let queue = spool::list_sorted(&sp.state.queue)?;
-    let overflow = if queue.len() < cap as usize {
+    let overflow = if unfinished || queue.len() < cap as usize {
         spool::list_sorted(&sp.state.overflow)?
     } else {
         Vec::new()
     };
     let p = plan(&queue, &overflow, cap, protect_level);
-    let d =
+    let by_exchange =
         if exchange_pays(queue.len(), p.defer.len()) && !sp.state.overflow.any_visible_entry()? {
-            defer_by_exchange(sp, ledger, &p.defer)?
+            defer_by_exchange(sp, ledger, &queue, &p.defer)?
         } else {
-            move_all(
-                sp,
-                ledger,
-                &sp.state.queue,
-                &sp.state.overflow,
-                &p.defer,
-                State::Overflow,
-            )?
+            None
         };
+    let d = match by_exchange {
+        Some(d) => d,
+        None => move_all(
+            sp,
+            ledger,
+            &sp.state.queue,
+            &sp.state.overflow,
+            &p.defer,
+            State::Overflow,
+        )?,
+    };
     let r = move_all(
         sp,
         ledger,
@@ -314,6 +369,9 @@ pub fn run_once(
         &p.refill,
         State::Queued,
     )?;
+    if unfinished {
+        sp.state.root.remove_file(EXCHANGE_MARKER.as_bytes())?;
+    }
     let a1 = sp.adopt(
         ledger,
         &sp.state.overflow,
@@ -339,7 +397,10 @@ pub fn run_once(
     report.collisions = d.collisions + r.collisions;
     report.adopted = a1.adopted + a2.adopted;
     report.protected_over_cap = p.protected_over_cap;
-    report.queue_depth = (queue.len() as u64 + refilled).saturating_sub(deferred);
+    report.queue_depth = match d.kept {
+        Some(kept) => kept + refilled,
+        None => (queue.len() as u64 + refilled).saturating_sub(deferred),
+    };
     report.overflow_depth = count_canonical(&sp.state.overflow)?;
     Ok(report)
 }
@@ -445,6 +506,13 @@ mod tests {
             vec![n(13, 1, "b"), n(12, 2, "c"), n(12, 3, "d")],
             0,
         );
+    }
+
+    #[test]
+    fn protected_alerts_in_overflow_go_back_while_the_queue_is_over_the_cap() {
+        let q = vec![n(12, 1, "a"), n(3, 1, "b"), n(3, 2, "c")];
+        let o = vec![n(12, 5, "d"), n(5, 1, "e")];
+        check(q, o, 2, 12, vec![n(3, 2, "c")], vec![n(12, 5, "d")], 0);
     }
 
     #[test]

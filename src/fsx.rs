@@ -55,6 +55,14 @@ impl FsError {
         }
     }
 
+    /// True when the filesystem does not offer the operation (`EINVAL`, `ENOSYS`,
+    /// `EOPNOTSUPP`): e.g. `RENAME_EXCHANGE` on a filesystem without it.
+    pub fn is_unsupported(&self) -> bool {
+        [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP]
+            .iter()
+            .any(|e| self.source.raw_os_error() == Some(e.raw_os_error()))
+    }
+
     /// True when the device is out of space or inodes.
     pub fn is_disk_full(&self) -> bool {
         self.source.raw_os_error() == Some(Errno::NOSPC.raw_os_error())
@@ -300,6 +308,15 @@ impl DirFd {
         let mut out = Vec::new();
         self.for_each_entry(|e| out.push(e))?;
         Ok(out)
+    }
+
+    /// True when `name` exists here (any type; a symlink is not followed).
+    pub fn has_entry(&self, name: &str) -> Result<bool> {
+        match rfs::statat(&*self.fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(FsError::new("stat", self.path_of(name.as_bytes()), e)),
+        }
     }
 
     /// True when the directory holds an entry whose name does not start with `.` (it stops at
@@ -599,6 +616,29 @@ pub enum ReadOutcome {
     TooLarge(u64),
 }
 
+impl DirFd {
+    /// Re-opens this handle on `parent/name` when that name now points at another directory
+    /// (another process's cap exchanged `queue/` and `overflow/`); `true` when it did. Needs no
+    /// other user of the handle in this process at that moment (else it leaves it as it is).
+    pub fn follow_name(&self, parent: &DirFd, name: &str) -> Result<bool> {
+        let held = rfs::fstat(&*self.fd()).map_err(|e| FsError::new("stat", &self.path, e))?;
+        let named = rfs::statat(&*parent.fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| FsError::new("stat", parent.path_of(name.as_bytes()), e))?;
+        if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino) {
+            return Ok(false);
+        }
+        let fresh = parent.open_subdir(name.as_bytes())?;
+        let Ok(mut guard) = self.fd.try_write() else {
+            return Ok(false);
+        };
+        let Ok(new_fd) = fresh.fd.into_inner() else {
+            return Ok(false);
+        };
+        *guard = new_fd;
+        Ok(true)
+    }
+}
+
 /// Exchanges the subdirectories `a_name` and `b_name` of `parent` in one step
 /// (`renameat2(RENAME_EXCHANGE)`), and the handles `a` and `b` with them: afterwards `a` still
 /// holds the directory named `a_name` (the one `b` held before) and `b` the one named `b_name`.
@@ -699,6 +739,39 @@ pub fn escape_name(name: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn holds(dir: &DirFd, file: &str) -> bool {
+        dir.has_entry(file).expect("stat")
+    }
+
+    #[test]
+    fn an_exchange_swaps_the_directories_and_this_processs_handles_follow_the_names() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = DirFd::open(t.path()).expect("root");
+        root.create_dir("a").expect("a");
+        root.create_dir("b").expect("b");
+        let a = root.open_subdir(b"a").expect("open a");
+        let b = root.open_subdir(b"b").expect("open b");
+        a.create_file("in-a", b"1", Durability::Off).expect("file");
+        // Another process's handle on `a`, opened before the exchange.
+        let other = root.open_subdir(b"a").expect("other");
+        exchange_subdirs(&root, "a", &a, "b", &b).expect("exchange");
+        assert!(root
+            .open_subdir(b"b")
+            .map(|d| holds(&d, "in-a"))
+            .expect("b"));
+        assert!(!holds(&a, "in-a"), "a names the empty directory now");
+        assert!(holds(&b, "in-a"));
+        // The other handle followed the directory; told to, it follows the name.
+        assert!(holds(&other, "in-a"));
+        assert!(other.follow_name(&root, "a").expect("follow"));
+        assert!(!holds(&other, "in-a"));
+        assert!(!other.follow_name(&root, "a").expect("follow again"));
+        // A handle that no longer names its directory is refused, and nothing moves.
+        let err = exchange_subdirs(&root, "a", &b, "b", &a).expect_err("wrong handles");
+        assert_eq!(err.op, "exchange");
+        assert!(holds(&b, "in-a"));
+    }
 
     #[test]
     fn escape_name_removes_control_characters_and_marks_invalid_bytes() {

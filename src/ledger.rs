@@ -462,8 +462,8 @@ impl Ledger {
 /// batch over a table in arrival order touched ~2,200 pages per commit).
 ///
 /// Bits: `99 - priority` (7) | milliseconds since 2020-01-01 UTC, clamped to 40 bits (to 2054)
-/// | the key hash's first 16 bits. Only a placement hint: a taken id moves to the next free
-/// one, and nothing reads meaning into an id.
+/// | the key hash's first 16 bits. Only a placement hint: a taken id moves to one of the next
+/// few, else to the end of the table; nothing reads meaning into an id.
 fn clustered_id(row: &NewRow) -> i64 {
     const EPOCH_2020_MS: i64 = 1_577_836_800_000;
     let rank = i64::from(99u32.saturating_sub(row.priority.min(99)));
@@ -479,6 +479,9 @@ fn clustered_id(row: &NewRow) -> i64 {
         .unwrap_or(0);
     (rank << 56) | (ms << 16) | key
 }
+
+/// How many ids past a taken clustered id an insert tries before letting SQLite choose.
+const ID_PROBES: u32 = 8;
 
 /// One write transaction.
 pub struct Tx<'c> {
@@ -501,13 +504,21 @@ impl Tx<'_> {
     /// updates sit side by side in the table.
     pub fn insert(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
         let now = now_text();
-        let mut id = clustered_id(row);
+        // A few neighbours of a taken place, then SQLite's own choice (the end of the table):
+        // many rows of one priority and millisecond (a file of bad lines quarantined at one
+        // admission time, clamped times) must not walk a long occupied run.
+        let mut id = Some(clustered_id(row));
         {
             let mut taken = self
                 .tx
                 .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?;
-            while taken.exists([id])? {
-                id += 1;
+            let mut probes = 0;
+            while let Some(i) = id {
+                if !taken.exists([i])? {
+                    break;
+                }
+                probes += 1;
+                id = (probes < ID_PROBES).then_some(i + 1);
             }
         }
         let mut st = self.tx.prepare_cached(
@@ -683,6 +694,33 @@ mod tests {
             "an unreadable time sorts first within its priority"
         );
         assert_eq!(order[5..], [(id, "x".into()), (id + 1, "twin".into())]);
+        // A long occupied run: after a few probes the row goes to the end of the table.
+        let mut far = row("far");
+        far.priority = 1;
+        let start = clustered_id(&far);
+        for i in (0..i64::from(ID_PROBES)).chain([1000]) {
+            l.conn()
+                .execute(
+                    "INSERT INTO alerts (id, key_hash, alert_key, state, name, content_hash,
+                       priority, alert_time, source, created_at, updated_at)
+                     VALUES (?1, ?2, 'x', 'queued', 'x', 'c', 1, 't', 'test', 't', 't')",
+                    rusqlite::params![start + i, format!("occupied-{i}")],
+                )
+                .expect("occupy");
+        }
+        let max: i64 = l
+            .conn()
+            .query_row("SELECT MAX(id) FROM alerts", [], |r| r.get(0))
+            .expect("max");
+        assert!(max >= start + 1000);
+        assert!(l.write(|tx| tx.insert(&far)).expect("insert far"));
+        let far_id: i64 = l
+            .conn()
+            .query_row("SELECT id FROM alerts WHERE alert_key = 'far'", [], |r| {
+                r.get(0)
+            })
+            .expect("far");
+        assert_eq!(far_id, max + 1, "placed at the end, not after a long walk");
     }
 
     #[test]

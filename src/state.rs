@@ -64,6 +64,15 @@ pub enum Lock {
 }
 
 impl StateDir {
+    /// Points `queue` and `overflow` at the directories of those names again when another
+    /// process's cap exchanged them since they were opened (a command without the run lock,
+    /// such as `triage`, calls this between passes).
+    pub fn follow_spool_names(&self) -> Result<(), FsError> {
+        self.queue.follow_name(&self.root, "queue")?;
+        self.overflow.follow_name(&self.root, "overflow")?;
+        Ok(())
+    }
+
     /// Adopts (or creates) the state directory at `path`, takes the run lock when asked, then
     /// creates the subdirectories.
     pub fn open(path: &Path, lock: Lock) -> Result<StateDir, StateError> {

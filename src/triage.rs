@@ -519,6 +519,9 @@ impl Triage<'_> {
                 report.stopped_by_deadline = left;
                 return Ok(());
             }
+            // Another process's cap may have exchanged queue/ and overflow/ since the last
+            // pass (this command does not hold the run lock): follow the names.
+            self.sp.state.follow_spool_names()?;
             // The queue first; once it is empty, claim straight from overflow/ in priority
             // order (a logical refill).
             let mut source = &self.sp.state.queue;
@@ -804,7 +807,7 @@ impl Triage<'_> {
             let next = if self.opts.should_stop() {
                 None
             } else {
-                pass.next(&self.sp.state.queue)?
+                pass.next(&self.sp.state.queue)
             };
             let Some(names) = next else { break };
             let built = self.build(shared, worker, source, names, report)?;
@@ -1799,23 +1802,23 @@ impl<'n> Pass<'n> {
     /// A pass over `overflow/` goes on past its end while `queue/` stays empty: a new listing
     /// would only find the same order, and ending a pass costs both threads' pipelines (each
     /// relisting of a 500,000-name overflow/ cost the incident ~1 s).
-    fn next(&self, queue: &DirFd) -> Result<Option<&'n [Vec<u8>]>, TriageError> {
+    fn next(&self, queue: &DirFd) -> Option<&'n [Vec<u8>]> {
         let mut end = self
             .end
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if Instant::now() >= *end {
-            if !self.from_overflow || queue.any_visible_entry()? {
-                return Ok(None);
+            // (A queue/ that cannot be read ends the pass: the next listing reports why.)
+            if !self.from_overflow || queue.any_visible_entry().unwrap_or(true) {
+                return None;
             }
             *end = Instant::now() + PASS;
         }
         drop(end);
-        Ok(self
-            .chunks
+        self.chunks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop_front())
+            .pop_front()
     }
 }
 

@@ -147,15 +147,18 @@ fn a_large_deferral_exchanges_the_directories_and_accounts_for_every_alert_under
         .all(|h| queue.contains(h) || deleted.contains(h)));
     assert!(queue.is_subset(&head), "{s:?}");
     let (deferred, vanished) = (num(&s, "deferred"), num(&s, "vanished"));
-    assert_eq!(deferred + vanished, (n - 2000) as u64, "{s:?}");
+    // Every listed alert was deferred, renamed back (queued) or found gone (vanished), and
+    // every deletion is either a vanish or a deferred alert deleted after its move.
+    assert_eq!(deferred + vanished + queue.len() as u64, n as u64, "{s:?}");
     assert!(overflow.len() as u64 <= deferred);
-    let tail_deleted = deleted.iter().filter(|d| !head.contains(*d)).count() as u64;
     assert_eq!(
-        deferred - overflow.len() as u64 + vanished,
-        tail_deleted,
-        "each deleted tail alert either vanished before the move or was deferred, then deleted"
+        vanished + deferred - overflow.len() as u64,
+        deleted.len() as u64,
+        "{s:?}"
     );
+    assert_eq!(num(&s, "queue"), queue.len() as u64, "{s:?}");
     assert_eq!(num(&s, "collisions"), 0);
+    assert!(!env.path(".cap-exchange").exists());
     let states = env.states();
     assert_eq!(states.get("overflow").copied().unwrap_or(0), deferred);
     assert_eq!(states.get("queued").copied().unwrap_or(0), 2000);
@@ -164,8 +167,10 @@ fn a_large_deferral_exchanges_the_directories_and_accounts_for_every_alert_under
 #[test]
 fn after_a_crash_mid_exchange_cap_takes_protected_alerts_back_past_the_cap_and_run_passes() {
     let env = Env::new("[queue]\ncap = 10\nprotect_level = 12\n[durability]\nfsync = \"batch\"\n");
-    // 30 alerts, 15 of them protected (level 12), then the state a crash right after the
-    // exchange leaves: every queued file in overflow/, queue/ empty, rows still `queued`.
+    // 30 alerts, 15 of them protected (level 12), then the state a crash during the renames
+    // back leaves: the exchange done (every queued file in overflow/, rows still `queued`), 12
+    // protected alerts back in queue/ (over the cap of 10), a foreign name still in
+    // overflow/, and the marker.
     let lines: Vec<String> = (0..30)
         .map(|i| alert_line(i, if i % 2 == 0 { 12 } else { 3 }, i as u64))
         .collect();
@@ -175,10 +180,27 @@ fn after_a_crash_mid_exchange_cap_takes_protected_alerts_back_past_the_cap_and_r
     std::fs::rename(env.path("queue"), &swap).expect("queue aside");
     std::fs::rename(env.path("overflow"), env.path("queue")).expect("empty overflow to queue");
     std::fs::rename(&swap, env.path("overflow")).expect("old queue to overflow");
+    for name in &all[..12] {
+        std::fs::rename(
+            env.path("overflow").join(name),
+            env.path("queue").join(name),
+        )
+        .expect("renamed back");
+    }
+    std::fs::write(env.path("overflow").join("dropped-by-hand.json"), "{}").expect("foreign");
+    std::fs::write(env.path(".cap-exchange"), "").expect("marker");
     let s = summary(&env.ok(&["cap"]), "cap:");
-    assert_eq!(num(&s, "refilled"), 15, "{s:?}");
-    // All 15 protected alerts (the head of the order) are queued again, over the cap of 10.
+    assert_eq!(num(&s, "refilled"), 3, "{s:?}");
+    // All 15 protected alerts (the head of the order) are queued again, over the cap of 10;
+    // the foreign name went back to queue/ and was admitted (an empty object: a level-0
+    // alert, deferred at once).
+    assert_eq!(num(&s, "admitted"), 1, "{s:?}");
     assert_eq!(canonical_names(&env.path("queue")), all[..15].to_vec());
+    let deferred = canonical_names(&env.path("overflow"));
+    assert_eq!(deferred.len(), 16);
+    assert!(all[15..].iter().all(|n| deferred.contains(n)));
+    assert!(!env.path("overflow/dropped-by-hand.json").exists());
+    assert!(!env.path(".cap-exchange").exists(), "the repair is done");
     let out = env.ok(&["run"]);
     assert_eq!(out.lines().last(), Some("VERDICT=PASS"), "{out}");
     assert_eq!(env.states().get("escalated").copied(), Some(15));
