@@ -260,6 +260,14 @@ fn defer_by_exchange(
     if strict {
         st.root.sync()?;
     }
+    // A test hook: hold still between the exchange and the listing, so that a test can make
+    // planned alerts vanish in that window.
+    if let Some(ms) = std::env::var("SIGNALFOUNDRY_DEBUG_CAP_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let planned: std::collections::HashSet<&[u8]> = defer.iter().map(Vec::as_slice).collect();
     let mut present: Vec<Vec<u8>> = Vec::with_capacity(defer.len());
     let mut back: Vec<Vec<u8>> = Vec::new();
@@ -278,8 +286,12 @@ fn defer_by_exchange(
             .then_with(|| a.cmp(b))
     });
     let (mut kept, mut gone, mut collisions) = (0u64, 0u64, 0u64);
+    // Listed alerts that were to stay but were not found after the exchange are gone too.
+    let stay_listed = (listed.len() - defer.len()) as u64;
+    let mut stay_seen = 0u64;
     for name in &back {
         let was_listed = listed.binary_search(name).is_ok();
+        stay_seen += u64::from(was_listed);
         match st.overflow.rename_to(name, &st.queue, name)? {
             Moved::Moved => {
                 if strict {
@@ -308,7 +320,9 @@ fn defer_by_exchange(
     }
     Ok(Some(MoveOutcome {
         moved: present.len() as u64,
-        vanished: (defer.len() - present.len()) as u64 + gone,
+        vanished: (defer.len() - present.len()) as u64
+            + gone
+            + stay_listed.saturating_sub(stay_seen),
         collisions,
         rowless,
         kept: Some(kept),

@@ -131,6 +131,10 @@ pub enum Command {
         /// Wait until this directory holds a canonical file before deleting.
         #[arg(long)]
         after: Option<PathBuf>,
+        /// Wait until `--dir`'s name points at another directory (cap exchanged it), then
+        /// delete through the handle opened at the start (the deferred alerts).
+        #[arg(long)]
+        after_exchange: bool,
         #[arg(long, default_value_t = 0.03)]
         fraction: f64,
         #[arg(long, default_value_t = 1)]
@@ -455,9 +459,10 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::DebugVanish {
             dir,
             after,
+            after_exchange,
             fraction,
             seed,
-        } => debug_vanish(dir, after.as_deref(), *fraction, *seed),
+        } => debug_vanish(dir, after.as_deref(), *after_exchange, *fraction, *seed),
     }
 }
 
@@ -554,11 +559,22 @@ fn debug_claim(ctx: &Context, prio: &Prioritizer, hold: bool) -> Result<u8, Fail
 fn debug_vanish(
     dir: &std::path::Path,
     after: Option<&std::path::Path>,
+    after_exchange: bool,
     fraction: f64,
     seed: u64,
 ) -> Result<u8, Failure> {
     let d = crate::fsx::DirFd::open(dir).map_err(Failure::usage)?;
     let names = crate::spool::list_sorted(&d).map_err(Failure::failed)?;
+    if after_exchange {
+        use std::os::unix::fs::MetadataExt;
+        let held = rustix::fs::fstat(&*d.fd()).map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::fs::metadata(dir).is_ok_and(|m| m.ino() == held.st_ino)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
     if let Some(a) = after {
         let a = crate::fsx::DirFd::open(a).map_err(Failure::usage)?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

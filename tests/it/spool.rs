@@ -32,25 +32,43 @@ struct CapUnderDeleter {
     overflow: HashSet<String>,
 }
 
+/// When the deleter of [`cap_under_a_deleter`] starts.
+#[derive(Clone, Copy, PartialEq)]
+enum DeleteWhen {
+    /// Once overflow/ holds an alert: after cap has listed the queue.
+    AfterFirstMove,
+    /// Between the exchange and cap's listing of what it moved (cap holds still there).
+    InTheExchangeWindow,
+}
+
 /// Runs cap while `debug-vanish` deletes ~3% of the names it listed in queue/ (holding queue/
-/// open), starting once overflow/ holds an alert (after cap has listed the queue).
-fn cap_under_a_deleter(env: &Env, original: &[String], seed: &str) -> CapUnderDeleter {
+/// open).
+fn cap_under_a_deleter(
+    env: &Env,
+    original: &[String],
+    seed: &str,
+    when: DeleteWhen,
+) -> CapUnderDeleter {
+    let queue = env.path("queue");
+    let overflow = env.path("overflow");
+    let mut args = vec!["debug-vanish", "--dir", queue.to_str().expect("path")];
+    match when {
+        DeleteWhen::AfterFirstMove => {
+            args.extend(["--after", overflow.to_str().expect("path")]);
+        }
+        DeleteWhen::InTheExchangeWindow => args.push("--after-exchange"),
+    }
+    args.extend(["--fraction", "0.03", "--seed", seed]);
     let deleter = env
-        .cmd(&[
-            "debug-vanish",
-            "--dir",
-            env.path("queue").to_str().expect("path"),
-            "--after",
-            env.path("overflow").to_str().expect("path"),
-            "--fraction",
-            "0.03",
-            "--seed",
-            seed,
-        ])
+        .cmd(&args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn deleter");
-    let cap = env.run(&["cap"]);
+    let mut cap = env.cmd(&["cap"]);
+    if when == DeleteWhen::InTheExchangeWindow {
+        cap.env("SIGNALFOUNDRY_DEBUG_CAP_PAUSE_MS", "3000");
+    }
+    let cap = cap.output().expect("cap");
     let del = deleter.wait_with_output().expect("deleter");
     assert!(
         cap.status.success(),
@@ -102,7 +120,7 @@ fn cap_under_a_concurrent_deleter_accounts_for_every_alert() {
         deleted,
         overflow,
         ..
-    } = cap_under_a_deleter(&env, &original, "7");
+    } = cap_under_a_deleter(&env, &original, "7", DeleteWhen::AfterFirstMove);
     // The cap listed all n (the deleter waited for its first move), planned n - cap moves,
     // and each one either moved or found no file.
     let (deferred, vanished) = (num(&s, "deferred"), num(&s, "vanished"));
@@ -131,7 +149,7 @@ fn a_large_deferral_exchanges_the_directories_and_accounts_for_every_alert_under
         deleted,
         queue,
         overflow,
-    } = cap_under_a_deleter(&env, &original, "11");
+    } = cap_under_a_deleter(&env, &original, "11", DeleteWhen::AfterFirstMove);
     assert_eq!(
         std::fs::metadata(env.path("overflow"))
             .expect("overflow")
@@ -162,6 +180,33 @@ fn a_large_deferral_exchanges_the_directories_and_accounts_for_every_alert_under
     let states = env.states();
     assert_eq!(states.get("overflow").copied().unwrap_or(0), deferred);
     assert_eq!(states.get("queued").copied().unwrap_or(0), 2000);
+}
+
+#[test]
+fn alerts_deleted_between_the_exchange_and_its_listing_are_each_counted_vanished() {
+    let n = scale(20_000, 200_000);
+    let env = Env::new(CONFIG);
+    let original = queue_of(&env, n);
+    let CapUnderDeleter {
+        summary: s,
+        deleted,
+        queue,
+        overflow,
+    } = cap_under_a_deleter(&env, &original, "13", DeleteWhen::InTheExchangeWindow);
+    // Every deletion fell in the window: a deferred alert then missing from the listing, or
+    // one that stays then missing at its rename back. Both are vanishes, and nothing else is.
+    let (deferred, vanished) = (num(&s, "deferred"), num(&s, "vanished"));
+    assert_eq!(vanished, deleted.len() as u64, "{s:?}");
+    assert_eq!(deferred, overflow.len() as u64, "{s:?}");
+    assert_eq!(num(&s, "queue"), queue.len() as u64, "{s:?}");
+    assert_eq!(deferred + vanished + queue.len() as u64, n as u64);
+    let head: HashSet<String> = original[..2000].iter().cloned().collect();
+    assert!(
+        deleted.iter().any(|d| head.contains(d)) && deleted.iter().any(|d| !head.contains(d)),
+        "deletions of both kinds"
+    );
+    let states = env.states();
+    assert_eq!(states.get("overflow").copied().unwrap_or(0), deferred);
 }
 
 #[test]
