@@ -426,6 +426,9 @@ impl Spool<'_> {
         source: &'static str,
         extra: impl FnOnce(&mut crate::ledger::Tx<'_>) -> Result<(), rusqlite::Error>,
     ) -> Result<AdmitCounts> {
+        // A cap in another process may have exchanged queue/ and overflow/ since the last
+        // batch (`ingest` does not hold the run lock): write into the directory named queue/.
+        self.state.follow_spool_names()?;
         let mut counts = AdmitCounts::default();
         let mut rows: Vec<(NewRow, bool)> = Vec::new();
         let mut quarantined: Vec<NewRow> = Vec::new();
