@@ -177,13 +177,9 @@ fn follow_rows(
 ) -> Result<Vec<Vec<u8>>, SpoolError> {
     // Update in table order: look the row ids up first (read-only index walks), then write
     // each table page once, front to back.
-    let key_of = |n: &[u8]| -> Option<String> {
-        std::str::from_utf8(n.get(22..22 + KeyHash::LEN)?)
-            .ok()
-            .map(str::to_string)
-    };
-    let keys: Vec<String> = done.iter().filter_map(|n| key_of(n)).collect();
-    let mut ids = ledger.row_ids(keys.iter().map(String::as_str))?;
+    let key_of = |n: &[u8]| Canonical::parse(n).map(|c| c.key_hash);
+    let keys: Vec<KeyHash> = done.iter().filter_map(|n| key_of(n)).collect();
+    let mut ids = ledger.row_ids(keys.iter().map(KeyHash::as_str))?;
     ids.sort_unstable();
     let found: std::collections::HashSet<&str> = ids.iter().map(|(_, k)| *k).collect();
     let now = crate::ledger::now_text();

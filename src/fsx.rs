@@ -621,10 +621,7 @@ impl DirFd {
     /// (another process's cap exchanged `queue/` and `overflow/`); `true` when it did. Needs no
     /// other user of the handle in this process at that moment (else it leaves it as it is).
     pub fn follow_name(&self, parent: &DirFd, name: &str) -> Result<bool> {
-        let held = rfs::fstat(&*self.fd()).map_err(|e| FsError::new("stat", &self.path, e))?;
-        let named = rfs::statat(&*parent.fd(), name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| FsError::new("stat", parent.path_of(name.as_bytes()), e))?;
-        if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino) {
+        if self.is_named(parent, name)? {
             return Ok(false);
         }
         let fresh = parent.open_subdir(name.as_bytes())?;
@@ -636,6 +633,14 @@ impl DirFd {
         };
         *guard = new_fd;
         Ok(true)
+    }
+
+    /// True when `parent/name` is the directory this handle holds (same device and inode).
+    fn is_named(&self, parent: &DirFd, name: &str) -> Result<bool> {
+        let held = rfs::fstat(&*self.fd()).map_err(|e| FsError::new("stat", &self.path, e))?;
+        let named = rfs::statat(&*parent.fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| FsError::new("stat", parent.path_of(name.as_bytes()), e))?;
+        Ok((held.st_dev, held.st_ino) == (named.st_dev, named.st_ino))
     }
 }
 
@@ -655,10 +660,7 @@ pub fn exchange_subdirs(
     b: &DirFd,
 ) -> Result<()> {
     for (name, dir) in [(a_name, a), (b_name, b)] {
-        let held = rfs::fstat(&*dir.fd()).map_err(|e| FsError::new("stat", &dir.path, e))?;
-        let named = rfs::statat(&*parent.fd(), name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| FsError::new("stat", parent.path_of(name.as_bytes()), e))?;
-        if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino) {
+        if !dir.is_named(parent, name)? {
             return Err(FsError::new(
                 "exchange",
                 parent.path_of(name.as_bytes()),
@@ -681,17 +683,12 @@ pub fn exchange_subdirs(
         RenameFlags::EXCHANGE,
     )
     .map_err(|e| {
-        FsError::new(
+        two_path_error(
             "exchange",
             parent.path_of(a_name.as_bytes()),
-            io::Error::new(
-                io::Error::from(e).kind(),
-                format!(
-                    "{} (with {})",
-                    describe(&io::Error::from(e)),
-                    parent.path_of(b_name.as_bytes()).display()
-                ),
-            ),
+            e,
+            "with",
+            &parent.path_of(b_name.as_bytes()),
         )
     })?;
     std::mem::swap(&mut *ga, &mut *gb);
@@ -703,19 +700,21 @@ fn rename_cstr(from: &DirFd, a: &CStr, to: &DirFd, b: &CStr) -> Result<Moved> {
         Ok(()) => Ok(Moved::Moved),
         Err(Errno::NOENT) => Ok(Moved::Vanished),
         Err(Errno::EXIST) => Ok(Moved::Exists),
-        Err(e) => Err(FsError::new(
+        Err(e) => Err(two_path_error(
             "rename",
             from.path_of(a.to_bytes()),
-            io::Error::new(
-                io::Error::from(e).kind(),
-                format!(
-                    "{} (to {})",
-                    describe(&io::Error::from(e)),
-                    to.path_of(b.to_bytes()).display()
-                ),
-            ),
+            e,
+            "to",
+            &to.path_of(b.to_bytes()),
         )),
     }
+}
+
+/// An error of an operation on two paths: "<errno text> (<word> <other path>)".
+fn two_path_error(op: &'static str, path: PathBuf, e: Errno, word: &str, other: &Path) -> FsError {
+    let e = io::Error::from(e);
+    let text = format!("{} ({word} {})", describe(&e), other.display());
+    FsError::new(op, path, io::Error::new(e.kind(), text))
 }
 
 /// Escapes a name read from disk for printing: no control characters reach a terminal or log.

@@ -594,8 +594,6 @@ struct Ghost {
     case_path: Option<String>,
 }
 
-/// Looks again, now, for a ghost's file: the scan ran before the ledger was read, and a
-/// `triage` or `ingest` process (which take no run lock) may have moved it since.
 /// Whether the canonical file `name` was claimed, since the scan, into a temp case of some
 /// worker (`processing/<w>/.tmp-case-<stem>/alert.json`).
 fn in_a_temp_case(st: &StateDir, name: &str) -> bool {
@@ -618,6 +616,8 @@ fn in_a_temp_case(st: &StateDir, name: &str) -> bool {
     })
 }
 
+/// Looks again, now, for a ghost's file: the scan ran before the ledger was read, and a
+/// `triage` or `ingest` process (which take no run lock) may have moved it since.
 fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
     let present = |d: &DirFd, n: &str| {
         matches!(

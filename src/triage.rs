@@ -535,8 +535,8 @@ impl Triage<'_> {
                 return Ok(());
             }
             // One pass claims from this listing for at most PASS, then lists again (new
-            // arrivals of higher priority go first); the deadline is looked at every batch.
-            // Passes bounded by count listed a 500,000-name overflow/ every 65,000 claims.
+            // arrivals of higher priority go first), unless it claims from overflow/ and
+            // queue/ is still empty (`Pass::next`); the deadline is looked at every batch.
             let pass = Pass {
                 chunks: Mutex::new(names.chunks(self.opts.batch).collect()),
                 end: Mutex::new(Instant::now() + PASS),
@@ -792,7 +792,6 @@ impl Triage<'_> {
     /// One worker's batches, pipelined: batch N+1 is claimed, decided and built before the
     /// barrier that also makes batch N's publishes durable, so one `syncfs` serves as N+1's
     /// "before publish" and N's "before commit" (half the barriers, each batch still has both).
-    #[allow(clippy::too_many_arguments)]
     fn batches(
         &self,
         shared: &Shared,
@@ -1487,9 +1486,19 @@ impl Triage<'_> {
                 }
             }
         }
+        // Every row of a dead worker's batch names the same worker: look at each lock once.
+        let mut alive: HashMap<Option<String>, bool> = HashMap::new();
+        let mut worker_alive = |w: &Option<String>| -> Result<bool, TriageError> {
+            if let Some(a) = alive.get(w) {
+                return Ok(*a);
+            }
+            let a = self.worker_alive(w.as_deref())?;
+            alive.insert(w.clone(), a);
+            Ok(a)
+        };
         let mut finished = Vec::new();
         for (kh, case_path, worker) in stuck {
-            if self.worker_alive(worker.as_deref())? {
+            if worker_alive(&worker)? {
                 continue; // a live worker's intent
             }
             if self.case_exists(&case_path)? {
@@ -1540,7 +1549,7 @@ impl Triage<'_> {
         // Quarantined alerts whose Q- pack is owed: a crash between the move into quarantine
         // and the pack (a live worker's are its own to finish).
         for o in owed {
-            if self.worker_alive(o.worker.as_deref())? {
+            if worker_alive(&o.worker)? {
                 continue;
             }
             match self.requarantine_pack(&o, now)? {
