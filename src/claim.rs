@@ -24,6 +24,45 @@ use crate::state::StateDir;
 
 const LOCK: &str = ".lock";
 
+/// What a look at a worker folder's lock found.
+pub enum Liveness {
+    /// Another process holds the lock exclusively: the worker is alive (or being recovered).
+    Live,
+    /// Nobody holds it: the worker is gone. The descriptor holds a shared lock on it for as
+    /// long as it is kept, so no recoverer can move the dead worker's files meanwhile (an
+    /// accountant that lists the folder and then judges what it saw keeps it till it is done).
+    Dead(Option<rustix::fd::OwnedFd>),
+}
+
+impl Liveness {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Liveness::Live)
+    }
+}
+
+/// Looks at the lock of the worker folder `wdir` (a folder without a lock is dead).
+pub fn probe_worker(wdir: &DirFd) -> Result<Liveness, FsError> {
+    let fd = match rfs::openat(
+        &*wdir.fd(),
+        LOCK,
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(Liveness::Dead(None)),
+    };
+    match rfs::flock(&fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(Liveness::Dead(Some(fd))),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(Liveness::Live),
+        Err(e) => Err(FsError::new("lock", wdir.path_of(LOCK.as_bytes()), e)),
+    }
+}
+
+/// True when the worker owning `wdir` holds its lock (it is alive).
+pub fn worker_is_live(wdir: &DirFd) -> Result<bool, FsError> {
+    Ok(probe_worker(wdir)?.is_live())
+}
+
 /// A live worker: its claim folder and the lock that says it is alive.
 pub struct Worker {
     id: String,

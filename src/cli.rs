@@ -193,7 +193,10 @@ impl From<StateError> for Failure {
     fn from(e: StateError) -> Self {
         let code = match e {
             StateError::Locked(_) => EXIT_LOCKED,
-            StateError::Symlink(_) | StateError::NotDir(_) | StateError::Owner { .. } => EXIT_USAGE,
+            StateError::Symlink(_)
+            | StateError::NotDir(_)
+            | StateError::Owner { .. }
+            | StateError::SpansFilesystems { .. } => EXIT_USAGE,
             StateError::Fs(_) => EXIT_FAILED,
         };
         Failure {

@@ -154,6 +154,9 @@ pub enum Refusal {
     Socket,
     Device,
     MultiLink(u64),
+    /// The open was refused by permissions (`EACCES`, `EPERM`): a file we may not read stops
+    /// nothing, it is quarantined like any other file that cannot be triaged.
+    Unreadable(Errno),
 }
 
 impl std::fmt::Display for Refusal {
@@ -165,6 +168,11 @@ impl std::fmt::Display for Refusal {
             Refusal::Socket => f.write_str("a socket, not a regular file"),
             Refusal::Device => f.write_str("a device node, not a regular file"),
             Refusal::MultiLink(n) => write!(f, "a regular file with {n} links (hard link refused)"),
+            Refusal::Unreadable(e) => write!(
+                f,
+                "not readable by this user ({}); fix its owner or mode, then requeue it",
+                io::Error::from(*e)
+            ),
         }
     }
 }
@@ -179,6 +187,53 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn temp_name(tag: &str) -> String {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(".tmp-{tag}-{}-{n}-{:08x}", std::process::id(), rand_u32())
+}
+
+/// The process id in a temp name written by [`temp_name`] (`.tmp-<tag>-<pid>-<n>-<random>`,
+/// one of the tags this crate writes), or `None` for any other name: a name someone else chose
+/// is never judged by it.
+pub fn temp_owner(name: &[u8]) -> Option<i32> {
+    let s = std::str::from_utf8(name).ok()?;
+    let mut parts = s.strip_prefix(".tmp-")?.split('-');
+    let tag = parts.next()?;
+    if !matches!(tag, "q" | "w" | "r") {
+        return None;
+    }
+    let pid = parts.next()?.parse::<i32>().ok()?;
+    let n = parts.next()?;
+    let rand = parts.next()?;
+    let ok = !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && rand.len() == 8
+        && rand.bytes().all(|b| b.is_ascii_hexdigit())
+        && parts.next().is_none();
+    ok.then_some(pid)
+}
+
+/// True when no process has this id (so a temp file it wrote is litter). A live process with a
+/// reused id keeps its name's files a while longer: never the other way round.
+pub fn process_is_gone(pid: i32) -> bool {
+    rustix::process::Pid::from_raw(pid)
+        .is_some_and(|p| rustix::process::test_kill_process(p) == Err(Errno::SRCH))
+}
+
+/// Removes the temp files ([`temp_name`]) of processes that are gone from `dir`: what a killed
+/// `ingest`, `poll`, admission or heartbeat left before its rename. A temp file is a copy (the
+/// rename never happened, or the original is elsewhere), so removing it loses nothing.
+pub fn sweep_dead_temps(dir: &DirFd) -> Result<u64> {
+    let mut litter = Vec::new();
+    dir.for_each_entry(|e| {
+        if e.kind != EntryKind::Dir && temp_owner(&e.name).is_some_and(process_is_gone) {
+            litter.push(e.name);
+        }
+    })?;
+    let mut removed = 0;
+    for n in litter {
+        if dir.remove_file(&n)? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Random bits from the OS clock and a counter: for unique temp names only (uniqueness is also
@@ -377,6 +432,9 @@ impl DirFd {
             Err(Errno::NOENT) => return Ok(Opened::Vanished),
             Err(Errno::LOOP) => return Ok(Opened::Refused(Refusal::Symlink)),
             Err(Errno::NXIO) => return Ok(Opened::Refused(Refusal::Socket)),
+            Err(e @ (Errno::ACCESS | Errno::PERM)) => {
+                return Ok(Opened::Refused(Refusal::Unreadable(e)))
+            }
             Err(e) => return Err(FsError::new("open", self.path_of(name), e)),
         };
         let st = rfs::fstat(&fd).map_err(|e| FsError::new("stat", self.path_of(name), e))?;

@@ -327,7 +327,14 @@ pub fn write(
     durability: Durability,
 ) -> Result<(), FsError> {
     let json = serde_json::to_string_pretty(report).unwrap_or_default();
-    root.replace("heartbeat.json", json.as_bytes(), durability)?;
+    // One small file a run: made durable whenever durability is on (in batch mode too), so a
+    // power loss never leaves an empty heartbeat for `status` and the alerting to read.
+    let beat = if durability == Durability::Off {
+        Durability::Off
+    } else {
+        Durability::Strict
+    };
+    root.replace("heartbeat.json", json.as_bytes(), beat)?;
     let mut line = serde_json::to_string(report).unwrap_or_default();
     line.push('\n');
     root.append("heartbeats.jsonl", line.as_bytes(), durability)?;

@@ -546,23 +546,82 @@ impl Tx<'_> {
 
     /// Replaces a `lost` row with a fresh one (a new poll or ingest brings the key back).
     pub fn revive(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
+        self.revive_where(row, "state = 'lost'", None)
+    }
+
+    /// Replaces the `quarantined` row of an alert whose entry `entry_name` (`q-....json`) an
+    /// operator requeued (it came back through `incoming/` under that name) with a fresh one:
+    /// the alert is admitted again, edited or not, and decided afresh.
+    pub fn revive_requeued(
+        &mut self,
+        row: &NewRow,
+        entry_name: &str,
+    ) -> Result<bool, rusqlite::Error> {
+        self.revive_where(
+            row,
+            "state = 'quarantined' AND name = ?10",
+            Some(entry_name),
+        )
+    }
+
+    /// Retires the entry row (`quarantine:<entry>`) of a requeued quarantine entry: the file
+    /// went back through admission, which gave it a row of its own (or counted it as a
+    /// duplicate of one). Its rows point at a quarantine entry that is no longer there.
+    pub fn retire_entry_row(&mut self, entry: &str) -> Result<bool, rusqlite::Error> {
+        let key = format!("quarantine:{entry}");
+        let kh = crate::alert::KeyHash::of(key.as_bytes());
+        Ok(self.tx.execute(
+            "DELETE FROM alerts WHERE key_hash = ?1 AND state = 'quarantined'",
+            [kh.as_str()],
+        )? == 1)
+    }
+
+    /// Points the alert row quarantined as `old` (a requeued entry that admission quarantined
+    /// again) at its new entry `new`; `false` when no alert row names `old` (the entry had a
+    /// row of its own, keyed by entry).
+    pub fn requarantine(&mut self, old: &str, new: &str) -> Result<bool, rusqlite::Error> {
         let n = self.tx.execute(
+            "UPDATE alerts SET name = ?2, pack = 0, updated_at = ?3
+             WHERE state = 'quarantined' AND name = ?1 AND alert_key NOT LIKE 'quarantine:%'",
+            params![old, new, now_text()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn revive_where(
+        &mut self,
+        row: &NewRow,
+        cond: &str,
+        entry_name: Option<&str>,
+    ) -> Result<bool, rusqlite::Error> {
+        let sql = format!(
             "UPDATE alerts SET state = ?2, name = ?3, content_hash = ?4, level = ?5, priority = ?6,
                alert_time = ?7, worker = NULL, source = ?8, updated_at = ?9, bucket = NULL,
                critical = NULL, case_id = NULL, case_path = NULL, pack = 0
-             WHERE key_hash = ?1 AND state = 'lost'",
-            params![
-                row.key_hash.as_str(),
-                row.state.as_str(),
-                row.name,
-                row.content_hash,
-                row.level,
-                row.priority,
-                row.alert_time,
-                row.source,
-                now_text(),
-            ],
-        )?;
+             WHERE key_hash = ?1 AND {cond}"
+        );
+        let mut st = self.tx.prepare_cached(&sql)?;
+        let now = now_text();
+        let base = params![
+            row.key_hash.as_str(),
+            row.state.as_str(),
+            row.name,
+            row.content_hash,
+            row.level,
+            row.priority,
+            row.alert_time,
+            row.source,
+            now,
+        ];
+        let n = match entry_name {
+            None => st.execute(base)?,
+            Some(e) => {
+                let mut all: Vec<&dyn rusqlite::ToSql> = base.to_vec();
+                all.push(&e);
+                st.execute(all.as_slice())?
+            }
+        };
+        drop(st);
         if n == 1 {
             // A revived key is decided afresh: its old decision may not fit its new content.
             self.tx.execute(

@@ -23,6 +23,7 @@
 //! - [`requeue`]: overflow or quarantine back into the queue.
 //! - [`status`]: `status`, read-only.
 //! - [`cli`]: the `signalfoundry` command line.
+//! - [`debug`]: test hooks that crash the process at a named point.
 
 pub mod alert;
 pub mod cap;
@@ -31,6 +32,7 @@ pub mod claim;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod debug;
 pub mod demo;
 pub mod escalate;
 pub mod fsx;

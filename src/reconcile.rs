@@ -67,11 +67,26 @@ pub struct ReconcileReport {
     pub newly_lost: Vec<String>,
     /// Rows that followed their file to another place.
     pub relocated: u64,
+    /// Intents of dead workers whose case was published (the commit is what a crash took):
+    /// finished from what is on disk (location wins).
+    pub finished: u64,
+    /// Quarantine entries found without a row (a crash between the move and the commit):
+    /// given their row.
+    pub adopted: u64,
+    /// Alert files waiting for admission: every `*.json` of `incoming/`, foreign `*.json` in
+    /// `queue/` and `overflow/` (the next triage admits them). Named, never silent.
+    pub awaiting_admission: Vec<String>,
+    /// Entries that belong nowhere: in `escalations/` (not a pack: a mismatch), in
+    /// `quarantine/` or in a dead worker's folder (reported).
+    pub strays: Vec<String>,
     pub deep: bool,
     pub orphans: Vec<String>,
     pub ghosts: Vec<String>,
     pub verdict: &'static str,
 }
+
+/// How many waiting files and strays the block names (all of them are in `--json`).
+const LISTED: usize = 20;
 
 fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -147,6 +162,30 @@ impl ReconcileReport {
                 self.relocated
             ));
         }
+        if self.finished > 0 {
+            o.push_str(&format!(
+                "  finished intents (case published, commit missing): {}\n",
+                self.finished
+            ));
+        }
+        if self.adopted > 0 {
+            o.push_str(&format!(
+                "  adopted quarantine entries (row missing): {}\n",
+                self.adopted
+            ));
+        }
+        if !self.awaiting_admission.is_empty() {
+            o.push_str(&format!(
+                "  awaiting admission: {}\n",
+                self.awaiting_admission.len()
+            ));
+            for x in self.awaiting_admission.iter().take(LISTED) {
+                o.push_str(&format!("  waiting: {x}\n"));
+            }
+        }
+        for x in self.strays.iter().take(LISTED) {
+            o.push_str(&format!("  stray: {x}\n"));
+        }
         for k in &self.newly_lost {
             o.push_str(&format!("  lost: {k}\n"));
         }
@@ -186,15 +225,31 @@ struct Disk {
     case_strays: Vec<String>,
     packs: HashSet<String>,
     quarantine_packs: u64,
+    /// `Q-<entry>` packs, by entry.
+    qpacks: HashSet<String>,
+    /// Entries under `escalations/` that are neither a case's pack nor a `Q-` pack.
+    pack_strays: Vec<String>,
+    /// Quarantine entries (`q-*.json`): in `quarantine/`, and requeued ones that wait in
+    /// `incoming/` while a quarantined row still names them.
     quarantine: HashSet<String>,
+    /// Those of `quarantine` that are in `quarantine/` itself.
+    quarantine_here: HashSet<String>,
+    /// Entries an operator requeued (`<entry>.requeued` kept).
+    requeued: HashSet<String>,
+    /// `incoming/q-*.json` names: requeued entries, until admission takes them.
+    requeued_waiting: Vec<String>,
+    awaiting: Vec<String>,
+    strays: Vec<String>,
+    /// Shared locks on dead workers' folders, held until reconcile ends: no recoverer moves
+    /// their files between our listing and our judgement.
+    _held: Vec<rustix::fd::OwnedFd>,
 }
 
 fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
-    let mut d = Disk {
-        queue: spool::list_sorted(&state.queue)?,
-        overflow: spool::list_sorted(&state.overflow)?,
-        ..Disk::default()
-    };
+    // Workers first, holding a shared lock on each dead one: a recovery that moves a dead
+    // worker's files into queue/ either finished before (they are listed there) or waits
+    // until reconcile is done; one under way shows its worker as live (not quiescent).
+    let mut d = Disk::default();
     for w in state.processing.list()? {
         let Some(name) = w.name_str() else { continue };
         if !name.starts_with("w-") {
@@ -203,7 +258,13 @@ fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
         let Some(wdir) = state.processing.open_subdir_opt(&w.name)? else {
             continue;
         };
-        let live = worker_is_live(&wdir)?;
+        let live = match crate::claim::probe_worker(&wdir)? {
+            crate::claim::Liveness::Live => true,
+            crate::claim::Liveness::Dead(held) => {
+                d._held.extend(held);
+                false
+            }
+        };
         if live {
             d.live_workers += 1;
         }
@@ -236,7 +297,28 @@ fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
                     d.temp_cases += 1;
                     d.temp_case_ids.insert(id);
                 }
+            } else if !live && !e.is_dot() {
+                d.strays.push(format!(
+                    "processing/{}/{}",
+                    escape_name(&w.name),
+                    escape_name(&e.name)
+                ));
             }
+        }
+    }
+    d.queue = spool::list_sorted(&state.queue)?;
+    d.overflow = spool::list_sorted(&state.overflow)?;
+    for n in spool::list_alert_like(&state.incoming)? {
+        if spool::requeued_entry(&n).is_some() {
+            d.requeued_waiting
+                .push(String::from_utf8_lossy(&n).into_owned());
+        } else {
+            d.awaiting.push(format!("incoming/{}", escape_name(&n)));
+        }
+    }
+    for (dir, label) in [(&state.queue, "queue"), (&state.overflow, "overflow")] {
+        for n in spool::list_foreign(dir)? {
+            d.awaiting.push(format!("{label}/{}", escape_name(&n)));
         }
     }
     let bar = if std::io::stderr().is_terminal() {
@@ -255,18 +337,38 @@ fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
         if e.is_dot() {
             continue;
         }
-        let Some(n) = e.name_str() else { continue };
-        if n.starts_with("Q-") {
-            d.quarantine_packs += 1;
-        } else {
-            d.packs.insert(n.to_string());
+        let dir = matches!(e.kind, EntryKind::Dir | EntryKind::Unknown);
+        let n = e.name_str().filter(|_| dir);
+        match n {
+            Some(n) if n.starts_with("Q-") && n.len() > 2 => {
+                d.quarantine_packs += 1;
+                d.qpacks.insert(n[2..].to_string());
+            }
+            Some(n) if crate::cases::CaseId::from_stored(n).is_some() => {
+                d.packs.insert(n.to_string());
+            }
+            _ => d
+                .pack_strays
+                .push(format!("escalations/{}", escape_name(&e.name))),
         }
     }
     for e in state.quarantine.list()? {
-        if let Some(n) = e.name_str() {
-            if n.starts_with("q-") && n.ends_with(".json") {
+        if e.is_dot() {
+            continue;
+        }
+        match e.name_str() {
+            Some(n) if n.starts_with("q-") && n.ends_with(".json") => {
                 d.quarantine.insert(n.to_string());
+                d.quarantine_here.insert(n.to_string());
             }
+            Some(n) if n.starts_with("q-") && n.ends_with(".requeued") => {
+                d.requeued
+                    .insert(n.trim_end_matches(".requeued").to_string());
+            }
+            Some(n) if n.starts_with("q-") && n.ends_with(".reason") => {}
+            _ => d
+                .strays
+                .push(format!("quarantine/{}", escape_name(&e.name))),
         }
     }
     Ok(d)
@@ -366,6 +468,24 @@ fn claims_in_temp_cases(ledger: &Ledger, disk: &mut Disk) -> Result<(), Reconcil
     Ok(())
 }
 
+/// A requeued entry waiting in `incoming/` is still quarantined while a quarantined row names
+/// it (admission settles both in one transaction); one no row names is a producer's file.
+fn requeued_in_incoming(ledger: &Ledger, disk: &mut Disk) -> Result<(), ReconcileError> {
+    let waiting = std::mem::take(&mut disk.requeued_waiting);
+    let mut st = ledger
+        .conn()
+        .prepare_cached("SELECT 1 FROM alerts WHERE state = 'quarantined' AND name = ?1 LIMIT 1")?;
+    for n in waiting {
+        if st.exists([&n])? {
+            disk.quarantine.insert(n);
+        } else {
+            disk.awaiting
+                .push(format!("incoming/{}", escape_name(n.as_bytes())));
+        }
+    }
+    Ok(())
+}
+
 /// A row as reconcile sees it.
 struct Row {
     key_hash: String,
@@ -419,7 +539,9 @@ pub fn run(
     record_lost: bool,
 ) -> Result<ReconcileReport, ReconcileError> {
     let mut disk = scan(state)?;
+    crate::debug::pause_point("SIGNALFOUNDRY_DEBUG_RECONCILE_PAUSE_MS");
     claims_in_temp_cases(ledger, &mut disk)?;
+    requeued_in_incoming(ledger, &mut disk)?;
     let mut counts: BTreeMap<State, u64> = BTreeMap::new();
     let mut bucket_rows: BTreeMap<String, u64> = BTreeMap::new();
     let mut high_cases = 0u64;
@@ -460,6 +582,13 @@ pub fn run(
         live_workers: disk.live_workers,
         in_flight: disk.live_processing + if quiescent { 0 } else { disk.temp_cases },
         deep,
+        awaiting_admission: disk.awaiting.clone(),
+        strays: disk
+            .pack_strays
+            .iter()
+            .chain(&disk.strays)
+            .cloned()
+            .collect(),
         ..ReconcileReport::default()
     };
     let c = |s: State| counts.get(&s).copied().unwrap_or(0);
@@ -525,12 +654,17 @@ pub fn run(
             ));
         }
     }
+    // A pack counts when its case is on disk: a stray entry with a case id's shape cannot
+    // stand in for a deleted pack.
     if quiescent
-        && (c(State::Escalated) != disk.packs.len() as u64 || high_packed != c(State::Escalated))
+        && (c(State::Escalated) != disk_packed
+            || high_packed != c(State::Escalated)
+            || disk.packs.len() as u64 != disk_packed)
     {
         mismatches.push(format!(
-            "escalation packs: ledger {} disk {}",
+            "escalation packs: ledger {} disk {} (of {} entries)",
             c(State::Escalated),
+            disk_packed,
             disk.packs.len()
         ));
     }
@@ -546,10 +680,22 @@ pub fn run(
             disk.case_strays.len()
         ));
     }
-    // Keyed pass: always when counts disagree (to find lost keys), and for --deep.
-    if deep || !mismatches.is_empty() {
+    if !disk.pack_strays.is_empty() {
+        mismatches.push(format!(
+            "{} entries under escalations/ that are not packs",
+            disk.pack_strays.len()
+        ));
+    }
+    // Keyed pass: at every quiescent point (equal counts can hide a lost file and a rowless
+    // one in the same state: the count pass never passes what `--deep` fails), and for
+    // --deep. `--deep` names every orphan and ghost; the count pass too (they fail it).
+    if deep || quiescent {
         keyed(state, ledger, &disk, quiescent && record_lost, &mut report)?;
-        if !report.newly_lost.is_empty() || report.relocated > 0 {
+        if !report.newly_lost.is_empty()
+            || report.relocated > 0
+            || report.finished > 0
+            || report.adopted > 0
+        {
             // Recount after recording: what remains is a real mismatch.
             let again = run(state, ledger, deep, false)?;
             let mut m = again.mismatches;
@@ -565,6 +711,8 @@ pub fn run(
             report.rows = again.rows;
             report.orphans = again.orphans;
             report.ghosts = again.ghosts;
+            report.awaiting_admission = again.awaiting_admission;
+            report.strays = again.strays;
         } else {
             report.mismatches = mismatches;
         }
@@ -637,7 +785,15 @@ fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
                 || case_there()
                 || in_a_temp_case(st, &g.name))
         }
-        State::Triaging | State::Triaged | State::Escalated => !case_there(),
+        // A triaging row's file is in its temp case until published; a recovery of its dead
+        // worker puts it back in queue/ under the row's name.
+        State::Triaging => {
+            !(case_there()
+                || present(&st.queue, &g.name)
+                || present(&st.overflow, &g.name)
+                || in_a_temp_case(st, &g.name))
+        }
+        State::Triaged | State::Escalated => !case_there(),
         State::Quarantined => {
             // Intent first: the row may name its entry while the file still waits, under its
             // canonical name, in a (dead) worker's claim folder.
@@ -661,12 +817,22 @@ fn keyed(
     let queue: HashSet<&[u8]> = disk.queue.iter().map(Vec::as_slice).collect();
     let overflow: HashSet<&[u8]> = disk.overflow.iter().map(Vec::as_slice).collect();
     let processing: HashSet<&[u8]> = disk.processing.iter().map(Vec::as_slice).collect();
+    // Claimed canonical files of dead workers, by key hash (a quarantine's intent row names
+    // its entry while the file still waits in the claim).
+    let claimed: HashMap<&[u8], &Vec<u8>> = disk
+        .processing
+        .iter()
+        .filter_map(|n| Some((n.get(22..22 + crate::alert::KeyHash::LEN)?, n)))
+        .collect();
     let mut seen_cases: HashSet<String> = HashSet::new();
     let mut seen_packs: HashSet<String> = HashSet::new();
     let mut seen_names: HashSet<Vec<u8>> = HashSet::new();
     let mut seen_q: HashSet<String> = HashSet::new();
     let mut ghosts: Vec<Ghost> = Vec::new();
     let mut relocate: Vec<(String, State, String, State)> = Vec::new();
+    // (key hash, worker, state to finish in): triaging rows whose case is published.
+    let mut finish: Vec<(String, State)> = Vec::new();
+    let mut seen_qpacks: HashSet<String> = HashSet::new();
     let live = disk.live_workers > 0;
     for_each_row(ledger, |r| {
         let here = |n: &str| -> Option<State> {
@@ -705,9 +871,32 @@ fn keyed(
                 } else if !live {
                     // Published (the commit is what is missing), or still in a dead worker's
                     // temp case (recovery unwinds it): either way not lost.
-                    let found = r.case_id.as_ref().is_some_and(|id| {
-                        disk.cases.contains_key(id) || disk.temp_case_ids.contains(id)
-                    });
+                    let published = r
+                        .case_id
+                        .as_ref()
+                        .is_some_and(|id| disk.cases.contains_key(id));
+                    let found = published
+                        || r.case_id
+                            .as_ref()
+                            .is_some_and(|id| disk.temp_case_ids.contains(id));
+                    if published {
+                        // The crash took the commit: finish it from the disk (the pack, when
+                        // the case is high and its pack is there).
+                        let id = r.case_id.clone().unwrap_or_default();
+                        let packed =
+                            r.bucket.as_deref() == Some("high") && disk.packs.contains(&id);
+                        if packed {
+                            seen_packs.insert(id);
+                        }
+                        finish.push((
+                            r.key_hash.clone(),
+                            if packed {
+                                State::Escalated
+                            } else {
+                                State::Triaged
+                            },
+                        ));
+                    }
                     if !found {
                         ghosts.push(Ghost {
                             key_hash: r.key_hash.clone(),
@@ -751,7 +940,23 @@ fn keyed(
             }
             State::Quarantined => {
                 seen_q.insert(r.name.clone());
-                if !disk.quarantine.contains(&r.name) {
+                let entry = r.name.trim_end_matches(".json").to_string();
+                if r.pack {
+                    if !disk.qpacks.contains(&entry) {
+                        report
+                            .ghosts
+                            .push(format!("pack Q-{entry} (key {})", r.alert_key));
+                    }
+                    seen_qpacks.insert(entry);
+                }
+                if disk.quarantine.contains(&r.name) {
+                } else if let Some(n) = claimed.get(r.key_hash.as_bytes()) {
+                    // Intent first: its file never reached quarantine (a crash before the
+                    // move); it is a dead worker's claim, and recovery puts it back.
+                    let n = String::from_utf8_lossy(n).into_owned();
+                    seen_names.insert(n.clone().into_bytes());
+                    relocate.push((r.key_hash.clone(), State::Processing, n, r.state));
+                } else {
                     ghosts.push(Ghost {
                         key_hash: r.key_hash.clone(),
                         key: r.alert_key.clone(),
@@ -791,12 +996,65 @@ fn keyed(
                 .push(format!("escalations/{}", escape_name(id.as_bytes())));
         }
     }
+    for e in &disk.qpacks {
+        // The pack of an entry an operator requeued stays (packs, like quarantine records,
+        // are never deleted) while the alert goes on to a row of its own.
+        if !seen_qpacks.contains(e) && !disk.requeued.contains(e) {
+            report
+                .orphans
+                .push(format!("escalations/Q-{}", escape_name(e.as_bytes())));
+        }
+    }
+    // Quarantine entries without a row: a crash between the move into quarantine and the
+    // commit of the entry's row (rows come after the move). Location wins: they get it.
+    let mut adopt: Vec<String> = Vec::new();
     for q in &disk.quarantine {
-        if !seen_q.contains(q) {
+        if seen_q.contains(q) {
+            continue;
+        }
+        if record_lost && disk.quarantine_here.contains(q) {
+            adopt.push(q.clone());
+        } else {
             report
                 .orphans
                 .push(format!("quarantine/{}", escape_name(q.as_bytes())));
         }
+    }
+    if !adopt.is_empty() {
+        let now = chrono::Utc::now();
+        let n = ledger.write(|tx| {
+            let mut n = 0;
+            for q in &adopt {
+                let entry = q.trim_end_matches(".json");
+                if tx.insert(&crate::spool::Quarantine::entry_row(entry, now))? {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+        for q in &adopt {
+            tracing::warn!(entry = %escape_name(q.as_bytes()), "quarantine entry without a row: adopted");
+        }
+        report.adopted = n;
+    }
+    if record_lost && !finish.is_empty() {
+        // The publishes are made durable before the rows say so.
+        st.cases.sync_filesystem()?;
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let n = ledger.write(|tx| {
+            let mut n = 0;
+            for (kh, to) in &finish {
+                n += tx.conn().execute(
+                    "UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4
+                     WHERE key_hash = ?1 AND state = 'triaging'",
+                    rusqlite::params![kh, to.as_str(), *to == State::Escalated, at],
+                )? as u64;
+                tx.conn()
+                    .execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
+            }
+            Ok(n)
+        })?;
+        report.finished = n;
     }
     // Location wins for files that are somewhere else than their state says.
     if !relocate.is_empty() {

@@ -1,9 +1,13 @@
 //! `signalfoundry requeue --from overflow|quarantine [--limit N]`: an operator's way to put
 //! deferred alerts back in the queue, or quarantined entries back through admission.
 //!
-//! A requeued quarantine entry moves to `incoming/` and its reason file is kept beside the
-//! quarantine as `<entry>.requeued` (quarantine records are never deleted); admission then
-//! queues it, or quarantines it again with a fresh reason.
+//! A requeued quarantine entry moves to `incoming/` under its entry name and its reason file is
+//! kept beside the quarantine as `<entry>.requeued` (quarantine records are never deleted);
+//! admission then queues it (the alert's own quarantined row, when triage gave it one, is
+//! replaced: edited or not, it is decided afresh), counts it as a duplicate, or quarantines it
+//! again with a fresh reason. The ledger changes only in admission's transaction, so a crash
+//! between the move and admission leaves a `quarantined` row whose entry waits in `incoming/`
+//! (reconcile counts it there).
 
 use chrono::{DateTime, Utc};
 
@@ -99,6 +103,7 @@ pub fn run(
                     }
                 }
                 r.moved += 1;
+                crate::debug::crash_point("requeue-move");
                 let entry = &name[..name.len() - ".json".len()];
                 let reason = [entry, b".reason"].concat();
                 let kept = [entry, b".requeued"].concat();
@@ -114,9 +119,10 @@ pub fn run(
                             .into(),
                     });
                 }
-                let key = format!("quarantine:{}", String::from_utf8_lossy(entry));
-                let hash = crate::alert::KeyHash::of(key.as_bytes());
-                ledger.write(|tx| tx.delete(hash.as_str()).map(|_| ()))?;
+                // The entry's rows stay until admission settles the file (it keeps the
+                // entry's name in incoming/, where reconcile still counts it as quarantined):
+                // admission replaces the alert's own row, or retires the entry's row, in the
+                // same transaction as the outcome.
             }
             r.admission = sp.admit(ledger, now, notices)?;
         }

@@ -157,6 +157,43 @@ pub fn list_foreign(dir: &DirFd) -> Result<Vec<Vec<u8>>, FsError> {
     Ok(names)
 }
 
+/// Every name in a directory that admission takes: not dot-named, ending in `.json`
+/// (canonical or not).
+pub fn list_alert_like(dir: &DirFd) -> Result<Vec<Vec<u8>>, FsError> {
+    let mut names = Vec::new();
+    dir.for_each_entry(|e| {
+        if !e.is_dot() && e.name.ends_with(b".json") {
+            names.push(e.name);
+        }
+    })?;
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// The quarantine entry (`q-...`) of a name an operator requeued into `incoming/`
+/// (`requeue --from quarantine` keeps the entry's name), if it is one.
+pub fn requeued_entry(name: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(name).ok()?;
+    let entry = s.strip_suffix(".json")?;
+    (entry.starts_with("q-")
+        && entry.len() > 2
+        && entry
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    .then_some(entry)
+}
+
+/// How an admitted alert's row is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revive {
+    /// A new row.
+    No,
+    /// The key's row was `lost`: replaced.
+    Lost,
+    /// The key's row is `quarantined` as this very entry (requeued by an operator): replaced.
+    Requeued,
+}
+
 /// Counters of what admission and enqueueing did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AdmitCounts {
@@ -253,6 +290,7 @@ impl Quarantine<'_> {
                 Moved::Exists => continue,
                 Moved::Moved => {
                     self.write_reason(&entry, origin, reason, now)?;
+                    crate::debug::crash_point("quarantine-entry-row");
                     return Ok(Some(Self::row(&entry, String::new(), now)));
                 }
             }
@@ -301,6 +339,7 @@ impl Quarantine<'_> {
                 Moved::Exists => continue,
                 Moved::Vanished | Moved::Moved => {
                     self.write_reason(&entry, origin, reason, now)?;
+                    crate::debug::crash_point("quarantine-entry-row");
                     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
                     return Ok(Self::row(&entry, hash, now));
                 }
@@ -316,11 +355,16 @@ impl Quarantine<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let text = Self::reason_text(entry, origin, reason, now);
-        self.state.quarantine.write_new(
-            &format!("{entry}.reason"),
-            text.as_bytes(),
-            self.durability,
-        )?;
+        // Rare and small: durable on its own whenever durability is on (the batch barriers
+        // sync directories, not this file's data), so a quarantine never loses its reason.
+        let durability = if self.durability == Durability::Off {
+            Durability::Off
+        } else {
+            Durability::Strict
+        };
+        self.state
+            .quarantine
+            .write_new(&format!("{entry}.reason"), text.as_bytes(), durability)?;
         Ok(())
     }
 }
@@ -582,9 +626,12 @@ impl Spool<'_> {
         }
     }
 
-    /// Admission: every foreign `*.json` in `incoming/` and in `queue/` is read, keyed and
-    /// renamed into `queue/` under its canonical name with its row (or counted as a duplicate,
-    /// or quarantined). Non-regular entries are never read: quarantined when they can be moved.
+    /// Admission: every `*.json` in `incoming/` (canonical-looking names too: cap sends a
+    /// rowless file whose name does not fit its content there) and every foreign `*.json` in
+    /// `queue/` and `overflow/` is read, keyed and renamed into `queue/` under its canonical
+    /// name with its row (or counted as a duplicate, or quarantined). Non-regular entries are
+    /// never read: quarantined when they can be moved. Nothing that looks like an alert waits
+    /// unseen in a place admission does not list.
     pub fn admit(
         &self,
         ledger: &mut Ledger,
@@ -595,8 +642,13 @@ impl Spool<'_> {
         for (dir, label) in [
             (&self.state.incoming, "incoming"),
             (&self.state.queue, "queue"),
+            (&self.state.overflow, "overflow"),
         ] {
-            let names = list_foreign(dir)?;
+            let names = if label == "incoming" {
+                list_alert_like(dir)?
+            } else {
+                list_foreign(dir)?
+            };
             for chunk in names.chunks(BATCH) {
                 let c = self.admit_names(ledger, dir, label, chunk, State::Queued, now, notices)?;
                 counts.add(&c);
@@ -637,17 +689,29 @@ impl Spool<'_> {
         notices: &mut Vec<Notice>,
     ) -> Result<AdmitCounts> {
         let mut counts = AdmitCounts::default();
-        let mut rows: Vec<(NewRow, bool, Vec<u8>)> = Vec::new();
-        let mut qrows: Vec<NewRow> = Vec::new();
+        let mut rows: Vec<(NewRow, Revive, Vec<u8>)> = Vec::new();
+        // Quarantined here, with the requeued entry (if any) the file came back as.
+        let mut qrows: Vec<(NewRow, Option<String>)> = Vec::new();
+        // Requeued entries this batch settled (admitted, duplicate or quarantined again):
+        // their entry rows are retired in the batch's transaction.
+        let mut requeued: Vec<String> = Vec::new();
+        // Duplicates of requeued entries are removed after the commit, so that a crash in
+        // between never leaves an entry row whose file is gone.
+        let mut late_removals: Vec<Vec<u8>> = Vec::new();
         let mut in_batch: HashMap<KeyHash, String> = HashMap::new();
         // Adoption keeps files where they are; admission moves them into queue/.
-        let target_dir = if location_state == State::Queued {
-            &self.state.queue
-        } else {
-            dir
-        };
+        let admitting = location_state == State::Queued;
+        let target_dir = if admitting { &self.state.queue } else { dir };
         for name in names {
             let shown = format!("{label}/{}", escape_name(name));
+            let entry = if admitting && label == "incoming" {
+                requeued_entry(name).map(str::to_string)
+            } else {
+                None
+            };
+            if let Some(e) = &entry {
+                requeued.push(e.clone());
+            }
             let mut quarantine = |reason: String, counts: &mut AdmitCounts| -> Result<()> {
                 match self.quarantine().move_in(dir, name, &shown, &reason, now) {
                     Ok(Some(row)) => {
@@ -656,7 +720,7 @@ impl Spool<'_> {
                             what: shown.clone(),
                             reason,
                         });
-                        qrows.push(row);
+                        qrows.push((row, entry.clone()));
                     }
                     Ok(None) => counts.vanished += 1,
                     Err(e) => {
@@ -666,6 +730,17 @@ impl Spool<'_> {
                             reason: format!("{reason}; could not be moved to quarantine: {e}"),
                         });
                     }
+                }
+                Ok(())
+            };
+            let duplicate = |counts: &mut AdmitCounts, late: &mut Vec<Vec<u8>>| -> Result<()> {
+                if entry.is_some() {
+                    late.push(name.clone());
+                    counts.duplicates += 1;
+                } else if dir.remove_file(name)? {
+                    counts.duplicates += 1;
+                } else {
+                    counts.vanished += 1;
                 }
                 Ok(())
             };
@@ -700,11 +775,12 @@ impl Spool<'_> {
             let meta = alert::meta(&parsed, None, now);
             let priority = self.prio.priority(meta.level, &mut parsed);
             let canonical = Canonical::new(priority, meta.time, meta.key_hash.clone()).name();
+            // Only a file already in queue/ under its own canonical name is adopted in place.
             let adopting =
-                location_state != State::Queued || canonical.as_bytes() == name.as_slice();
-            if location_state != State::Queued && canonical.as_bytes() != name.as_slice() {
+                !admitting || (label == "queue" && canonical.as_bytes() == name.as_slice());
+            if !admitting && canonical.as_bytes() != name.as_slice() {
                 // A canonical-looking name with content that does not belong to it: treat it as
-                // a producer's file.
+                // a producer's file (admission lists every `*.json` of incoming/).
                 match dir.rename_to(name, &self.state.incoming, name)? {
                     Moved::Vanished => counts.vanished += 1,
                     Moved::Moved | Moved::Exists => notices.push(Notice {
@@ -717,11 +793,7 @@ impl Spool<'_> {
             }
             if let Some(first) = in_batch.get(&meta.key_hash) {
                 if *first == meta.content_hash {
-                    if dir.remove_file(name)? {
-                        counts.duplicates += 1;
-                    } else {
-                        counts.vanished += 1;
-                    }
+                    duplicate(&mut counts, &mut late_removals)?;
                 } else {
                     quarantine(
                         format!(
@@ -743,14 +815,19 @@ impl Spool<'_> {
                 {
                     continue
                 }
-                None => false,
-                Some(r) if r.state == State::Lost => true,
+                None => Revive::No,
+                Some(r) if r.state == State::Lost => Revive::Lost,
+                // The alert's own row names the entry it was quarantined as: an operator
+                // requeued it (fixed or not). It comes back, decided afresh.
+                Some(r)
+                    if entry.is_some()
+                        && r.state == State::Quarantined
+                        && r.name.as_bytes() == name.as_slice() =>
+                {
+                    Revive::Requeued
+                }
                 Some(r) if r.content_hash == meta.content_hash => {
-                    if dir.remove_file(name)? {
-                        counts.duplicates += 1;
-                    } else {
-                        counts.vanished += 1;
-                    }
+                    duplicate(&mut counts, &mut late_removals)?;
                     continue;
                 }
                 Some(r) => {
@@ -777,8 +854,7 @@ impl Spool<'_> {
                     Moved::Exists => {
                         if self.same_content(&self.state.queue, canonical.as_bytes(), &meta)? {
                             // The twin is a rowless canonical file: it gets the row, ours goes.
-                            dir.remove_file(name)?;
-                            counts.duplicates += 1;
+                            duplicate(&mut counts, &mut late_removals)?;
                             let mut row =
                                 self.row_for(&meta, priority, canonical, None, "admission");
                             row.state = State::Queued;
@@ -812,18 +888,38 @@ impl Spool<'_> {
         }
         let outcomes = ledger.write(|tx| {
             let mut ok = Vec::with_capacity(rows.len());
-            for (row, revive, _) in &rows {
-                ok.push(if *revive {
-                    tx.revive(row)?
-                } else {
-                    tx.insert(row)?
+            for (row, revive, original) in &rows {
+                ok.push(match revive {
+                    Revive::No => tx.insert(row)?,
+                    Revive::Lost => tx.revive(row)?,
+                    Revive::Requeued => {
+                        let entry_name = String::from_utf8_lossy(original);
+                        tx.revive_requeued(row, &entry_name)?
+                    }
                 });
             }
-            for q in &qrows {
-                tx.insert(q)?;
+            for (q, came_back_as) in &qrows {
+                // A requeued alert quarantined again: its own row follows it to the new entry.
+                let moved = match came_back_as {
+                    Some(old) => tx.requarantine(&format!("{old}.json"), &q.name)?,
+                    None => false,
+                };
+                if !moved {
+                    tx.insert(q)?;
+                }
+            }
+            for e in &requeued {
+                tx.retire_entry_row(e)?;
             }
             Ok(ok)
         })?;
+        for name in &late_removals {
+            if !dir.remove_file(name)? {
+                // Someone else took it in between: it was counted as a duplicate all the same
+                // (its twin is accounted for).
+                tracing::debug!(name = %escape_name(name), "duplicate vanished before removal");
+            }
+        }
         for ((row, _, original), inserted) in rows.iter().zip(outcomes) {
             match (inserted, original.is_empty()) {
                 (true, true) => counts.adopted += 1,

@@ -26,6 +26,8 @@ pub enum StateError {
     Owner { path: PathBuf, owner: u32, me: u32 },
     #[error("another signalfoundry process holds the run lock {}; nothing was done", .0.display())]
     Locked(PathBuf),
+    #[error("state directory {} spans filesystems: {sub}/ is on another filesystem (a mount point); durability barriers sync one filesystem, so keep the whole state directory on one (move {sub}/ back, or mount the volume at the state directory itself)", path.display())]
+    SpansFilesystems { path: PathBuf, sub: &'static str },
     #[error(transparent)]
     Fs(#[from] FsError),
 }
@@ -83,7 +85,7 @@ impl StateDir {
         };
         tighten(&root)?;
         let sub = |n: &str| root.ensure_subdir(n);
-        Ok(StateDir {
+        let st = StateDir {
             incoming: sub("incoming")?,
             queue: sub("queue")?,
             overflow: sub("overflow")?,
@@ -93,7 +95,37 @@ impl StateDir {
             escalations: sub("escalations")?,
             root,
             _lock: held,
-        })
+        };
+        st.one_filesystem()?;
+        Ok(st)
+    }
+
+    /// Refuses a state directory with a mount point among its subdirectories: one `syncfs`
+    /// barrier makes one filesystem durable, and renames between filesystems are not atomic.
+    fn one_filesystem(&self) -> Result<(), StateError> {
+        let dev = |d: &DirFd| {
+            rfs::fstat(&*d.fd())
+                .map(|s| s.st_dev)
+                .map_err(|e| FsError::new("stat", d.path(), e))
+        };
+        let root = dev(&self.root)?;
+        for (name, d) in [
+            ("incoming", &self.incoming),
+            ("queue", &self.queue),
+            ("overflow", &self.overflow),
+            ("processing", &self.processing),
+            ("quarantine", &self.quarantine),
+            ("cases", &self.cases),
+            ("escalations", &self.escalations),
+        ] {
+            if dev(d)? != root {
+                return Err(StateError::SpansFilesystems {
+                    path: self.root.path().to_path_buf(),
+                    sub: name,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -195,6 +195,9 @@ pub struct TriageReport {
     pub packs_repaired: u64,
     /// Quarantined alerts whose owed `Q-<entry>` pack was rebuilt at start.
     pub quarantine_packs_repaired: u64,
+    /// Claimed files whose content's key is not the one their name carries: sent back to
+    /// `incoming/` for admission.
+    pub misnamed: u64,
     pub signature_hits: BTreeMap<String, u64>,
     pub held_back: u64,
     pub batches: u64,
@@ -219,6 +222,7 @@ impl TriageReport {
         self.finished_intents += o.finished_intents;
         self.packs_repaired += o.packs_repaired;
         self.quarantine_packs_repaired += o.quarantine_packs_repaired;
+        self.misnamed += o.misnamed;
         for (k, v) in &o.signature_hits {
             *self.signature_hits.entry(k.clone()).or_default() += v;
         }
@@ -241,7 +245,7 @@ impl TriageReport {
 
     pub fn summary(&self, status: &str) -> String {
         format!(
-            "triage: status={status} claimed={} triaged={} suppressed={} low={} medium={} high={} critical={} escalated={} quarantined={} quarantine_packs={} vanished={} admitted={} duplicates={} recovered={} reused_intents={} finished_intents={} packs_repaired={} quarantine_packs_repaired={}",
+            "triage: status={status} claimed={} triaged={} suppressed={} low={} medium={} high={} critical={} escalated={} quarantined={} quarantine_packs={} vanished={} admitted={} duplicates={} recovered={} reused_intents={} finished_intents={} packs_repaired={} quarantine_packs_repaired={} misnamed={} temps_removed={}",
             self.claimed,
             self.triaged,
             self.bucket("suppressed"),
@@ -260,6 +264,8 @@ impl TriageReport {
             self.finished_intents,
             self.packs_repaired,
             self.quarantine_packs_repaired,
+            self.misnamed,
+            self.recovery.temps_removed,
         )
     }
 }
@@ -297,6 +303,9 @@ struct Built {
     items: Vec<Item>,
     /// (item, temp pack directory in `escalations/`)
     packs: Vec<(usize, String)>,
+    /// Files whose quarantine the intent rows recorded: moved after the barrier that makes
+    /// those rows durable (after a power loss a file in `quarantine/` always has its row).
+    quarantined: Vec<PendingQuarantine>,
     now: DateTime<Utc>,
 }
 
@@ -309,27 +318,43 @@ struct Published {
     now: DateTime<Utc>,
 }
 
+/// Which row records a quarantine from triage.
+enum QRow {
+    /// The alert's own row: it becomes `quarantined` with the batch's intent rows (intent
+    /// first: a crash before the move leaves the file in its temp case, and recovery puts it
+    /// back in the queue and its row with it).
+    Own,
+    /// A rowless file whose content was read and whose key matches its name: its own row is
+    /// inserted as `quarantined` with the intent rows (as `Own`), so the alert keeps one row
+    /// whatever a crash interrupts.
+    Alert(Box<NewRow>),
+    /// No alert key can be trusted (unreadable or unparseable content, or a second copy of a
+    /// published key): a row of its own keyed by entry, inserted after the move (row after:
+    /// a crash in between leaves an entry without a row, which reconcile adopts; a crash
+    /// before the move leaves no row at all, and the file goes back to the queue).
+    Entry,
+}
+
 /// A claimed file on its way to quarantine: its row changes with the batch's intent rows, the
-/// file moves after they commit.
+/// file moves after the barrier that makes them durable.
 struct PendingQuarantine {
     /// The temp case holding the claimed file as `alert.json`.
     tmp: String,
-    key_hash: Option<KeyHash>,
+    key_hash: KeyHash,
     entry: String,
     reason: String,
     level: Option<u32>,
     alert: Option<Map<String, Value>>,
-    /// A row of its own (keyed by entry) when the alert had none.
-    row: Option<NewRow>,
+    row: QRow,
 }
 
 impl PendingQuarantine {
-    /// The key hash of the row that records this quarantine: the alert's, or for a row of its
-    /// own, that of `quarantine:<entry>` (the entry as it stands: a taken name is replaced).
+    /// The key hash of the row that records this quarantine's pack: the alert's (an entry row
+    /// never owes a pack: nothing of its alert can be trusted).
     fn row_key(&self) -> Option<KeyHash> {
-        match (&self.row, &self.key_hash) {
-            (Some(_), _) => Some(KeyHash::of(format!("quarantine:{}", self.entry).as_bytes())),
-            (None, k) => k.clone(),
+        match &self.row {
+            QRow::Own | QRow::Alert(_) => Some(self.key_hash.clone()),
+            QRow::Entry => None,
         }
     }
 
@@ -461,6 +486,11 @@ impl Triage<'_> {
             recovery: claim::recover_dead(self.sp, ledger, None, now, notices)?,
             ..TriageReport::default()
         };
+        // Temp files of writers that are gone (a killed ingest, poll or admission).
+        let st = self.sp.state;
+        for d in [&st.queue, &st.overflow, &st.quarantine, &st.root] {
+            report.recovery.temps_removed += fsx::sweep_dead_temps(d)?;
+        }
         self.recover_intents(ledger, &mut report, notices)?;
         let threads = self.opts.threads.max(1);
         let mut workers = Vec::with_capacity(threads);
@@ -580,7 +610,7 @@ impl Triage<'_> {
     #[allow(clippy::too_many_arguments)]
     fn quarantine_claim(
         &self,
-        has_row: bool,
+        row: QRow,
         canon: &Canonical,
         tmp: &str,
         reason: &str,
@@ -590,10 +620,16 @@ impl Triage<'_> {
         out: &mut Vec<PendingQuarantine>,
     ) {
         let entry = spool::entry_name(now);
-        let row = (!has_row).then(|| Quarantine::entry_row(&entry, now));
+        let row = match row {
+            QRow::Alert(mut r) => {
+                r.name = format!("{entry}.json");
+                QRow::Alert(r)
+            }
+            other => other,
+        };
         out.push(PendingQuarantine {
             tmp: tmp.to_string(),
-            key_hash: Some(canon.key_hash.clone()),
+            key_hash: canon.key_hash.clone(),
             entry,
             reason: reason.to_string(),
             level,
@@ -617,6 +653,7 @@ impl Triage<'_> {
         };
         let high = self.policy.thresholds().high;
         for mut p in pending {
+            crate::debug::crash_point("triage-quarantine-move");
             let inner = format!("{}/alert.json", p.tmp);
             let shown = format!("processing/{}/{inner}", worker.id());
             loop {
@@ -628,34 +665,30 @@ impl Triage<'_> {
                     &p.reason,
                     now,
                 )? {
-                    Moved::Moved => break,
+                    Moved::Moved => {
+                        if let QRow::Entry = p.row {
+                            crate::debug::crash_point("quarantine-entry-row");
+                            // Row after the move (see `QRow::Entry`).
+                            let row = Quarantine::entry_row(&p.entry, now);
+                            ledger.write(|tx| tx.insert(&row).map(|_| ()))?;
+                        }
+                        break;
+                    }
                     Moved::Vanished => {
                         report.vanished += 1;
                         break;
                     }
                     Moved::Exists => {
                         // The entry name is taken (a random collision): record another one.
-                        let old = format!("{}.json", p.entry);
                         p.entry = spool::entry_name(now);
                         let new = format!("{}.json", p.entry);
                         let owed = p.owed_pack(high);
-                        ledger.write(|tx| {
-                            match (&p.key_hash, &p.row) {
-                                (Some(k), None) => {
-                                    tx.set_state(k.as_str(), State::Quarantined, &new, None)?;
-                                }
-                                _ => {
-                                    let old_key =
-                                        format!("quarantine:{}", old.trim_end_matches(".json"));
-                                    tx.delete(KeyHash::of(old_key.as_bytes()).as_str())?;
-                                    tx.insert(&Quarantine::entry_row(&p.entry, now))?;
-                                }
-                            }
-                            if let Some(kh) = p.row_key() {
-                                record_owed_pack(tx, &kh, owed, worker.id())?;
-                            }
-                            Ok(())
-                        })?;
+                        if let Some(kh) = p.row_key() {
+                            ledger.write(|tx| {
+                                tx.set_state(kh.as_str(), State::Quarantined, &new, None)?;
+                                record_owed_pack(tx, &kh, owed, worker.id())
+                            })?;
+                        }
                     }
                 }
             }
@@ -900,6 +933,7 @@ impl Triage<'_> {
         let max = self.sp.max_alert_bytes;
         let mut items: Vec<Item> = Vec::with_capacity(won.len());
         let mut quarantined: Vec<PendingQuarantine> = Vec::new();
+        let mut misnamed: Vec<(Vec<u8>, Canonical, String)> = Vec::new();
         for ((name, canon, tmp), info) in won.into_iter().zip(infos) {
             let inner = format!("{tmp}/alert.json");
             let has_row = info.is_some();
@@ -915,7 +949,7 @@ impl Triage<'_> {
                     done.case_path.as_deref().unwrap_or("(unknown)")
                 );
                 self.quarantine_claim(
-                    false,
+                    QRow::Entry,
                     &canon,
                     &tmp,
                     &reason,
@@ -946,7 +980,7 @@ impl Triage<'_> {
                 Ok(x) => x,
                 Err(reason) => {
                     self.quarantine_claim(
-                        has_row,
+                        if has_row { QRow::Own } else { QRow::Entry },
                         &canon,
                         &tmp,
                         &reason,
@@ -958,6 +992,17 @@ impl Triage<'_> {
                     continue;
                 }
             };
+            // The key in a file's name is a claim, not a fact (B's bytes under A's name): the
+            // content's key must be the name's, as admission and adoption check. A file that
+            // is not what its name says goes to incoming/, where admission keys it afresh.
+            let index_of = info
+                .as_ref()
+                .and_then(|i| i.index_name.as_deref().zip(i.doc_id.as_deref()));
+            let meta = alert::meta(&map, index_of, now);
+            if meta.key_hash != canon.key_hash {
+                misnamed.push((name, canon, tmp));
+                continue;
+            }
             let stored = info
                 .as_ref()
                 .and_then(|i| i.decision.as_deref())
@@ -973,8 +1018,27 @@ impl Triage<'_> {
                     Err(e) => {
                         let m = value.as_object().cloned().unwrap_or_default();
                         let level = alert::level_of(&m);
+                        let row = if has_row {
+                            QRow::Own
+                        } else {
+                            QRow::Alert(Box::new(NewRow {
+                                key_hash: canon.key_hash.clone(),
+                                alert_key: meta.key.as_str().to_string(),
+                                state: State::Quarantined,
+                                name: String::new(),
+                                content_hash: meta.content_hash.clone(),
+                                level: meta.level,
+                                priority: canon.priority,
+                                alert_time: meta
+                                    .time
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                                index_name: None,
+                                doc_id: None,
+                                source: "adopted",
+                            }))
+                        };
                         self.quarantine_claim(
-                            has_row,
+                            row,
                             &canon,
                             &tmp,
                             &e.to_string(),
@@ -987,10 +1051,6 @@ impl Triage<'_> {
                     }
                 },
             };
-            let Value::Object(obj) = &value else {
-                continue;
-            };
-            let meta = alert::meta(obj, None, now);
             let (alert_key, index_id, alert_time, new_row) = match &info {
                 Some(i) => (
                     i.alert_key.clone(),
@@ -1096,15 +1156,16 @@ impl Triage<'_> {
                     .execute(rusqlite::params![it.key_hash.as_str(), decision])?;
             }
             for p in &quarantined {
-                match (&p.row, &p.key_hash) {
-                    (Some(r), _) => {
+                match &p.row {
+                    QRow::Alert(r) => {
                         tx.insert(r)?;
                     }
-                    (None, Some(kh)) => {
-                        tx.set_state(kh.as_str(), State::Quarantined, &format!("{}.json", p.entry), None)?;
-                        tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh.as_str()])?;
+                    QRow::Own => {
+                        let kh = p.key_hash.as_str();
+                        tx.set_state(kh, State::Quarantined, &format!("{}.json", p.entry), None)?;
+                        tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
                     }
-                    (None, None) => {}
+                    QRow::Entry => {}
                 }
                 // Whether a Q- pack is owed is recorded with the quarantine (intent first).
                 if let Some(kh) = p.row_key() {
@@ -1117,8 +1178,39 @@ impl Triage<'_> {
         for (it, id) in items.iter_mut().zip(ids) {
             it.row_id = Some(id);
         }
-        // The intent recorded where each quarantined file goes: move them now.
-        self.apply_quarantines(&mut shared.lock(), worker, quarantined, now, report)?;
+        // Misnamed files go back through admission (their rows, if any, are untouched: the
+        // alert their name promised is not here, and reconcile will say so).
+        for (name, canon, tmp) in misnamed {
+            let inner = format!("{tmp}/alert.json");
+            match worker
+                .dir()
+                .rename_to(inner.as_bytes(), &self.sp.state.incoming, &name)?
+            {
+                Moved::Moved => {
+                    report.misnamed += 1;
+                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
+                    shared.release_keys(std::iter::once(&canon.key_hash));
+                }
+                Moved::Vanished => {
+                    report.vanished += 1;
+                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
+                    shared.release_keys(std::iter::once(&canon.key_hash));
+                }
+                Moved::Exists => {
+                    // incoming/ holds that name already: kept in quarantine with the reason.
+                    self.quarantine_claim(
+                        QRow::Entry,
+                        &canon,
+                        &tmp,
+                        "the alert key in its name is not its content's; incoming/ already holds that name",
+                        None,
+                        None,
+                        now,
+                        &mut quarantined,
+                    );
+                }
+            }
+        }
         // 4. Build each case in its temp case (the alert is there already); build packs for
         //    high cases, with their related alerts read in one transaction.
         let related: HashMap<usize, Vec<RelatedRef>> = {
@@ -1187,6 +1279,7 @@ impl Triage<'_> {
             keys,
             items,
             packs,
+            quarantined,
             now,
         })
     }
@@ -1204,8 +1297,13 @@ impl Triage<'_> {
             keys,
             items,
             packs,
+            quarantined,
             now,
         } = built;
+        crate::debug::crash_point("triage-publish");
+        // The intent rows recorded where each quarantined file goes, and the barrier before
+        // publish made them durable: move the files now.
+        self.apply_quarantines(&mut shared.lock(), worker, quarantined, now, report)?;
         let mut day_dirs: HashMap<String, DirFd> = HashMap::new();
         let mut published: Vec<bool> = vec![false; items.len()];
         let renaming = shared.renaming(self.durability());
@@ -1303,6 +1401,7 @@ impl Triage<'_> {
             packed,
             now,
         } = p;
+        crate::debug::crash_point("triage-commit");
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         // Signature hits of the batch, one upsert per signature.
         let mut hits: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -1446,7 +1545,7 @@ impl Triage<'_> {
             let dead = if rest.starts_with("w-") {
                 let owner = rest.split('-').take(3).collect::<Vec<_>>().join("-");
                 match state.processing.open_subdir_opt(owner.as_bytes())? {
-                    Some(wdir) => !crate::reconcile::worker_is_live(&wdir).unwrap_or(true),
+                    Some(wdir) => !crate::claim::worker_is_live(&wdir).unwrap_or(true),
                     None => true,
                 }
             } else {
@@ -1576,7 +1675,7 @@ impl Triage<'_> {
         let Some(w) = worker else { return Ok(false) };
         Ok(
             match self.sp.state.processing.open_subdir_opt(w.as_bytes())? {
-                Some(wdir) => crate::reconcile::worker_is_live(&wdir).unwrap_or(true),
+                Some(wdir) => crate::claim::worker_is_live(&wdir).unwrap_or(true),
                 None => false,
             },
         )

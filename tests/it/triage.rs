@@ -441,7 +441,8 @@ fn quarantined_rows(env: &Env) -> BTreeMap<String, (String, Option<i64>, i64, Op
 
 /// A queue holding two alerts triage quarantines with a level that reads as high (a padded
 /// string the decision refuses): one with a row (ingested), one canonical file without a row
-/// (a row of its own, `quarantine:<entry>`), and one ordinary alert. Triaged once: two Q packs.
+/// (its content's key is its name's, so it gets a row of its own alert key, inserted with the
+/// intent: issue 11), and one ordinary alert. Triaged once: two Q packs.
 fn two_high_quarantines(env: &Env) {
     env.ingest_lines(&[
         alert_line(1, 3, 1),
@@ -449,10 +450,13 @@ fn two_high_quarantines(env: &Env) {
     ]);
     // Planted after ingest and triaged by `triage` alone (no cap adopting it first): the claim
     // finds no row for it.
+    let rowless = r#"{"rule":{"level":" 14","id":"9"},"id":"5","manager":{"name":"m"}}"#;
+    let map = signalfoundry::alert::parse_strict(rowless.as_bytes()).expect("parse");
+    let kh = signalfoundry::alert::meta(&map, None, chrono::Utc::now()).key_hash;
     std::fs::write(
         env.path("queue")
-            .join("85-20251124T160000000-0123456789abcdef0123456789abcdef.json"),
-        r#"{"rule":{"level":" 14","id":"9"},"id":"5","manager":{"name":"m"}}"#,
+            .join(format!("85-20251124T160000000-{kh}.json")),
+        rowless,
     )
     .expect("rowless canonical file");
     let out = env.ok(&["triage"]);
@@ -471,13 +475,13 @@ fn a_q_pack_lost_to_a_crash_after_the_quarantine_move_is_rebuilt_once_at_the_nex
     two_high_quarantines(&env);
     let rows = quarantined_rows(&env);
     assert_eq!(rows.len(), 2, "{rows:?}");
-    let (keyed, own): (Vec<_>, Vec<_>) = rows
-        .iter()
-        .partition(|(k, _)| !k.starts_with("quarantine:"));
-    assert_eq!((keyed.len(), own.len()), (1, 1), "{rows:?}");
-    // Both kinds of row record the pack's level, and that it is published.
-    assert_eq!(keyed[0].1 .1, Some(15), "{rows:?}");
-    assert_eq!(own[0].1 .1, Some(14), "{rows:?}");
+    assert!(
+        rows.keys().all(|k| !k.starts_with("quarantine:")),
+        "both are keyed by their alert key: {rows:?}"
+    );
+    // Both rows record the pack's level, and that it is published.
+    let levels: Vec<Option<i64>> = rows.values().map(|r| r.1).collect();
+    assert_eq!(levels, vec![Some(15), Some(14)], "{rows:?}");
     assert!(rows.values().all(|r| r.2 == 1 && r.3.is_none()), "{rows:?}");
     let before = qpacks(&env);
     assert_eq!(before.len(), 2, "{before:?}");
