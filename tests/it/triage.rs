@@ -654,3 +654,78 @@ fn a_second_canonical_name_of_one_key_never_makes_a_second_case() {
     let states = env.states();
     assert_eq!(states.get("escalated").copied(), Some(4), "{states:?}");
 }
+
+/// A policy with an alias for `alpine-1` listed first, `web1`'s second, and a signature scoped
+/// to the alpine hosts; written beside the configuration and named by it.
+fn env_with_forged_hostname_policy() -> (Env, PathBuf) {
+    let env = Env::new("");
+    let policy = env.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[alias]]
+canonical = "alpine-1"
+names = ["alpine-1"]
+
+[[alias]]
+canonical = "web1"
+names = ["web1"]
+
+[[suppress]]
+id = "fp-alpine-syslog"
+reason = "alpine test hosts are noisy"
+owner = "soc-linux"
+match = { "rule.id" = "5716", "agent" = { glob = "alpine-*" } }
+"#,
+    )
+    .expect("policy");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[policy]\nfile = {:?}\n[durability]\nfsync = \"off\"\n",
+            policy.display().to_string()
+        ),
+    )
+    .expect("config");
+    (env, policy)
+}
+
+/// Issue 11, item 15: a syslog line whose hostname says `alpine-1` moved a level-10 alert of
+/// agent `web1` into the alpine-scoped signature, and it was suppressed. agent.name (what the
+/// manager vouches for) now chooses the alias before any name from the event's text.
+#[test]
+fn a_forged_hostname_in_the_log_line_neither_renames_the_agent_nor_suppresses_its_alert() {
+    let (env, policy) = env_with_forged_hostname_policy();
+    let mut alert: serde_json::Value = serde_json::from_str(&alert_line(1, 10, 1)).expect("line");
+    alert["agent"] = serde_json::json!({"id": "002", "name": "web1"});
+    alert["predecoder"] = serde_json::json!({"hostname": "alpine-1", "program_name": "sshd"});
+    let file = env.dir.path().join("forged.json");
+    std::fs::write(&file, alert.to_string()).expect("alert file");
+    let o = std::process::Command::new(bin())
+        .args(["policy", "test", "--json", "--policy"])
+        .arg(&policy)
+        .arg(&file)
+        .output()
+        .expect("policy test");
+    assert!(o.status.success(), "{o:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json line");
+    assert_eq!(shown["agent"], "web1", "{shown}");
+    assert_eq!(shown["bucket"], "medium", "{shown}");
+    assert_eq!(shown["matched"], serde_json::Value::Null, "{shown}");
+    assert_eq!(
+        shown["trace"][0], r#"agent "web1": alias "web1" applied, because agent.name is "web1""#,
+        "{shown}"
+    );
+
+    env.ingest_lines(&[alert.to_string()]);
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    let all = cases(&env);
+    let buckets: Vec<&str> = all.values().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(buckets, ["medium"], "{all:?}");
+    let (_, path) = all.values().next().expect("one case");
+    let case: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("case.json")).expect("case.json"))
+            .expect("json");
+    assert_eq!(case["agent"]["canonical"], "web1", "{case}");
+}

@@ -276,9 +276,11 @@ fn lowercase(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// The fields an alias's `names` are compared with, in the order they are tried.
-const NAME_FIELDS: [(&str, &[&str]); 3] = [
-    ("agent.name", &["agent", "name"]),
+/// The fields an alias's `names` are compared with that the event's own text supplies (the
+/// Windows event, the syslog line): anyone who can write to a log chooses them, so they pick an
+/// alias only when no alias matches `agent.id` or `agent.name`, which the Wazuh manager vouches
+/// for.
+const EVENT_NAME_FIELDS: [(&str, &[&str]); 2] = [
     (
         "data.win.system.computer",
         &["data", "win", "system", "computer"],
@@ -384,29 +386,54 @@ impl Policy {
             .is_some_and(|r| r.bucket == Bucket::High)
     }
 
-    /// The canonical agent, the alias that applied, and the trace line that says so.
+    /// The canonical agent, the alias that applied, and the trace line that says so (naming the
+    /// field that chose the alias).
+    ///
+    /// Two tiers, whatever the order of aliases in the file: first `agent.id` (against `ids`)
+    /// and `agent.name` (against `names`), the fields the Wazuh manager vouches for; the first
+    /// alias in file order that either matches wins (`agent.id` when both point at it). Only
+    /// when neither matches any alias may a name from the event's text
+    /// ([`EVENT_NAME_FIELDS`], in that order) pick one, again the first in file order: a
+    /// forged syslog hostname must not move an agent into another host's signatures.
     fn resolve_agent(&self, alert: &Value) -> (String, Option<usize>, String) {
         if !self.aliases.canonical.is_empty() {
+            let by_name = |path: &[&str]| -> Option<(usize, Cow<'_, str>)> {
+                let value = get(alert, path).and_then(scalar_text)?;
+                let i = *self.aliases.by_name.get(&*lowercase(&value))?;
+                Some((i, value))
+            };
+            // The vouched tier: agent.id, then agent.name when it names an earlier alias.
             let mut best: Option<(usize, &str, Cow<'_, str>)> = None;
             if let Some(id) = get(alert, &["agent", "id"]).and_then(scalar_text) {
                 if let Some(&i) = self.aliases.by_id.get(&*id) {
                     best = Some((i, "agent.id", id));
                 }
             }
-            for (name, path) in NAME_FIELDS {
-                let Some(value) = get(alert, path).and_then(scalar_text) else {
-                    continue;
-                };
-                if let Some(&i) = self.aliases.by_name.get(&*lowercase(&value)) {
-                    if best.as_ref().is_none_or(|b| i < b.0) {
-                        best = Some((i, name, value));
+            if let Some((i, value)) = by_name(&["agent", "name"]) {
+                if best.as_ref().is_none_or(|b| i < b.0) {
+                    best = Some((i, "agent.name", value));
+                }
+            }
+            let mut from_text = false;
+            if best.is_none() {
+                for (name, path) in EVENT_NAME_FIELDS {
+                    if let Some((i, value)) = by_name(path) {
+                        if best.as_ref().is_none_or(|b| i < b.0) {
+                            best = Some((i, name, value));
+                            from_text = true;
+                        }
                     }
                 }
             }
             if let Some((i, field, value)) = best {
                 let canonical = self.aliases.canonical[i].clone();
+                let why = if from_text {
+                    " (a name from the event's text: no alias matches agent.id or agent.name)"
+                } else {
+                    ""
+                };
                 let line = format!(
-                    "agent {canonical:?}: alias {canonical:?} applied, because {field} is {value:?}"
+                    "agent {canonical:?}: alias {canonical:?} applied, because {field} is {value:?}{why}"
                 );
                 return (canonical, Some(i), line);
             }

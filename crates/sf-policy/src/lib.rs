@@ -8,6 +8,10 @@
 //! - **Noise goes, attacks stay.** A false-positive signature never suppresses an alert at or
 //!   above the `high` threshold unless it says `allow_high = true`; the signature is then *held
 //!   back* and named in the decision.
+//! - **The manager's word over the log's.** An alias matched by `agent.id` or `agent.name` wins
+//!   over one matched by a name from the event's text (`data.win.system.computer`,
+//!   `predecoder.hostname`), whatever the file's order: whoever writes a log line must not choose
+//!   the canonical agent, and with it the signatures scoped to it.
 //! - **Explained.** Every decision carries a readable trace: the alias that applied, each
 //!   candidate tried and why it did or did not match, and the bucket's reason.
 //! - **Checked whole.** [`Policy::parse`] reports every error of a file with its line and column
