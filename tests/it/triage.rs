@@ -298,11 +298,11 @@ fn broken_inputs_in_the_queue_are_quarantined_with_reasons_and_high_ones_get_a_q
         r#"{"rule":{"id":"5"},"id":"3","manager":{"name":"m"}}"#,
     )
     .expect("w");
-    // A level the spool reads (15) but the decision refuses (a padded string): quarantined,
-    // and as its level reads high, it still gets an escalation pack.
+    // A number that is not a level (15.5): the decision refuses it, so it is quarantined, and
+    // as it reads at or above high, it still gets an escalation pack.
     std::fs::write(
         inc.join("qhigh.json"),
-        r#"{"rule":{"level":" 15","id":"9"},"id":"4","manager":{"name":"m"}}"#,
+        r#"{"rule":{"level":15.5,"id":"9"},"id":"4","manager":{"name":"m"}}"#,
     )
     .expect("w");
     let out = env.ok(&["run"]);
@@ -439,20 +439,20 @@ fn quarantined_rows(env: &Env) -> BTreeMap<String, (String, Option<i64>, i64, Op
     rows.map(|r| r.expect("row")).collect()
 }
 
-/// A queue holding two alerts triage quarantines with a level that reads as high (a padded
-/// string the decision refuses): one with a row (ingested), one canonical file without a row
+/// A queue holding two alerts triage quarantines with a level that reads as high (a fraction
+/// the decision refuses): one with a row (ingested), one canonical file without a row
 /// (a row of its own, `quarantine:<entry>`), and one ordinary alert. Triaged once: two Q packs.
 fn two_high_quarantines(env: &Env) {
     env.ingest_lines(&[
         alert_line(1, 3, 1),
-        r#"{"rule":{"level":" 15","id":"9"},"id":"4","manager":{"name":"m"}}"#.to_string(),
+        r#"{"rule":{"level":15.5,"id":"9"},"id":"4","manager":{"name":"m"}}"#.to_string(),
     ]);
     // Planted after ingest and triaged by `triage` alone (no cap adopting it first): the claim
     // finds no row for it.
     std::fs::write(
         env.path("queue")
             .join("85-20251124T160000000-0123456789abcdef0123456789abcdef.json"),
-        r#"{"rule":{"level":" 14","id":"9"},"id":"5","manager":{"name":"m"}}"#,
+        r#"{"rule":{"level":14.5,"id":"9"},"id":"5","manager":{"name":"m"}}"#,
     )
     .expect("rowless canonical file");
     let out = env.ok(&["triage"]);
@@ -728,4 +728,63 @@ fn a_forged_hostname_in_the_log_line_neither_renames_the_agent_nor_suppresses_it
         serde_json::from_slice(&std::fs::read(path.join("case.json")).expect("case.json"))
             .expect("json");
     assert_eq!(case["agent"]["canonical"], "web1", "{case}");
+}
+
+/// Issue 11, item 14: `rule.level` 12.0 read as no level gave priority 0 (deferred first) and
+/// a quarantine without its pack. 12.0 is level 12: a high case with its pack; 12.5 is not a
+/// level, so it is quarantined, but as it reads at or above high it gets its `Q-` pack. Both
+/// queue at priority 12 (`87-`).
+#[test]
+fn float_levels_keep_their_queue_priority_and_their_escalation() {
+    let env = env_with_default_policy("[durability]\nfsync = \"off\"\n");
+    let with_level = |i: usize, level: serde_json::Value| {
+        let mut a: serde_json::Value =
+            serde_json::from_str(&alert_line(i, 0, i as u64)).expect("line");
+        a["rule"]["level"] = level;
+        a.to_string()
+    };
+    let whole = with_level(1, serde_json::json!(12.0));
+    let half = with_level(2, serde_json::json!(12.5));
+    assert!(whole.contains(r#""level":12.0"#), "{whole}");
+    let s = summary(&env.ingest_lines(&[whole, half]), "ingest:");
+    assert_eq!(num(&s, "queued"), 2, "{s:?}");
+    let names = canonical_names(&env.path("queue"));
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("87-")), "{names:?}");
+
+    let out = env.ok(&["triage"]);
+    let s = summary(&out, "triage:");
+    assert_eq!(num(&s, "quarantined"), 1, "{out}");
+    assert_eq!(num(&s, "quarantine_packs"), 1, "{out}");
+    let all = cases(&env);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (case_id, (bucket, path)) = all.iter().next().expect("the 12.0 case");
+    assert_eq!(bucket, "high", "{all:?}");
+    let case: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("case.json")).expect("case.json"))
+            .expect("json");
+    assert_eq!(case["rule"]["level"], 12, "{case}");
+    assert!(
+        env.path("escalations")
+            .join(case_id)
+            .join("manifest.json")
+            .is_file(),
+        "the high case's pack"
+    );
+    let q = qpacks(&env);
+    assert_eq!(q.len(), 1, "{q:?}");
+    let (_, qpack) = q.iter().next().expect("the 12.5 pack");
+    let qcase = std::fs::read_to_string(qpack.join("case.json")).expect("case.json");
+    assert!(qcase.contains("\"quarantined\": true"), "{qcase}");
+    let reasons: Vec<String> = std::fs::read_dir(env.path("quarantine"))
+        .expect("quarantine")
+        .map(|e| e.expect("e").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "reason"))
+        .map(|p| std::fs::read_to_string(p).expect("reason"))
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("rule.level is not a whole number"),
+        "{reasons:?}"
+    );
 }

@@ -4,6 +4,7 @@
 
 use crate::bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 use crate::diagnostic::Diagnostic;
+use crate::level::Level;
 use crate::matcher::{Clause, Subject};
 use crate::value::{any_at, get, index_key, json_type, push_quoted, FxMap};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -203,8 +204,8 @@ pub fn alert_document(v: &Value) -> &Value {
     }
 }
 
-/// Reads `rule.level`: a whole number from 0, or a string of digits (`"12"`), as some
-/// re-serialised pipelines send it.
+/// Reads `rule.level` as [`Level::read`] does (the pipeline's reading too): the level, or why
+/// the alert cannot be decided (`rule` or the alert itself not an object included).
 fn read_level(alert: &Value) -> Result<u32, DecideError> {
     let rule = match alert {
         Value::Object(map) => map.get("rule"),
@@ -217,7 +218,7 @@ fn read_level(alert: &Value) -> Result<u32, DecideError> {
     };
     let level = match rule {
         None | Some(Value::Null) => return Err(DecideError::new("rule.level", "is missing")),
-        Some(Value::Object(map)) => map.get("level"),
+        Some(Value::Object(map)) => Level::read(map.get("level")),
         Some(other) => {
             return Err(DecideError::new(
                 "rule",
@@ -225,38 +226,9 @@ fn read_level(alert: &Value) -> Result<u32, DecideError> {
             ))
         }
     };
-    let out_of_range = || DecideError::new("rule.level", "is out of range (0 to 4294967295)");
-    match level {
-        None => Err(DecideError::new("rule.level", "is missing")),
-        Some(Value::Number(n)) => {
-            if let Some(u) = n.as_u64() {
-                u32::try_from(u).map_err(|_| out_of_range())
-            } else if n.as_i64().is_some() {
-                Err(DecideError::new(
-                    "rule.level",
-                    "is negative, expected 0 or more",
-                ))
-            } else {
-                Err(DecideError::new(
-                    "rule.level",
-                    "is not a whole number, expected a whole number such as 12",
-                ))
-            }
-        }
-        Some(Value::String(s)) => {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DecideError::new(
-                    "rule.level",
-                    "is a string that is not a whole number, expected a number such as 12",
-                ));
-            }
-            s.parse::<u32>().map_err(|_| out_of_range())
-        }
-        Some(other) => Err(DecideError::new(
-            "rule.level",
-            format!("is {}, expected a number", json_type(other)),
-        )),
-    }
+    level
+        .decidable()
+        .map_err(|problem| DecideError::new("rule.level", problem))
 }
 
 /// A string field's text: strings as they are, numbers as JSON writes them.
@@ -471,7 +443,7 @@ impl Policy {
     }
 
     /// Decides one alert (a bare alert; see [`alert_document`] for indexer hits). `now` decides
-    /// which signatures have expired. Errors when `rule.level` is missing or not a number.
+    /// which signatures have expired. Errors when `rule.level` is not a level ([`Level`]).
     pub fn decide(&self, alert: &Value, now: DateTime<Utc>) -> Result<Decision, DecideError> {
         let level = read_level(alert)?;
         let rule_id = get(alert, &["rule", "id"]).and_then(scalar_text);

@@ -28,6 +28,8 @@
 //!
 //! - [`bucket`]: `Bucket`, `MatchedKind` and the severity `Thresholds`.
 //! - [`diagnostic`]: `Diagnostic`, the errors and warnings of a policy file, with line and column.
+//! - [`level`]: [`Level`], `rule.level` read one way for the whole pipeline (decision, queue
+//!   priority, quarantine packs).
 //! - `value`: alert values as matchers see them (field paths, backslash collapsing, numbers).
 //! - `matcher`: compiled matchers (equals, prefix, glob, regex, cidr, range, exists, not) and the
 //!   `Subject` they are evaluated against.
@@ -40,12 +42,14 @@ pub mod cli;
 mod compile;
 pub mod decide;
 pub mod diagnostic;
+pub mod level;
 mod matcher;
 mod value;
 
 pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};
+pub use level::{Level, MAX_LEVEL};
 pub use value::collapse_backslashes;
 
 /// The default policy shipped with SignalFoundry (`crates/sf-policy/default-policy.toml`):

@@ -659,6 +659,45 @@ fn rule_level_as_a_numeric_string_is_accepted() {
 }
 
 #[test]
+fn rule_level_as_an_integral_float_is_that_level() {
+    check(
+        "",
+        alert(json!({"rule": {"level": 12.0}})),
+        "bucket=high agent=web01 matched=- held_back=[] expired=[] level=12",
+    );
+    let tenth_power: Value = serde_json::from_str(r#"{"rule": {"level": 1e1}}"#).expect("json");
+    check(
+        "",
+        alert(tenth_power),
+        "bucket=medium agent=web01 matched=- held_back=[] expired=[] level=10",
+    );
+}
+
+#[test]
+fn rule_level_as_a_padded_numeric_string_is_read_as_the_pipeline_reads_it() {
+    // The spool (queue priority, the ledger) reads " 12" as 12; so does the decision.
+    check(
+        "",
+        alert(json!({"rule": {"level": " 12\t"}})),
+        "bucket=high agent=web01 matched=- held_back=[] expired=[] level=12",
+    );
+}
+
+#[test]
+fn a_number_beyond_the_wazuh_levels_cannot_be_decided() {
+    let thousand: Value = serde_json::from_str(r#"{"rule": {"level": 1e3}}"#).expect("json");
+    check_error(alert(thousand), "rule.level is out of range (0 to 16)");
+    check_error(
+        alert(json!({"rule": {"level": 17}})),
+        "rule.level is out of range (0 to 16)",
+    );
+    check_error(
+        alert(json!({"rule": {"level": "1000"}})),
+        "rule.level is out of range (0 to 16)",
+    );
+}
+
+#[test]
 fn a_missing_rule_level_cannot_be_decided() {
     check_error(json!({"rule": {"id": "510"}}), "rule.level is missing");
     check_error(json!({"agent": {"name": "x"}}), "rule.level is missing");
@@ -687,8 +726,22 @@ fn a_wrong_typed_rule_level_cannot_be_decided() {
         "rule.level is not a whole number, expected a whole number such as 12",
     );
     check_error(
+        alert(json!({"rule": {"level": 12.5}})),
+        "rule.level is not a whole number, expected a whole number such as 12",
+    );
+    check_error(
         alert(json!({"rule": {"level": 4_294_967_296_u64}})),
-        "rule.level is out of range (0 to 4294967295)",
+        "rule.level is out of range (0 to 16)",
+    );
+    for signed in ["+12", "-1", "12.0", "1e1", "", " "] {
+        check_error(
+            alert(json!({"rule": {"level": signed}})),
+            "rule.level is a string that is not a whole number, expected a number such as 12",
+        );
+    }
+    check_error(
+        alert(json!({"rule": {"level": null}})),
+        "rule.level is null, expected a number",
     );
     check_error(
         json!({"rule": "510"}),
