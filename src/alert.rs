@@ -6,12 +6,15 @@
 //!   stored in the ledger and hashed into file names ([`KeyHash`]).
 //! - A JSON object with a duplicated key is refused (a way to show one value and be decided on
 //!   another), as are invalid UTF-8 and anything but an object at the top.
+//! - One reading of `rule.level`: sf-policy's [`Level::read`], the one the policy decides with,
+//!   so that queue priority, the ledger, the decision and a quarantine's pack agree on it.
 
 use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use sf_policy::Level;
 use sha2::{Digest, Sha256};
 
 /// An alert's identity: its manager with its `id`, else the indexer's `_index/_id`, else a hash
@@ -188,7 +191,10 @@ pub enum TimeSource {
 pub struct AlertMeta {
     pub key: AlertKey,
     pub key_hash: KeyHash,
-    /// `rule.level` when it reads as a non-negative integer.
+    /// `rule.level` as it ranks the alert ([`Level::rank`]): the level, or for a number that
+    /// is not one (`12.5`, `1e3`) its whole part, so that the alert keeps its queue priority
+    /// and, quarantined, its escalation pack; none when it does not read as a number (or is
+    /// negative).
     pub level: Option<u32>,
     pub time: DateTime<Utc>,
     pub time_source: TimeSource,
@@ -210,7 +216,7 @@ pub fn meta(
     let content_hash = content_hash(alert);
     let key = alert_key(alert, index_id, &content_hash);
     let key_hash = key.hash();
-    let level = level_of(alert);
+    let level = level_of(alert).rank();
     let (time, time_source) = time_of(alert, now);
     AlertMeta {
         key,
@@ -288,13 +294,13 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// `rule.level` as a number (or a numeric string).
-pub fn level_of(alert: &Map<String, Value>) -> Option<u32> {
-    match field(alert, &["rule", "level"])? {
-        Value::Number(n) => n.as_u64().and_then(|x| u32::try_from(x).ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+/// `rule.level` as the policy reads it ([`Level::read`], the one reading of a level): its
+/// [`rank`](Level::rank) orders and escalates the alert, its
+/// [`decidable`](Level::decidable) level is what the policy decides on. A string level counts
+/// when it holds a decimal integer, ASCII whitespace around it ignored (`" 12"`); `"+12"` does
+/// not read as a number.
+pub fn level_of(alert: &Map<String, Value>) -> Level {
+    Level::read(field(alert, &["rule", "level"]))
 }
 
 /// Parses a Wazuh or indexer timestamp: RFC 3339, `2023-01-23T14:57:51.437+0000`, or epoch millis.
@@ -442,13 +448,52 @@ mod tests {
         assert_eq!(meta(&d, None, now()).time, now());
     }
 
+    /// `rule.level` as JSON text (`None`: no `level` key) → (the level the policy decides on,
+    /// the level the spool ranks the alert by: queue priority, the ledger, a quarantine's pack).
+    #[track_caller]
+    fn check_level(level: Option<&str>, decided: Option<u32>, ranked: Option<u32>) {
+        let text = match level {
+            Some(l) => format!(r#"{{"rule":{{"id":"5","level":{l}}}}}"#),
+            None => r#"{"rule":{"id":"5"}}"#.to_string(),
+        };
+        let alert = parse_strict(text.as_bytes()).expect("parse");
+        let policy = sf_policy::Policy::severity_only()
+            .decide(&Value::Object(alert.clone()), now())
+            .ok()
+            .map(|d| d.level);
+        assert_eq!(
+            (policy, meta(&alert, None, now()).level),
+            (decided, ranked),
+            "{text}"
+        );
+    }
+
     #[test]
-    fn level_reads_numbers_and_numeric_strings_only() {
-        let l = |s: &[u8]| level_of(&parse_strict(s).expect("parse"));
-        assert_eq!(l(br#"{"rule":{"level":12}}"#), Some(12));
-        assert_eq!(l(br#"{"rule":{"level":"7"}}"#), Some(7));
-        assert_eq!(l(br#"{"rule":{"level":-1}}"#), None);
-        assert_eq!(l(br#"{"rule":{"level":[1]}}"#), None);
-        assert_eq!(l(br#"{"rule":"x"}"#), None);
+    fn the_spool_and_the_policy_read_a_level_the_same_way() {
+        check_level(Some("12"), Some(12), Some(12));
+        check_level(Some("12.0"), Some(12), Some(12));
+        check_level(Some("1e1"), Some(10), Some(10));
+        check_level(Some("0"), Some(0), Some(0));
+        check_level(Some("16"), Some(16), Some(16));
+        // Numbers that are not levels: not decidable, but they keep their rank.
+        check_level(Some("12.5"), None, Some(12));
+        check_level(Some("11.9"), None, Some(11));
+        check_level(Some("1e3"), None, Some(1000));
+        check_level(Some("17"), None, Some(17));
+        check_level(Some("1e300"), None, Some(u32::MAX));
+        check_level(Some("-1"), None, None);
+        check_level(Some("-0.5"), None, None);
+        // Strings: a decimal integer, ASCII whitespace around it ignored; nothing else.
+        check_level(Some(r#""12""#), Some(12), Some(12));
+        check_level(Some(r#"" 12""#), Some(12), Some(12));
+        check_level(Some(r#""1000""#), None, Some(1000));
+        check_level(Some(r#""+12""#), None, None);
+        check_level(Some(r#""-1""#), None, None);
+        check_level(Some(r#""12.0""#), None, None);
+        check_level(Some(r#""high""#), None, None);
+        check_level(Some("true"), None, None);
+        check_level(Some("[12]"), None, None);
+        check_level(Some("null"), None, None);
+        check_level(None, None, None);
     }
 }

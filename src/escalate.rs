@@ -194,7 +194,7 @@ mod tests {
         serde_json::json!({
             "case_id": "C-0123456789abcdef",
             "bucket": "high",
-            "critical": crate::alert::level_of(alert).is_some_and(|l| l >= 15),
+            "critical": crate::alert::level_of(alert).rank().is_some_and(|l| l >= 15),
             "agent": {"canonical": alert.get("agent").and_then(|a| a.get("name")).cloned()},
             "alert_time": "2025-07-20T03:35:52.290Z",
             "triage_time": "2025-07-20T03:36:00.000Z",

@@ -1017,7 +1017,7 @@ impl Triage<'_> {
                     Ok(d) => StoredDecision::from_policy(&d, self.policy.version(), now),
                     Err(e) => {
                         let m = value.as_object().cloned().unwrap_or_default();
-                        let level = alert::level_of(&m);
+                        let level = alert::level_of(&m).rank();
                         let row = if has_row {
                             QRow::Own
                         } else {
@@ -1738,7 +1738,7 @@ impl Triage<'_> {
                 "the quarantine entry is not a JSON object".into(),
             ));
         };
-        let Some(level) = o.level.or_else(|| alert::level_of(&alert)) else {
+        let Some(level) = o.level.or_else(|| alert::level_of(&alert).rank()) else {
             return Ok(QuarantinePack::NotRebuilt("no level can be read".into()));
         };
         let reason_file = format!("{entry}.reason");

@@ -271,7 +271,7 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         alert,
     };
     let kind = kind_of(alert);
-    let level = crate::alert::level_of(alert).or_else(|| {
+    let level = crate::alert::level_of(alert).rank().or_else(|| {
         case.pointer("/rule/level")
             .and_then(Value::as_u64)
             .and_then(|l| u32::try_from(l).ok())

@@ -298,11 +298,11 @@ fn broken_inputs_in_the_queue_are_quarantined_with_reasons_and_high_ones_get_a_q
         r#"{"rule":{"id":"5"},"id":"3","manager":{"name":"m"}}"#,
     )
     .expect("w");
-    // A level the spool reads (15) but the decision refuses (a padded string): quarantined,
-    // and as its level reads high, it still gets an escalation pack.
+    // A number that is not a level (15.5): the decision refuses it, so it is quarantined, and
+    // as it reads at or above high, it still gets an escalation pack.
     std::fs::write(
         inc.join("qhigh.json"),
-        r#"{"rule":{"level":" 15","id":"9"},"id":"4","manager":{"name":"m"}}"#,
+        r#"{"rule":{"level":15.5,"id":"9"},"id":"4","manager":{"name":"m"}}"#,
     )
     .expect("w");
     let out = env.ok(&["run"]);
@@ -439,18 +439,18 @@ fn quarantined_rows(env: &Env) -> BTreeMap<String, (String, Option<i64>, i64, Op
     rows.map(|r| r.expect("row")).collect()
 }
 
-/// A queue holding two alerts triage quarantines with a level that reads as high (a padded
-/// string the decision refuses): one with a row (ingested), one canonical file without a row
+/// A queue holding two alerts triage quarantines with a level that reads as high (a fraction
+/// the decision refuses): one with a row (ingested), one canonical file without a row
 /// (its content's key is its name's, so it gets a row of its own alert key, inserted with the
 /// intent: issue 11), and one ordinary alert. Triaged once: two Q packs.
 fn two_high_quarantines(env: &Env) {
     env.ingest_lines(&[
         alert_line(1, 3, 1),
-        r#"{"rule":{"level":" 15","id":"9"},"id":"4","manager":{"name":"m"}}"#.to_string(),
+        r#"{"rule":{"level":15.5,"id":"9"},"id":"4","manager":{"name":"m"}}"#.to_string(),
     ]);
     // Planted after ingest and triaged by `triage` alone (no cap adopting it first): the claim
     // finds no row for it.
-    let rowless = r#"{"rule":{"level":" 14","id":"9"},"id":"5","manager":{"name":"m"}}"#;
+    let rowless = r#"{"rule":{"level":14.5,"id":"9"},"id":"5","manager":{"name":"m"}}"#;
     let map = signalfoundry::alert::parse_strict(rowless.as_bytes()).expect("parse");
     let kh = signalfoundry::alert::meta(&map, None, chrono::Utc::now()).key_hash;
     std::fs::write(
@@ -657,4 +657,138 @@ fn a_second_canonical_name_of_one_key_never_makes_a_second_case() {
     assert!(reason.contains("key conflict"), "{reason}");
     let states = env.states();
     assert_eq!(states.get("escalated").copied(), Some(4), "{states:?}");
+}
+
+/// A policy with an alias for `alpine-1` listed first, `web1`'s second, and a signature scoped
+/// to the alpine hosts; written beside the configuration and named by it.
+fn env_with_forged_hostname_policy() -> (Env, PathBuf) {
+    let env = Env::new("");
+    let policy = env.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[alias]]
+canonical = "alpine-1"
+names = ["alpine-1"]
+
+[[alias]]
+canonical = "web1"
+names = ["web1"]
+
+[[suppress]]
+id = "fp-alpine-syslog"
+reason = "alpine test hosts are noisy"
+owner = "soc-linux"
+match = { "rule.id" = "5716", "agent" = { glob = "alpine-*" } }
+"#,
+    )
+    .expect("policy");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[policy]\nfile = {:?}\n[durability]\nfsync = \"off\"\n",
+            policy.display().to_string()
+        ),
+    )
+    .expect("config");
+    (env, policy)
+}
+
+/// Issue 11, item 15: a syslog line whose hostname says `alpine-1` moved a level-10 alert of
+/// agent `web1` into the alpine-scoped signature, and it was suppressed. agent.name (what the
+/// manager vouches for) now chooses the alias before any name from the event's text.
+#[test]
+fn a_forged_hostname_in_the_log_line_neither_renames_the_agent_nor_suppresses_its_alert() {
+    let (env, policy) = env_with_forged_hostname_policy();
+    let mut alert: serde_json::Value = serde_json::from_str(&alert_line(1, 10, 1)).expect("line");
+    alert["agent"] = serde_json::json!({"id": "002", "name": "web1"});
+    alert["predecoder"] = serde_json::json!({"hostname": "alpine-1", "program_name": "sshd"});
+    let file = env.dir.path().join("forged.json");
+    std::fs::write(&file, alert.to_string()).expect("alert file");
+    let o = std::process::Command::new(bin())
+        .args(["policy", "test", "--json", "--policy"])
+        .arg(&policy)
+        .arg(&file)
+        .output()
+        .expect("policy test");
+    assert!(o.status.success(), "{o:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json line");
+    assert_eq!(shown["agent"], "web1", "{shown}");
+    assert_eq!(shown["bucket"], "medium", "{shown}");
+    assert_eq!(shown["matched"], serde_json::Value::Null, "{shown}");
+    assert_eq!(
+        shown["trace"][0], r#"agent "web1": alias "web1" applied, because agent.name is "web1""#,
+        "{shown}"
+    );
+
+    env.ingest_lines(&[alert.to_string()]);
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    let all = cases(&env);
+    let buckets: Vec<&str> = all.values().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(buckets, ["medium"], "{all:?}");
+    let (_, path) = all.values().next().expect("one case");
+    let case: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("case.json")).expect("case.json"))
+            .expect("json");
+    assert_eq!(case["agent"]["canonical"], "web1", "{case}");
+}
+
+/// Issue 11, item 14: `rule.level` 12.0 read as no level gave priority 0 (deferred first) and
+/// a quarantine without its pack. 12.0 is level 12: a high case with its pack; 12.5 is not a
+/// level, so it is quarantined, but as it reads at or above high it gets its `Q-` pack. Both
+/// queue at priority 12 (`87-`).
+#[test]
+fn float_levels_keep_their_queue_priority_and_their_escalation() {
+    let env = env_with_default_policy("[durability]\nfsync = \"off\"\n");
+    let with_level = |i: usize, level: serde_json::Value| {
+        let mut a: serde_json::Value =
+            serde_json::from_str(&alert_line(i, 0, i as u64)).expect("line");
+        a["rule"]["level"] = level;
+        a.to_string()
+    };
+    let whole = with_level(1, serde_json::json!(12.0));
+    let half = with_level(2, serde_json::json!(12.5));
+    assert!(whole.contains(r#""level":12.0"#), "{whole}");
+    let s = summary(&env.ingest_lines(&[whole, half]), "ingest:");
+    assert_eq!(num(&s, "queued"), 2, "{s:?}");
+    let names = canonical_names(&env.path("queue"));
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("87-")), "{names:?}");
+
+    let out = env.ok(&["triage"]);
+    let s = summary(&out, "triage:");
+    assert_eq!(num(&s, "quarantined"), 1, "{out}");
+    assert_eq!(num(&s, "quarantine_packs"), 1, "{out}");
+    let all = cases(&env);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (case_id, (bucket, path)) = all.iter().next().expect("the 12.0 case");
+    assert_eq!(bucket, "high", "{all:?}");
+    let case: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("case.json")).expect("case.json"))
+            .expect("json");
+    assert_eq!(case["rule"]["level"], 12, "{case}");
+    assert!(
+        env.path("escalations")
+            .join(case_id)
+            .join("manifest.json")
+            .is_file(),
+        "the high case's pack"
+    );
+    let q = qpacks(&env);
+    assert_eq!(q.len(), 1, "{q:?}");
+    let (_, qpack) = q.iter().next().expect("the 12.5 pack");
+    let qcase = std::fs::read_to_string(qpack.join("case.json")).expect("case.json");
+    assert!(qcase.contains("\"quarantined\": true"), "{qcase}");
+    let reasons: Vec<String> = std::fs::read_dir(env.path("quarantine"))
+        .expect("quarantine")
+        .map(|e| e.expect("e").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "reason"))
+        .map(|p| std::fs::read_to_string(p).expect("reason"))
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("rule.level is not a whole number"),
+        "{reasons:?}"
+    );
 }

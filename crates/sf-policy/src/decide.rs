@@ -4,6 +4,7 @@
 
 use crate::bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 use crate::diagnostic::Diagnostic;
+use crate::level::Level;
 use crate::matcher::{Clause, Subject};
 use crate::value::{any_at, get, index_key, json_type, push_quoted, FxMap};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -203,8 +204,8 @@ pub fn alert_document(v: &Value) -> &Value {
     }
 }
 
-/// Reads `rule.level`: a whole number from 0, or a string of digits (`"12"`), as some
-/// re-serialised pipelines send it.
+/// Reads `rule.level` as [`Level::read`] does (the pipeline's reading too): the level, or why
+/// the alert cannot be decided (`rule` or the alert itself not an object included).
 fn read_level(alert: &Value) -> Result<u32, DecideError> {
     let rule = match alert {
         Value::Object(map) => map.get("rule"),
@@ -217,7 +218,7 @@ fn read_level(alert: &Value) -> Result<u32, DecideError> {
     };
     let level = match rule {
         None | Some(Value::Null) => return Err(DecideError::new("rule.level", "is missing")),
-        Some(Value::Object(map)) => map.get("level"),
+        Some(Value::Object(map)) => Level::read(map.get("level")),
         Some(other) => {
             return Err(DecideError::new(
                 "rule",
@@ -225,38 +226,9 @@ fn read_level(alert: &Value) -> Result<u32, DecideError> {
             ))
         }
     };
-    let out_of_range = || DecideError::new("rule.level", "is out of range (0 to 4294967295)");
-    match level {
-        None => Err(DecideError::new("rule.level", "is missing")),
-        Some(Value::Number(n)) => {
-            if let Some(u) = n.as_u64() {
-                u32::try_from(u).map_err(|_| out_of_range())
-            } else if n.as_i64().is_some() {
-                Err(DecideError::new(
-                    "rule.level",
-                    "is negative, expected 0 or more",
-                ))
-            } else {
-                Err(DecideError::new(
-                    "rule.level",
-                    "is not a whole number, expected a whole number such as 12",
-                ))
-            }
-        }
-        Some(Value::String(s)) => {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(DecideError::new(
-                    "rule.level",
-                    "is a string that is not a whole number, expected a number such as 12",
-                ));
-            }
-            s.parse::<u32>().map_err(|_| out_of_range())
-        }
-        Some(other) => Err(DecideError::new(
-            "rule.level",
-            format!("is {}, expected a number", json_type(other)),
-        )),
-    }
+    level
+        .decidable()
+        .map_err(|problem| DecideError::new("rule.level", problem))
 }
 
 /// A string field's text: strings as they are, numbers as JSON writes them.
@@ -276,9 +248,11 @@ fn lowercase(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// The fields an alias's `names` are compared with, in the order they are tried.
-const NAME_FIELDS: [(&str, &[&str]); 3] = [
-    ("agent.name", &["agent", "name"]),
+/// The fields an alias's `names` are compared with that the event's own text supplies (the
+/// Windows event, the syslog line): anyone who can write to a log chooses them, so they pick an
+/// alias only when no alias matches `agent.id` or `agent.name`, which the Wazuh manager vouches
+/// for.
+const EVENT_NAME_FIELDS: [(&str, &[&str]); 2] = [
     (
         "data.win.system.computer",
         &["data", "win", "system", "computer"],
@@ -384,29 +358,54 @@ impl Policy {
             .is_some_and(|r| r.bucket == Bucket::High)
     }
 
-    /// The canonical agent, the alias that applied, and the trace line that says so.
+    /// The canonical agent, the alias that applied, and the trace line that says so (naming the
+    /// field that chose the alias).
+    ///
+    /// Two tiers, whatever the order of aliases in the file: first `agent.id` (against `ids`)
+    /// and `agent.name` (against `names`), the fields the Wazuh manager vouches for; the first
+    /// alias in file order that either matches wins (`agent.id` when both point at it). Only
+    /// when neither matches any alias may a name from the event's text
+    /// ([`EVENT_NAME_FIELDS`], in that order) pick one, again the first in file order: a
+    /// forged syslog hostname must not move an agent into another host's signatures.
     fn resolve_agent(&self, alert: &Value) -> (String, Option<usize>, String) {
         if !self.aliases.canonical.is_empty() {
+            let by_name = |path: &[&str]| -> Option<(usize, Cow<'_, str>)> {
+                let value = get(alert, path).and_then(scalar_text)?;
+                let i = *self.aliases.by_name.get(&*lowercase(&value))?;
+                Some((i, value))
+            };
+            // The vouched tier: agent.id, then agent.name when it names an earlier alias.
             let mut best: Option<(usize, &str, Cow<'_, str>)> = None;
             if let Some(id) = get(alert, &["agent", "id"]).and_then(scalar_text) {
                 if let Some(&i) = self.aliases.by_id.get(&*id) {
                     best = Some((i, "agent.id", id));
                 }
             }
-            for (name, path) in NAME_FIELDS {
-                let Some(value) = get(alert, path).and_then(scalar_text) else {
-                    continue;
-                };
-                if let Some(&i) = self.aliases.by_name.get(&*lowercase(&value)) {
-                    if best.as_ref().is_none_or(|b| i < b.0) {
-                        best = Some((i, name, value));
+            if let Some((i, value)) = by_name(&["agent", "name"]) {
+                if best.as_ref().is_none_or(|b| i < b.0) {
+                    best = Some((i, "agent.name", value));
+                }
+            }
+            let mut from_text = false;
+            if best.is_none() {
+                for (name, path) in EVENT_NAME_FIELDS {
+                    if let Some((i, value)) = by_name(path) {
+                        if best.as_ref().is_none_or(|b| i < b.0) {
+                            best = Some((i, name, value));
+                            from_text = true;
+                        }
                     }
                 }
             }
             if let Some((i, field, value)) = best {
                 let canonical = self.aliases.canonical[i].clone();
+                let why = if from_text {
+                    " (a name from the event's text: no alias matches agent.id or agent.name)"
+                } else {
+                    ""
+                };
                 let line = format!(
-                    "agent {canonical:?}: alias {canonical:?} applied, because {field} is {value:?}"
+                    "agent {canonical:?}: alias {canonical:?} applied, because {field} is {value:?}{why}"
                 );
                 return (canonical, Some(i), line);
             }
@@ -444,7 +443,7 @@ impl Policy {
     }
 
     /// Decides one alert (a bare alert; see [`alert_document`] for indexer hits). `now` decides
-    /// which signatures have expired. Errors when `rule.level` is missing or not a number.
+    /// which signatures have expired. Errors when `rule.level` is not a level ([`Level`]).
     pub fn decide(&self, alert: &Value, now: DateTime<Utc>) -> Result<Decision, DecideError> {
         let level = read_level(alert)?;
         let rule_id = get(alert, &["rule", "id"]).and_then(scalar_text);

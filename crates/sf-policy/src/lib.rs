@@ -8,6 +8,10 @@
 //! - **Noise goes, attacks stay.** A false-positive signature never suppresses an alert at or
 //!   above the `high` threshold unless it says `allow_high = true`; the signature is then *held
 //!   back* and named in the decision.
+//! - **The manager's word over the log's.** An alias matched by `agent.id` or `agent.name` wins
+//!   over one matched by a name from the event's text (`data.win.system.computer`,
+//!   `predecoder.hostname`), whatever the file's order: whoever writes a log line must not choose
+//!   the canonical agent, and with it the signatures scoped to it.
 //! - **Explained.** Every decision carries a readable trace: the alias that applied, each
 //!   candidate tried and why it did or did not match, and the bucket's reason.
 //! - **Checked whole.** [`Policy::parse`] reports every error of a file with its line and column
@@ -24,6 +28,8 @@
 //!
 //! - [`bucket`]: `Bucket`, `MatchedKind` and the severity `Thresholds`.
 //! - [`diagnostic`]: `Diagnostic`, the errors and warnings of a policy file, with line and column.
+//! - [`level`]: [`Level`], `rule.level` read one way for the whole pipeline (decision, queue
+//!   priority, quarantine packs).
 //! - `value`: alert values as matchers see them (field paths, backslash collapsing, numbers).
 //! - `matcher`: compiled matchers (equals, prefix, glob, regex, cidr, range, exists, not) and the
 //!   `Subject` they are evaluated against.
@@ -36,12 +42,14 @@ pub mod cli;
 mod compile;
 pub mod decide;
 pub mod diagnostic;
+pub mod level;
 mod matcher;
 mod value;
 
 pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};
+pub use level::{Level, MAX_LEVEL};
 pub use value::collapse_backslashes;
 
 /// The default policy shipped with SignalFoundry (`crates/sf-policy/default-policy.toml`):

@@ -659,6 +659,45 @@ fn rule_level_as_a_numeric_string_is_accepted() {
 }
 
 #[test]
+fn rule_level_as_an_integral_float_is_that_level() {
+    check(
+        "",
+        alert(json!({"rule": {"level": 12.0}})),
+        "bucket=high agent=web01 matched=- held_back=[] expired=[] level=12",
+    );
+    let tenth_power: Value = serde_json::from_str(r#"{"rule": {"level": 1e1}}"#).expect("json");
+    check(
+        "",
+        alert(tenth_power),
+        "bucket=medium agent=web01 matched=- held_back=[] expired=[] level=10",
+    );
+}
+
+#[test]
+fn rule_level_as_a_padded_numeric_string_is_read_as_the_pipeline_reads_it() {
+    // The spool (queue priority, the ledger) reads " 12" as 12; so does the decision.
+    check(
+        "",
+        alert(json!({"rule": {"level": " 12\t"}})),
+        "bucket=high agent=web01 matched=- held_back=[] expired=[] level=12",
+    );
+}
+
+#[test]
+fn a_number_beyond_the_wazuh_levels_cannot_be_decided() {
+    let thousand: Value = serde_json::from_str(r#"{"rule": {"level": 1e3}}"#).expect("json");
+    check_error(alert(thousand), "rule.level is out of range (0 to 16)");
+    check_error(
+        alert(json!({"rule": {"level": 17}})),
+        "rule.level is out of range (0 to 16)",
+    );
+    check_error(
+        alert(json!({"rule": {"level": "1000"}})),
+        "rule.level is out of range (0 to 16)",
+    );
+}
+
+#[test]
 fn a_missing_rule_level_cannot_be_decided() {
     check_error(json!({"rule": {"id": "510"}}), "rule.level is missing");
     check_error(json!({"agent": {"name": "x"}}), "rule.level is missing");
@@ -687,8 +726,22 @@ fn a_wrong_typed_rule_level_cannot_be_decided() {
         "rule.level is not a whole number, expected a whole number such as 12",
     );
     check_error(
+        alert(json!({"rule": {"level": 12.5}})),
+        "rule.level is not a whole number, expected a whole number such as 12",
+    );
+    check_error(
         alert(json!({"rule": {"level": 4_294_967_296_u64}})),
-        "rule.level is out of range (0 to 4294967295)",
+        "rule.level is out of range (0 to 16)",
+    );
+    for signed in ["+12", "-1", "12.0", "1e1", "", " "] {
+        check_error(
+            alert(json!({"rule": {"level": signed}})),
+            "rule.level is a string that is not a whole number, expected a number such as 12",
+        );
+    }
+    check_error(
+        alert(json!({"rule": {"level": null}})),
+        "rule.level is null, expected a number",
     );
     check_error(
         json!({"rule": "510"}),
@@ -826,13 +879,84 @@ fn an_alias_applies_by_predecoder_hostname() {
 }
 
 #[test]
-fn the_first_matching_alias_wins() {
-    // agent.name web01 and agent.id 001 point at "late", but the computer name at "hfw" (first).
+fn agent_id_and_agent_name_choose_the_alias_before_names_from_the_events_text() {
+    // agent.name web01 and agent.id 001 point at "late"; the computer name (text of the event)
+    // at "hfw", listed first: what the manager vouches for wins over the file's order.
     let a = alert(json!({"data": {"win": {"system": {"computer": "hfw"}}}}));
     check(
         ALIASES,
         a,
+        "bucket=low agent=late alias=late matched=- held_back=[] expired=[] level=5",
+    );
+    let a = alert(json!({"predecoder": {"hostname": "dc01.corp.local"}}));
+    check(
+        ALIASES,
+        a,
+        "bucket=low agent=late alias=late matched=- held_back=[] expired=[] level=5",
+    );
+}
+
+#[test]
+fn among_agent_id_and_agent_name_the_first_alias_in_the_file_wins() {
+    // agent.id 017 is "hfw" (first), agent.name web01 is "late" (third).
+    check(
+        ALIASES,
+        alert(json!({"agent": {"id": "017", "name": "web01"}})),
         "bucket=low agent=hfw alias=hfw matched=- held_back=[] expired=[] level=5",
+    );
+}
+
+/// An alias for `alpine-1` listed first, `web1`'s second, and a signature scoped to the alpine
+/// hosts (issue 11, item 15: a forged syslog hostname moved web1's alert into it).
+const FORGED_HOSTNAME: &str = r#"
+[[alias]]
+canonical = "alpine-1"
+names = ["alpine-1", "alpine-1.lab"]
+
+[[alias]]
+canonical = "web1"
+names = ["web1", "web1.corp.local"]
+ids = ["001"]
+
+[[suppress]]
+id = "fp-alpine"
+reason = "r"
+owner = "o"
+match = { "rule.id" = "510", "agent" = { glob = "alpine-*" } }
+"#;
+
+#[test]
+fn a_hostname_in_the_log_line_does_not_choose_the_agent_over_agent_name() {
+    let a = alert(json!({
+        "rule": {"level": 10},
+        "agent": {"id": "500", "name": "web1"},
+        "predecoder": {"hostname": "alpine-1"},
+    }));
+    check(
+        FORGED_HOSTNAME,
+        a.clone(),
+        "bucket=medium agent=web1 alias=web1 matched=- held_back=[] expired=[] level=10",
+    );
+    assert_eq!(
+        trace(FORGED_HOSTNAME, a)[0],
+        r#"agent "web1": alias "web1" applied, because agent.name is "web1""#
+    );
+}
+
+#[test]
+fn a_name_from_the_events_text_picks_the_alias_when_agent_id_and_name_match_none() {
+    let a = alert(json!({
+        "agent": {"id": "000", "name": "wazuh-manager"},
+        "predecoder": {"hostname": "alpine-1"},
+    }));
+    check(
+        FORGED_HOSTNAME,
+        a.clone(),
+        "bucket=suppressed agent=alpine-1 alias=alpine-1 matched=fp-alpine(suppress) held_back=[] expired=[] level=5",
+    );
+    assert_eq!(
+        trace(FORGED_HOSTNAME, a)[0],
+        r#"agent "alpine-1": alias "alpine-1" applied, because predecoder.hostname is "alpine-1" (a name from the event's text: no alias matches agent.id or agent.name)"#
     );
 }
 
