@@ -1,5 +1,9 @@
 //! The `signalfoundry` command line: global options, subcommands, summary lines on stdout,
 //! logs on stderr, and exit codes (0 OK, 1 a stage failed, 2 usage or configuration, 75 locked).
+//!
+//! Design constraints:
+//! - Text from disk, alerts or the indexer is escaped before it is printed or logged here
+//!   (`fsx::escape_text`): the `error:` line (each line of it), notices, policy file names.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -216,10 +220,22 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             let _ = std::io::stdout().flush();
-            eprintln!("signalfoundry: error: {:#}", f.error);
+            eprintln!("signalfoundry: error: {}", shown_error(&f.error));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The error line's text: the whole chain, each of its lines through [`fsx::escape_text`], so
+/// nothing a message quotes (a path, a name, an answer from the indexer) can drive the terminal.
+///
+/// [`fsx::escape_text`]: crate::fsx::escape_text
+fn shown_error(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    text.split('\n')
+        .map(crate::fsx::escape_text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn init_logging(format: LogFormat) {
@@ -274,10 +290,10 @@ impl Context {
             Some(p) => {
                 let (policy, warnings) = sf_policy::cli::load(p).map_err(Failure::usage)?;
                 for w in warnings {
-                    tracing::warn!("{}", w.located(&p.display().to_string()));
+                    tracing::warn!("{}", w.located(&crate::fsx::shown(p)));
                 }
                 for w in policy.expiry_warnings(Utc::now()) {
-                    tracing::warn!("{}", w.located(&p.display().to_string()));
+                    tracing::warn!("{}", w.located(&crate::fsx::shown(p)));
                 }
                 Ok(policy)
             }

@@ -10,13 +10,13 @@ use crate::fsx::Durability;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration {}: {source}", path.display())]
+    #[error("cannot read configuration {}: {source}", crate::fsx::shown(path))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("configuration {}: {message}", path.display())]
+    #[error("configuration {}: {message}", crate::fsx::shown(path))]
     Invalid { path: PathBuf, message: String },
 }
 

@@ -1,0 +1,118 @@
+//! What reaches a terminal, a log or a file from hostile names (issue 11, items 10 to 12): paths
+//! and heartbeat text holding terminal escapes, alert keys holding bidi, C1 and zero-width
+//! characters, and a password inside `[indexer] url`.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::Env;
+
+/// Characters that must never reach a terminal or a log raw: C0 controls but LF, DEL, C1, bidi
+/// controls and zero-width characters.
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(
+            c,
+            '\u{61c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// `bytes` are UTF-8 (no lone C1 byte either) without a [`hidden`] character.
+fn assert_printable(what: &str, bytes: &[u8]) {
+    let text = std::str::from_utf8(bytes)
+        .unwrap_or_else(|e| panic!("{what} is not UTF-8 ({e}): {bytes:?}"));
+    if let Some((i, c)) = text.char_indices().find(|(_, c)| hidden(*c)) {
+        panic!(
+            "{what}: raw U+{:04X} at byte {i}:\n{}",
+            c as u32,
+            text.escape_debug()
+        );
+    }
+}
+
+fn assert_output_printable(args: &[&str], o: &Output) {
+    assert_printable(&format!("stdout of {args:?}"), &o.stdout);
+    assert_printable(&format!("stderr of {args:?}"), &o.stderr);
+}
+
+#[test]
+fn an_error_naming_a_path_with_terminal_escapes_prints_them_escaped() {
+    let mut env = Env::new("");
+    // OSC (set the window title), CSI (colour) and a C1 CSI in the state directory's name; a
+    // file where `queue/` should be makes every command fail naming `<state>/queue`.
+    env.state = env
+        .dir
+        .path()
+        .join("st\u{1b}]0;owned\u{7}\u{1b}[31m\u{9b}2J");
+    std::fs::create_dir(&env.state).expect("mkdir");
+    std::fs::write(env.state.join("queue"), b"not a directory").expect("write");
+    let shown = "st\\u{1b}]0;owned\\u{7}\\u{1b}[31m\\u{9b}2J";
+    for args in [
+        ["status"].as_slice(),
+        ["reconcile"].as_slice(),
+        ["cap"].as_slice(),
+    ] {
+        let o = env.run(args);
+        assert!(!o.status.success(), "{args:?} must fail");
+        assert_output_printable(args, &o);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains(&format!("{shown}/queue: not a directory")),
+            "{args:?}: {e}"
+        );
+    }
+    // Another error that names a path: an input file that is not there.
+    let missing = env.dir.path().join("in\u{1b}[2Jput\u{202e}.jsonl");
+    let args = ["ingest", missing.to_str().expect("utf-8")];
+    let mut fine = Env::new("");
+    fine.state = env.dir.path().join("fine");
+    let o = fine.run(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert_output_printable(&args, &o);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("in\\u{1b}[2Jput\\u{202e}.jsonl"), "{e}");
+}
+
+#[test]
+fn status_prints_a_heartbeats_reasons_and_names_escaped() {
+    let env = Env::new("");
+    env.ok(&["reconcile"]);
+    let heartbeat = serde_json::json!({
+        "status": "\u{1b}[32mOK",
+        "run_id": "r\u{9b}1\u{202e}",
+        "finished_at": chrono::Utc::now().to_rfc3339(),
+        "cadence_s": 300,
+        "reasons": [
+            "poll failed: \u{1b}]8;;http://evil.example/\u{7}click\u{1b}]8;;\u{7}",
+            "lost m\u{202e}1\u{200b}\u{2066}\u{feff}\u{85}\u{7f}",
+        ],
+    });
+    std::fs::write(env.path("heartbeat.json"), heartbeat.to_string()).expect("write");
+    let o = env.run(&["status"]);
+    assert!(o.status.success());
+    assert_output_printable(&["status"], &o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for shown in [
+        "reason: poll failed: \\u{1b}]8;;http://evil.example/\\u{7}click\\u{1b}]8;;\\u{7}",
+        "reason: lost m\\u{202e}1\\u{200b}\\u{2066}\\u{feff}\\u{85}\\u{7f}",
+        "status=\\u{1b}[32mOK",
+        "run_id=r\\u{9b}1\\u{202e}",
+    ] {
+        assert!(out.contains(shown), "missing {shown:?} in:\n{out}");
+    }
+    let o = env.run(&["status", "--json"]);
+    assert!(o.status.success());
+    assert_output_printable(&["status", "--json"], &o);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(
+        v["heartbeat"]["reasons"][1],
+        "lost m\\u{202e}1\\u{200b}\\u{2066}\\u{feff}\\u{85}\\u{7f}"
+    );
+    assert_eq!(v["heartbeat"]["run_id"], "r\\u{9b}1\\u{202e}");
+}
