@@ -3,7 +3,8 @@
 //!
 //! Design constraints:
 //! - Text from disk, alerts or the indexer is escaped before it is printed or logged here
-//!   (`fsx::escape_text`): the `error:` line (each line of it), notices, policy file names.
+//!   ([`escape_text`]): the `error:` line (each line of it), notices (their entry and reason),
+//!   policy file names.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::fsx::Durability;
+use crate::fsx::{escape_text, Durability};
 use crate::ledger::Ledger;
 use crate::spool::{Notice, Prioritizer, Spool};
 use crate::state::{Lock, StateDir, StateError};
@@ -226,14 +227,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error line's text: the whole chain, each of its lines through [`fsx::escape_text`], so
-/// nothing a message quotes (a path, a name, an answer from the indexer) can drive the terminal.
-///
-/// [`fsx::escape_text`]: crate::fsx::escape_text
+/// The error line's text: the whole chain, each of its lines through [`escape_text`], so nothing
+/// a message quotes (a path, a name, an answer from the indexer) can drive the terminal.
 fn shown_error(e: &anyhow::Error) -> String {
     let text = format!("{e:#}");
     text.split('\n')
-        .map(crate::fsx::escape_text)
+        .map(escape_text)
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -348,7 +347,7 @@ impl Context {
 
 fn print_notices(notices: &[Notice]) {
     for n in notices {
-        tracing::warn!(entry = %n.what, "{}", n.reason);
+        tracing::warn!(entry = %escape_text(&n.what), "{}", escape_text(&n.reason));
     }
 }
 

@@ -450,7 +450,10 @@ pub(crate) fn commit_page(
                     report.duplicates += 1;
                     continue;
                 }
-                tracing::warn!("quarantined a polled alert: {reason}");
+                tracing::warn!(
+                    "quarantined a polled alert: {}",
+                    crate::fsx::escape_text(&reason)
+                );
                 let row = q.write_in(&bytes, &format!("poll {index}/{id}"), &reason, now)?;
                 seen_rows.push((index, id, row.key_hash.clone()));
                 bad_rows.push(row);

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::Env;
+use crate::support::{alert_line, canonical_names, Env};
 
 /// Characters that must never reach a terminal or a log raw: C0 controls but LF, DEL, C1, bidi
 /// controls and zero-width characters.
@@ -115,4 +115,48 @@ fn status_prints_a_heartbeats_reasons_and_names_escaped() {
         "lost m\\u{202e}1\\u{200b}\\u{2066}\\u{feff}\\u{85}\\u{7f}"
     );
     assert_eq!(v["heartbeat"]["run_id"], "r\\u{9b}1\\u{202e}");
+}
+
+#[test]
+fn a_lost_alert_whose_key_holds_bidi_c1_and_zero_width_characters_is_named_escaped() {
+    let hostile = "m\u{202e}1\u{85}\u{7f}\u{200b}\u{2066}\u{feff}\u{61c}";
+    let shown = "manager:\"m\\u{202e}1\\u{85}\\u{7f}\\u{200b}\\u{2066}\\u{feff}\\u{61c}\"/id:";
+    for json in [false, true] {
+        let env = Env::new("[durability]\nfsync = \"off\"\n");
+        let mut v: Value = serde_json::from_str(&alert_line(1, 3, 1)).expect("json");
+        v["manager"]["name"] = hostile.into();
+        env.ingest_lines(&[v.to_string()]);
+        let names = canonical_names(&env.path("queue"));
+        assert_eq!(names.len(), 1);
+        std::fs::remove_file(env.path("queue").join(&names[0])).expect("delete");
+        let args: &[&str] = if json {
+            &["--log-format", "json", "reconcile", "--json"]
+        } else {
+            &["reconcile"]
+        };
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(1), "the loss fails reconcile");
+        assert_output_printable(args, &o);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        if json {
+            let r: Value = serde_json::from_str(&out).expect("one JSON object");
+            let lost = r["newly_lost"][0].as_str().expect("a lost key");
+            assert!(lost.starts_with(shown), "{lost}");
+            let logged = err
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| {
+                    l["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("alert lost"))
+                })
+                .unwrap_or_else(|| panic!("no loss logged in:\n{err}"));
+            let key = logged["fields"]["key"].as_str().expect("key field");
+            assert!(key.starts_with(shown), "{key}");
+        } else {
+            assert!(out.contains(&format!("  lost: {shown}")), "{out}");
+            assert!(err.contains("alert lost") && err.contains(shown), "{err}");
+        }
+    }
 }
