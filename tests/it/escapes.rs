@@ -2,6 +2,7 @@
 //! and heartbeat text holding terminal escapes, alert keys holding bidi, C1 and zero-width
 //! characters, and a password inside `[indexer] url`.
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
@@ -157,6 +158,79 @@ fn a_lost_alert_whose_key_holds_bidi_c1_and_zero_width_characters_is_named_escap
         } else {
             assert!(out.contains(&format!("  lost: {shown}")), "{out}");
             assert!(err.contains("alert lost") && err.contains(shown), "{err}");
+        }
+    }
+}
+
+/// Every file below `dir`.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn a_password_in_the_indexer_url_is_refused_at_configuration_and_quoted_nowhere() {
+    const CANARY: &str = "CANARY-url-7c1";
+    for url in [
+        format!("https://u:{CANARY}@127.0.0.1:notaport"),
+        format!("https://u:{CANARY}@localhost:9200"),
+        format!("ftp://u:{CANARY}@h"),
+    ] {
+        let env = Env::new("[durability]\nfsync = \"off\"\n");
+        // A state directory with a history: runs before the indexer was configured.
+        env.ingest_lines(&[alert_line(1, 3, 1)]);
+        env.ok(&["run"]);
+        std::fs::write(
+            &env.config,
+            format!(
+                "[durability]\nfsync = \"off\"\n[indexer]\nurl = \"{url}\"\nusername = \"sf\"\n"
+            ),
+        )
+        .expect("write config");
+        for args in [
+            ["run"].as_slice(),
+            ["poll"].as_slice(),
+            ["poll", "--audit"].as_slice(),
+            ["status"].as_slice(),
+            ["status", "--json"].as_slice(),
+            ["--log-format", "json", "run"].as_slice(),
+        ] {
+            let o = env
+                .cmd(args)
+                .env("SIGNALFOUNDRY_LOG", "trace")
+                .env("SIGNALFOUNDRY_INDEXER_PASSWORD", "pw-not-the-canary")
+                .output()
+                .expect("run");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(!text.contains(CANARY), "{url}: {args:?} leaked:\n{text}");
+            assert_eq!(o.status.code(), Some(2), "{url}: {args:?}:\n{text}");
+            assert!(
+                text.contains("[indexer] url")
+                    && text.contains("user name or password")
+                    && text.contains("password_file"),
+                "{url}: {args:?} does not say what is wrong:\n{text}"
+            );
+        }
+        let mut files = Vec::new();
+        files_under(&env.state, &mut files);
+        assert!(files.iter().any(|f| f.ends_with("ledger.db")));
+        for f in files {
+            let bytes = std::fs::read(&f).expect("read");
+            assert!(
+                !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+                "{url}: the password is in {}",
+                f.display()
+            );
         }
     }
 }
