@@ -1,5 +1,10 @@
 //! The `signalfoundry` command line: global options, subcommands, summary lines on stdout,
 //! logs on stderr, and exit codes (0 OK, 1 a stage failed, 2 usage or configuration, 75 locked).
+//!
+//! Design constraints:
+//! - Text from disk, alerts or the indexer is escaped before it is printed or logged here
+//!   ([`escape_text`]): the `error:` line (each line of it), notices (their entry and reason),
+//!   policy file names.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +15,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::fsx::Durability;
+use crate::fsx::{escape_text, Durability};
 use crate::ledger::Ledger;
 use crate::spool::{Notice, Prioritizer, Spool};
 use crate::state::{Lock, StateDir, StateError};
@@ -219,10 +224,20 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             let _ = std::io::stdout().flush();
-            eprintln!("signalfoundry: error: {:#}", f.error);
+            eprintln!("signalfoundry: error: {}", shown_error(&f.error));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The error line's text: the whole chain, each of its lines through [`escape_text`], so nothing
+/// a message quotes (a path, a name, an answer from the indexer) can drive the terminal.
+fn shown_error(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    text.split('\n')
+        .map(escape_text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn init_logging(format: LogFormat) {
@@ -277,10 +292,10 @@ impl Context {
             Some(p) => {
                 let (policy, warnings) = sf_policy::cli::load(p).map_err(Failure::usage)?;
                 for w in warnings {
-                    tracing::warn!("{}", w.located(&p.display().to_string()));
+                    tracing::warn!("{}", w.located(&crate::fsx::shown(p)));
                 }
                 for w in policy.expiry_warnings(Utc::now()) {
-                    tracing::warn!("{}", w.located(&p.display().to_string()));
+                    tracing::warn!("{}", w.located(&crate::fsx::shown(p)));
                 }
                 Ok(policy)
             }
@@ -335,7 +350,7 @@ impl Context {
 
 fn print_notices(notices: &[Notice]) {
     for n in notices {
-        tracing::warn!(entry = %n.what, "{}", n.reason);
+        tracing::warn!(entry = %escape_text(&n.what), "{}", escape_text(&n.reason));
     }
 }
 

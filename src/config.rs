@@ -1,5 +1,12 @@
 //! The TOML configuration (`signalfoundry.toml`): every section DESIGN.md lists, with defaults.
 //! Unknown keys and bad values are errors that name the key, the line and the column.
+//!
+//! Design constraints:
+//! - `[indexer] url` holding a user name or password (any `@`) is refused here, when the file
+//!   is read, before anything can quote it (a log line, an error, the heartbeat, the ledger):
+//!   credentials go in `username` and `password_file`. The check is on the text, not on a
+//!   parse, so a URL that does not parse (a bad port) is refused too.
+//! - Every message that shows a URL shows it through [`redact_url`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,13 +17,13 @@ use crate::fsx::Durability;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration {}: {source}", path.display())]
+    #[error("cannot read configuration {}: {source}", crate::fsx::shown(path))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("configuration {}: {message}", path.display())]
+    #[error("configuration {}: {message}", crate::fsx::shown(path))]
     Invalid { path: PathBuf, message: String },
 }
 
@@ -53,6 +60,7 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexerConfig {
+    #[serde(deserialize_with = "indexer_url")]
     pub url: String,
     #[serde(default = "default_index")]
     pub index: String,
@@ -249,6 +257,53 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
+/// `[indexer] url`, refused when it holds credentials (the message quotes it redacted).
+fn indexer_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let url = String::deserialize(d)?;
+    if has_userinfo(&url) {
+        return Err(serde::de::Error::custom(format!(
+            "[indexer] url {:?} holds a user name or password (before an `@`): take them out of \
+             the url; set [indexer] username, and the password in password_file (or \
+             SIGNALFOUNDRY_INDEXER_PASSWORD)",
+            redact_url(&url)
+        )));
+    }
+    Ok(url)
+}
+
+/// True when `url` holds an `@`, the end of the userinfo in `scheme://user:password@host`.
+/// Judged on the text, so a URL that does not parse is judged too; an indexer URL has no other
+/// use for an `@`.
+pub fn has_userinfo(url: &str) -> bool {
+    url.contains('@')
+}
+
+/// `url` for a message: whatever stands between the scheme (with its slashes or backslashes)
+/// and the last `@` is replaced by `***`, so no user name or password is ever quoted, whether
+/// the URL parses or not.
+pub fn redact_url(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    let start = authority_start(url).filter(|&s| s <= at).unwrap_or(0);
+    format!("{}***{}", &url[..start], &url[at..])
+}
+
+/// Where the authority of `scheme:[//]authority` starts, when `url` starts with a scheme.
+fn authority_start(url: &str) -> Option<usize> {
+    let colon = url.find(':')?;
+    let scheme = &url[..colon];
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !is_scheme {
+        return None;
+    }
+    let rest = &url[colon + 1..];
+    Some(url.len() - rest.trim_start_matches(['/', '\\']).len())
+}
+
 impl Config {
     /// Parses configuration text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -362,6 +417,47 @@ mod tests {
         let text = include_str!("../deploy/signalfoundry.toml");
         let c = Config::parse(text, Path::new("deploy/signalfoundry.toml")).expect("valid");
         assert_eq!(c.indexer.expect("indexer").username, "signalfoundry");
+    }
+
+    #[test]
+    fn an_indexer_url_with_a_user_or_password_is_refused_without_quoting_them() {
+        for url in [
+            "https://u:CANARY@127.0.0.1:notaport",
+            "https://u:CANARY@localhost:9200",
+            "ftp://u:CANARY@h",
+            "https://CANARY@h:9200",
+            "https://u:CAN@RY/CANARY@h",
+            "u:CANARY@h",
+        ] {
+            let e = err(&format!("[indexer]\nurl = \"{url}\"\nusername = \"sf\"\n"));
+            assert!(!e.contains("CANARY") && !e.contains("RY/"), "{url}: {e}");
+            assert!(e.contains("line 2"), "{url}: {e}");
+            assert!(
+                e.contains("user name or password")
+                    && e.contains("username")
+                    && e.contains("password_file"),
+                "{url}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn redact_url_hides_everything_before_the_last_at_and_nothing_else() {
+        for (url, shown) in [
+            ("https://u:pw@host:9200/x", "https://***@host:9200/x"),
+            ("https://u:p@ss@host", "https://***@host"),
+            (
+                "https://u:pw@127.0.0.1:notaport",
+                "https://***@127.0.0.1:notaport",
+            ),
+            ("ftp://u:pw@h", "ftp://***@h"),
+            ("https:\\\\u:pw@h", "https:\\\\***@h"),
+            ("u:pw@h", "u:***@h"),
+            ("//u:pw@h", "***@h"),
+            ("https://wazuh-indexer:9200", "https://wazuh-indexer:9200"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
     })?;
     let (state, mut ledger) = ctx.open(Lock::Run)?;
     let mut policy = ctx.policy()?;
-    tracing::info!(every = %humantime::format_duration(every), state = %state.path().display(), "daemon started");
+    tracing::info!(every = %humantime::format_duration(every), state = %crate::fsx::shown(state.path()), "daemon started");
     let mut pending_reasons: Vec<String> = Vec::new();
     loop {
         if hup.swap(false, Ordering::SeqCst) {

@@ -558,6 +558,73 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_and_backslash_urls_are_defanged_in_the_summary_and_urls_in_observables() {
+        let (b, a) = load("hostile", "sshd-ipv6-backslash-urls.json");
+        let r = render(
+            &b,
+            &a,
+            "edge-v6",
+            &[],
+            &related(2, "from 2001:db8::bad:1"),
+            None,
+            None,
+        );
+        let md = r.summary();
+        assert_inert(&md);
+        // No IPv6 address survives: every run of hex digits and colons that is one is a leak.
+        let run = regex::Regex::new(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*").expect("regex");
+        for m in run.find_iter(&md) {
+            let t = m.as_str().trim_end_matches('.');
+            assert!(
+                t.parse::<std::net::Ipv6Addr>().is_err(),
+                "raw IPv6 {t:?} in\n{md}"
+            );
+        }
+        let backslash_url = regex::Regex::new(r"(?i)\b(?:https?|ftps?):[/\\]*\\").expect("regex");
+        assert!(
+            !backslash_url.is_match(&md),
+            "a backslash URL survives in\n{md}"
+        );
+        for needle in [
+            "2001[:]db8[:][:]bad[:]1",
+            "hxxp:\\\\evil[.]example\\payload",
+            "HXXPS:/\\evil[.]example/x",
+            "hxxps://[2001[:]db8[:][:]c2]:8443/login",
+            "[:][:]ffff[:]10[.]66[.]6[.]7",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        let v: Value = serde_json::from_slice(r.file("observables.json")).expect("json");
+        let obs: Vec<Observable> =
+            serde_json::from_value(v["observables"].clone()).expect("observables");
+        let has = |kind: ObservableKind, value: &str, field: &str| {
+            obs.iter()
+                .any(|o| o.kind == kind && o.value == value && o.field == field)
+        };
+        assert!(
+            has(
+                ObservableKind::Url,
+                "http:\\\\evil.example\\payload",
+                "data.url"
+            ),
+            "{obs:?}"
+        );
+        // The same URL in full_log is the same observable (the first field wins).
+        assert!(
+            has(ObservableKind::Url, "HTTPS:/\\evil.example/x", "full_log"),
+            "{obs:?}"
+        );
+        assert!(
+            has(ObservableKind::Domain, "evil.example", "data.url"),
+            "{obs:?}"
+        );
+        assert!(
+            has(ObservableKind::Ip, "2001:db8::bad:1", "data.srcip"),
+            "{obs:?}"
+        );
+    }
+
+    #[test]
     fn observables_json_keeps_raw_values_with_their_field_paths() {
         let (b, a) = load("hostile", "sysmon-markdown-html-escapes.json");
         let r = render(&b, &a, "dc01", &[], &[], None, None);

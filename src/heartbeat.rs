@@ -111,11 +111,9 @@ impl RunReport {
             self.run_id
         );
         if !self.reasons.is_empty() {
-            // One `key=value` token: no whitespace or control character (an error message can
-            // carry a name read from disk).
-            let reasons: String = self
-                .reasons
-                .join(";")
+            // One `key=value` token: no whitespace, no control, bidi or zero-width character (an
+            // error message can carry a name read from disk or an alert key).
+            let reasons: String = crate::fsx::escape_text(&self.reasons.join(";"))
                 .chars()
                 .map(|c| {
                     if c.is_whitespace() || c.is_control() {

@@ -15,7 +15,7 @@ use crate::spool::{AdmitCounts, Parsed, Quarantine, Spool, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", crate::fsx::shown(path))]
     Read {
         path: std::path::PathBuf,
         #[source]
@@ -92,7 +92,7 @@ pub fn run(
     let mut batch: Vec<Parsed> = Vec::with_capacity(CHUNK);
     let mut bad: Vec<NewRow> = Vec::new();
     let mut line = Vec::new();
-    let shown = path.display().to_string();
+    let shown = crate::fsx::shown(path);
     let q = Quarantine {
         state: sp.state,
         durability: sp.durability,

@@ -62,13 +62,13 @@ impl State {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("ledger {}: {}", path.display(), describe_sql(source))]
+    #[error("ledger {}: {}", crate::fsx::shown(path), describe_sql(source))]
     Sql {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("ledger {}: schema version {found} is newer than this build understands ({known}); upgrade signalfoundry", path.display())]
+    #[error("ledger {}: schema version {found} is newer than this build understands ({known}); upgrade signalfoundry", crate::fsx::shown(path))]
     TooNew {
         path: PathBuf,
         found: i64,

@@ -57,13 +57,13 @@ const PIT_KEEP_ALIVE: &str = "5m";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("indexer password file {}: {problem}", path.display())]
+    #[error("indexer password file {}: {problem}", crate::fsx::shown(path))]
     Password { path: PathBuf, problem: String },
     #[error("no indexer password: {0}; set [indexer] password_file (a file of mode 0600 owned by the user running signalfoundry) or the SIGNALFOUNDRY_INDEXER_PASSWORD environment variable")]
     NoPassword(String),
     #[error("{0}")]
     Config(String),
-    #[error("[indexer] ca_file {}: {reason}", path.display())]
+    #[error("[indexer] ca_file {}: {reason}", crate::fsx::shown(path))]
     CaFile { path: PathBuf, reason: String },
     #[error("indexer {url}: TLS verification failed: {fix} ({detail})")]
     Tls {
@@ -450,7 +450,10 @@ pub(crate) fn commit_page(
                     report.duplicates += 1;
                     continue;
                 }
-                tracing::warn!("quarantined a polled alert: {reason}");
+                tracing::warn!(
+                    "quarantined a polled alert: {}",
+                    crate::fsx::escape_text(&reason)
+                );
                 let row = q.write_in(&bytes, &format!("poll {index}/{id}"), &reason, now)?;
                 seen_rows.push((index, id, row.key_hash.clone()));
                 bad_rows.push(row);

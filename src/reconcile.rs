@@ -10,7 +10,8 @@
 //!   once); later runs count it in the ledger and do not fail again for it. A row whose file is
 //!   in another place than its state says follows the file (location wins).
 //! - Read transactions are short (paged by key), so WAL checkpoints keep up on a large ledger.
-//! - Names read from disk are printed escaped.
+//! - Names read from disk are printed escaped; so are alert keys (attacker text: bidi, C1 and
+//!   zero-width characters pass JSON escaping), in the report's strings themselves.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
@@ -18,7 +19,7 @@ use std::io::IsTerminal;
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use crate::fsx::{escape_name, DirFd, EntryKind, FsError};
+use crate::fsx::{escape_name, escape_text, DirFd, EntryKind, FsError};
 use crate::ledger::{Ledger, LedgerError, State};
 use crate::spool::{self, Canonical};
 use crate::state::StateDir;
@@ -934,7 +935,7 @@ fn keyed(
                     if !disk.packs.contains(&id) {
                         report
                             .ghosts
-                            .push(format!("pack {id} (key {})", r.alert_key));
+                            .push(format!("pack {id} (key {})", escape_text(&r.alert_key)));
                     }
                 }
             }
@@ -1085,7 +1086,7 @@ fn keyed(
                 )?;
                 if n == 1 {
                     tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [&g.key_hash])?;
-                    recorded.push(format!("{} ({})", g.key, g.what));
+                    recorded.push(escape_text(&format!("{} ({})", g.key, g.what)));
                 }
             }
             Ok(recorded)
@@ -1098,7 +1099,7 @@ fn keyed(
         report.ghosts.extend(
             ghosts
                 .into_iter()
-                .map(|g| format!("{} (key {})", g.what, g.key)),
+                .map(|g| escape_text(&format!("{} (key {})", g.what, g.key))),
         );
     }
     Ok(())

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
 use crate::cli::{Context, Failure, EXIT_FAILED, EXIT_OK};
+use crate::fsx::escape_text;
 use crate::heartbeat::{
     self, Lag, ReconcileSummary, RunReport, RunStatus, StageReport, StageStatus,
 };
@@ -179,7 +180,8 @@ pub fn execute(
         }
     }
     for n in &notices {
-        tracing::warn!(entry = %n.what, "{}", n.reason);
+        let (what, reason) = (escape_text(&n.what), escape_text(&n.reason));
+        tracing::warn!(entry = %what, "{reason}");
     }
     let cap_status = if cap_err.is_some() {
         StageStatus::Failed

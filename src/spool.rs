@@ -546,7 +546,7 @@ impl Spool<'_> {
                 }
                 Moved::Vanished => {
                     // Our own temp file vanished: someone removed it. Report, never assume.
-                    tracing::warn!(origin = %item.origin, "temp file vanished before publish; alert not queued");
+                    tracing::warn!(origin = %crate::fsx::escape_text(&item.origin), "temp file vanished before publish; alert not queued");
                     counts.vanished += 1;
                     continue;
                 }

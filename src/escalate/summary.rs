@@ -572,7 +572,8 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
     );
     p.line(
         "- Text from the alert is shown inside code, with control characters escaped (`\\u{..}`) \
-         and URLs, domains, IPs and e-mail addresses defanged (`hxxp://`, `[.]`, `[@]`); \
+         and URLs, domains, IPs and e-mail addresses defanged (`hxxp://`, also \
+         `hxxp:\\\\` for the backslash forms browsers open, `[.]`, `[:]` in IPv6, `[@]`); \
          re-fang by hand only what you mean to open.",
     );
     p.out

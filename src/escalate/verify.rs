@@ -31,13 +31,13 @@ pub const MANIFEST_MAX_BYTES: u64 = 1024 * 1024;
 pub enum VerifyError {
     #[error("cannot check pack: {0}")]
     Fs(#[from] FsError),
-    #[error("pack {}: manifest.json is missing; this is not an escalation pack (or it is incomplete)", .dir.display())]
+    #[error("pack {}: manifest.json is missing; this is not an escalation pack (or it is incomplete)", fsx::shown(.dir))]
     NoManifest { dir: PathBuf },
-    #[error("pack {}: manifest.json is {reason}; refusing to read it", .dir.display())]
+    #[error("pack {}: manifest.json is {reason}; refusing to read it", fsx::shown(.dir))]
     ManifestRefused { dir: PathBuf, reason: String },
-    #[error("pack {}: manifest.json is {size} bytes, over the {max} byte limit", .dir.display())]
+    #[error("pack {}: manifest.json is {size} bytes, over the {max} byte limit", fsx::shown(.dir))]
     ManifestTooLarge { dir: PathBuf, size: u64, max: u64 },
-    #[error("pack {}: manifest.json is invalid: {reason}", .dir.display())]
+    #[error("pack {}: manifest.json is invalid: {reason}", fsx::shown(.dir))]
     BadManifest { dir: PathBuf, reason: String },
 }
 

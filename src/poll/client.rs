@@ -9,6 +9,8 @@
 //!   number of times; 401, 403 and TLS failures fail at once, saying what to fix.
 //! - The password lives in a [`Secret`]; it goes into the `Authorization` header (which
 //!   reqwest marks sensitive) and nowhere else: never in a URL, a log line or an error.
+//! - The URL is shown only through [`redact_url`] (configuration refuses credentials in it
+//!   already; this holds for a URL from anywhere else too).
 //! - The retry policy is data ([`ClientOptions`]), so tests run it with short timeouts.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -22,7 +24,7 @@ use serde_json::Value;
 
 use super::wire;
 use super::{PollError, Secret};
-use crate::config::IndexerConfig;
+use crate::config::{redact_url, IndexerConfig};
 
 /// Timeouts and the retry policy.
 #[derive(Debug, Clone)]
@@ -106,24 +108,30 @@ pub struct Indexer {
     pub requests: AtomicU64,
 }
 
-/// Parsed `[indexer] url`: `https` only, no credentials in it.
+/// Parsed `[indexer] url`: no credentials in it (checked first, before anything quotes it),
+/// `https` only.
 fn parse_url(raw: &str) -> Result<reqwest::Url, PollError> {
-    let url = reqwest::Url::parse(raw)
-        .map_err(|e| PollError::Config(format!("[indexer] url {raw:?} is not a URL: {e}")))?;
-    if url.scheme() != "https" {
+    let shown = redact_url(raw);
+    if crate::config::has_userinfo(raw) {
         return Err(PollError::Config(format!(
-            "[indexer] url {raw:?} must use https:// (TLS is always on and always verified)"
+            "[indexer] url {shown:?} must not contain a user name or password; set [indexer] username, and the password in password_file or SIGNALFOUNDRY_INDEXER_PASSWORD"
         )));
     }
+    let url = reqwest::Url::parse(raw)
+        .map_err(|e| PollError::Config(format!("[indexer] url {shown:?} is not a URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
-        // Never echo the URL: it holds a credential.
-        return Err(PollError::Config(
-            "[indexer] url must not contain a user or password; set [indexer] username, and the password in password_file or SIGNALFOUNDRY_INDEXER_PASSWORD".into(),
-        ));
+        return Err(PollError::Config(format!(
+            "[indexer] url {shown:?} must not contain a user name or password; set [indexer] username, and the password in password_file or SIGNALFOUNDRY_INDEXER_PASSWORD"
+        )));
+    }
+    if url.scheme() != "https" {
+        return Err(PollError::Config(format!(
+            "[indexer] url {shown:?} must use https:// (TLS is always on and always verified)"
+        )));
     }
     if url.host_str().is_none() {
         return Err(PollError::Config(format!(
-            "[indexer] url {raw:?} has no host"
+            "[indexer] url {shown:?} has no host"
         )));
     }
     Ok(url)
@@ -196,7 +204,7 @@ impl Indexer {
         Ok(Indexer {
             http,
             base,
-            shown: ix.url.trim_end_matches('/').to_string(),
+            shown: redact_url(ix.url.trim_end_matches('/')),
             username: ix.username.clone(),
             password: password.clone(),
             opts,
@@ -518,11 +526,18 @@ mod tests {
             parse_url("http://wazuh-indexer:9200"),
             Err(PollError::Config(_))
         ));
-        let e = parse_url("https://admin:hunter2-canary@wazuh-indexer:9200")
-            .err()
-            .map(|e| e.to_string());
-        assert!(e
-            .as_deref()
-            .is_some_and(|m| !m.contains("hunter2-canary") && m.contains("password_file")));
+        for raw in [
+            "https://admin:hunter2-canary@wazuh-indexer:9200",
+            "https://admin:hunter2-canary@wazuh-indexer:notaport",
+            "ftp://admin:hunter2-canary@h",
+            "admin:hunter2-canary@h",
+        ] {
+            let e = parse_url(raw).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref()
+                    .is_some_and(|m| !m.contains("hunter2-canary") && m.contains("password_file")),
+                "{raw}: {e:?}"
+            );
+        }
     }
 }

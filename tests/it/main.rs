@@ -10,6 +10,7 @@
 mod cli;
 mod crash;
 mod disk_full;
+mod escapes;
 mod holes;
 mod ingest;
 mod poll;

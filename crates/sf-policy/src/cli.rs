@@ -100,10 +100,28 @@ fn shown(path: &Path) -> String {
     escape_controls(&path.display().to_string())
 }
 
+/// True for what never reaches a terminal as itself: C0, DEL and C1 controls, bidi controls
+/// (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D,
+/// U+2060, U+FEFF) and the line and paragraph separators; the pipeline's `fsx::must_escape`.
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// Alert text and file names for the readable report: [`must_escape`] characters as `\u{..}`
+/// (`\n`, `\t`, `\r`).
 fn escape_controls(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
+            let escaped: Vec<char> = if must_escape(c) {
                 c.escape_default().collect()
             } else {
                 vec![c]

@@ -319,3 +319,27 @@ fn the_readme_json_example_is_what_policy_test_prints() {
     );
     assert_eq!(printed, documented);
 }
+
+#[test]
+fn test_shows_bidi_c1_and_zero_width_characters_of_names_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hostile = "web\u{202e}01\u{85}\u{200b}\u{2066}\u{feff}\u{7f}";
+    let alert = json!({"rule": {"level": 3, "id": "5716"}, "agent": {"name": hostile}});
+    let file = write(
+        dir.path(),
+        "a\u{202e}lert.json",
+        &serde_json::to_string(&alert).expect("json"),
+    );
+    let (code, out, err) = run_test(&Policy::severity_only(), false, &[file]);
+    assert_eq!(code, 0, "{out}{err}");
+    let raw = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    assert!(!out.chars().any(raw), "{}", out.escape_debug());
+    assert!(
+        out.contains("agent=web\\u{202e}01\\u{85}\\u{200b}\\u{2066}\\u{feff}\\u{7f}"),
+        "{out}"
+    );
+    assert!(out.contains("a\\u{202e}lert.json"), "{out}");
+}
