@@ -290,7 +290,11 @@ fn requeue_claims(
                             state,
                             durability: sp.durability,
                         };
-                        let shown = format!("{}/{}", wdir.path().display(), escape_name(&e.name));
+                        let shown = format!(
+                            "{}/{}",
+                            crate::fsx::shown(wdir.path()),
+                            escape_name(&e.name)
+                        );
                         if let Some(row) = q.move_in(
                             wdir,
                             &e.name,
@@ -315,7 +319,11 @@ fn requeue_claims(
             }
         } else {
             notices.push(Notice {
-                what: format!("{}/{}", wdir.path().display(), escape_name(&e.name)),
+                what: format!(
+                    "{}/{}",
+                    crate::fsx::shown(wdir.path()),
+                    escape_name(&e.name)
+                ),
                 reason: "left in a dead worker's folder: not a claim this version recovers".into(),
             });
         }
@@ -465,8 +473,11 @@ fn unwind_case(
                         state,
                         durability: sp.durability,
                     };
-                    let shown =
-                        format!("{}/{}/alert.json", wdir.path().display(), escape_name(tmp));
+                    let shown = format!(
+                        "{}/{}/alert.json",
+                        crate::fsx::shown(wdir.path()),
+                        escape_name(tmp)
+                    );
                     if let Some(row) = q.move_in(
                         &tdir,
                         b"alert.json",

@@ -71,7 +71,8 @@ pub struct IndexerConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub tls_server_name: Option<String>,
-    #[serde(default)]
+    /// Copied into every case and pack: refused with credentials, as `url` is.
+    #[serde(default, deserialize_with = "dashboard_url")]
     pub dashboard_url: Option<String>,
     #[serde(default = "default_start_at")]
     pub start_at: String,
@@ -271,6 +272,21 @@ fn indexer_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(url)
 }
 
+/// `[indexer] dashboard_url`, refused when it holds credentials: it is written into every
+/// case and pack, where no secret may go (the message quotes it redacted).
+fn dashboard_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let url = String::deserialize(d)?;
+    if has_userinfo(&url) {
+        return Err(serde::de::Error::custom(format!(
+            "[indexer] dashboard_url {:?} holds a user name or password (before an `@`): it is \
+             copied into every case and escalation pack; take them out (people log in to the \
+             dashboard themselves)",
+            redact_url(&url)
+        )));
+    }
+    Ok(Some(url))
+}
+
 /// True when `url` holds an `@`, the end of the userinfo in `scheme://user:password@host`.
 /// Judged on the text, so a URL that does not parse is judged too; an indexer URL has no other
 /// use for an `@`.
@@ -417,6 +433,21 @@ mod tests {
         let text = include_str!("../deploy/signalfoundry.toml");
         let c = Config::parse(text, Path::new("deploy/signalfoundry.toml")).expect("valid");
         assert_eq!(c.indexer.expect("indexer").username, "signalfoundry");
+    }
+
+    #[test]
+    fn a_dashboard_url_with_credentials_is_refused_without_quoting_them() {
+        let text = "[indexer]\nurl = \"https://h:9200\"\nusername = \"u\"\ndashboard_url = \"https://admin:CANARY@dash\"\n";
+        let e = Config::parse(text, Path::new("c.toml")).expect_err("refused");
+        let msg = format!("{e:#}");
+        assert!(msg.contains("dashboard_url"), "{msg}");
+        assert!(!msg.contains("CANARY") && !msg.contains("admin"), "{msg}");
+        let ok = "[indexer]\nurl = \"https://h:9200\"\nusername = \"u\"\ndashboard_url = \"https://dash\"\n";
+        let c = Config::parse(ok, Path::new("c.toml")).expect("parse");
+        assert_eq!(
+            c.indexer.and_then(|i| i.dashboard_url).as_deref(),
+            Some("https://dash")
+        );
     }
 
     #[test]

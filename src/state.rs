@@ -26,7 +26,7 @@ pub enum StateError {
     Owner { path: PathBuf, owner: u32, me: u32 },
     #[error("another signalfoundry process holds the run lock {}; nothing was done", crate::fsx::shown(.0))]
     Locked(PathBuf),
-    #[error("state directory {} spans filesystems: {sub}/ is on another filesystem (a mount point); durability barriers sync one filesystem, so keep the whole state directory on one (move {sub}/ back, or mount the volume at the state directory itself)", path.display())]
+    #[error("state directory {} spans filesystems: {sub}/ is on another filesystem (a mount point); durability barriers sync one filesystem, so keep the whole state directory on one (move {sub}/ back, or mount the volume at the state directory itself)", crate::fsx::shown(path))]
     SpansFilesystems { path: PathBuf, sub: &'static str },
     #[error(transparent)]
     Fs(#[from] FsError),

@@ -61,7 +61,10 @@ pub enum TriageError {
     #[error("a triage thread panicked; its batch is recovered by the next run")]
     Panicked,
     /// SQLite's "database or disk is full", said the way every other full-disk error is.
-    #[error("ledger {}: no space left on device ({source})", path.display())]
+    #[error(
+        "ledger {}: no space left on device ({source})",
+        crate::fsx::shown(path)
+    )]
     LedgerFull {
         path: std::path::PathBuf,
         source: rusqlite::Error,
