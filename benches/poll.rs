@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use indexer_sim::{SimConfig, Simulator};
 use signalfoundry::config::Config;
-use signalfoundry::ledger::Ledger;
-use signalfoundry::poll::{self, ClientOptions, Secret};
-use signalfoundry::spool::{Prioritizer, Spool};
-use signalfoundry::state::{Lock, StateDir};
+use signalfoundry::stages::poll::{self, ClientOptions, Secret};
+use signalfoundry::store::ledger::Ledger;
+use signalfoundry::store::spool::{Prioritizer, Spool};
+use signalfoundry::store::state::{Lock, StateDir};
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");

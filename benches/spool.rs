@@ -16,8 +16,8 @@ use std::time::Instant;
 mod common;
 
 use common::{alert_line, sf};
-use signalfoundry::fsx::DirFd;
-use signalfoundry::spool;
+use signalfoundry::store::fsx::DirFd;
+use signalfoundry::store::names;
 
 const CAP: usize = 2000;
 
@@ -81,7 +81,7 @@ fn main() {
     // 1. List and order the queue (in-process, the library's listing), warm.
     let q = DirFd::open(&ours.join("queue")).expect("queue");
     let t = Instant::now();
-    let names = spool::list_sorted(&q).expect("list");
+    let names = names::list_sorted(&q).expect("list");
     let list_secs = t.elapsed().as_secs_f64();
     assert_eq!(names.len(), n);
     println!("list+order: {n} names in {list_secs:.3}s (readdir + parse + sort; no stat)");

@@ -13,17 +13,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::fsx::Durability;
+use crate::store::fsx::Durability;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration {}: {source}", crate::fsx::shown(path))]
+    #[error(
+        "cannot read configuration {}: {source}",
+        crate::store::fsx::shown(path)
+    )]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("configuration {}: {message}", crate::fsx::shown(path))]
+    #[error("configuration {}: {message}", crate::store::fsx::shown(path))]
     Invalid { path: PathBuf, message: String },
 }
 

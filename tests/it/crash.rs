@@ -177,7 +177,7 @@ pub fn assert_nothing_half_written(state: &Path, ctx: &str) -> usize {
             continue;
         }
         let dir = state.join("escalations").join(&p);
-        let r = signalfoundry::escalate::verify_pack(&dir)
+        let r = signalfoundry::stages::escalate::verify_pack(&dir)
             .unwrap_or_else(|e| panic!("{ctx}: pack {}: {e}", dir.display()));
         assert!(r.is_ok(), "{ctx}: pack {}: {r}", dir.display());
     }

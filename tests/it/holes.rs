@@ -75,9 +75,9 @@ fn rows_of(env: &Env, sql: &str) -> u64 {
 
 /// The canonical queue name of an alert line, as the pipeline computes it.
 fn canonical_of(line: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    let map = signalfoundry::alert::parse_strict(line.as_bytes()).expect("parse");
-    let meta = signalfoundry::alert::meta(&map, None, chrono::Utc::now());
-    signalfoundry::spool::Canonical::new(meta.level.unwrap_or(0), at, meta.key_hash).name()
+    let map = signalfoundry::model::alert::parse_strict(line.as_bytes()).expect("parse");
+    let meta = signalfoundry::model::alert::meta(&map, None, chrono::Utc::now());
+    signalfoundry::store::names::Canonical::new(meta.level.unwrap_or(0), at, meta.key_hash).name()
 }
 
 #[test]
@@ -186,8 +186,8 @@ fn triage_sends_a_file_whose_content_is_another_alert_back_to_admission_not_to_a
     env.ingest_lines(&[a.clone(), b.clone()]);
     let names_q = names(&env.path("queue"));
     let at = |l: &str| {
-        let m = signalfoundry::alert::parse_strict(l.as_bytes()).expect("p");
-        let kh = signalfoundry::alert::meta(&m, None, chrono::Utc::now()).key_hash;
+        let m = signalfoundry::model::alert::parse_strict(l.as_bytes()).expect("p");
+        let kh = signalfoundry::model::alert::meta(&m, None, chrono::Utc::now()).key_hash;
         names_q
             .iter()
             .find(|n| n.contains(kh.as_str()))

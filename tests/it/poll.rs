@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indexer_sim::{FaultKind, SimConfig, SimHandle, Simulator};
 use serde_json::Value;
-use signalfoundry::poll::wire;
+use signalfoundry::stages::poll::wire;
 
 use crate::support::{canonical_names, num, scale, summary, Env};
 
@@ -246,7 +246,7 @@ fn sigkill_at_random_moments_loses_nothing_duplicates_nothing_and_the_cursor_nev
             let src = h["_source"].as_object().expect("source").clone();
             let idx = h["_index"].as_str().expect("index");
             let id = h["_id"].as_str().expect("id");
-            let m = signalfoundry::alert::meta(&src, Some((idx, id)), chrono::Utc::now());
+            let m = signalfoundry::model::alert::meta(&src, Some((idx, id)), chrono::Utc::now());
             (m.time, m.key.as_str().to_string())
         })
         .collect();
@@ -533,8 +533,8 @@ fn the_pollers_response_types_read_real_opensearch_bodies() {
         vec![Value::from(1), Value::from("32634")]
     );
     let src = s.hits.hits[0].source.as_ref().expect("_source");
-    let m =
-        signalfoundry::alert::parse_strict(src.get().as_bytes()).expect("strict parse of _source");
+    let m = signalfoundry::model::alert::parse_strict(src.get().as_bytes())
+        .expect("strict parse of _source");
     assert_eq!(m["speaker"], "BERNARDO");
     assert_eq!(
         s.hits.total.as_ref().map(|t| t.relation.as_str()),

@@ -262,7 +262,7 @@ fn default_policy(env: &Env) -> String {
 
 #[test]
 fn the_demo_drains_the_simulator_to_verdict_pass_with_every_bucket_and_verified_packs() {
-    let alerts = scale(600, signalfoundry::demo::DEFAULT_ALERTS);
+    let alerts = scale(600, signalfoundry::cmd::demo::DEFAULT_ALERTS);
     let dir = tempfile::tempdir().expect("tempdir");
     // A name TOML must escape: the demo writes its configuration with the path in it.
     let state = dir.path().join("demo \"state\"");
@@ -461,7 +461,7 @@ fn an_indexer_outage_fails_poll_but_triage_and_reconcile_run_and_the_next_run_ca
         .iter()
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("json");
-            signalfoundry::alert::meta(v.as_object().expect("obj"), None, chrono::Utc::now())
+            signalfoundry::model::alert::meta(v.as_object().expect("obj"), None, chrono::Utc::now())
                 .key
                 .as_str()
                 .to_string()

@@ -152,7 +152,7 @@ pub fn corpus_keys(sim: &indexer_sim::SimHandle) -> std::collections::BTreeSet<S
             let src = h["_source"].as_object().expect("source").clone();
             let idx = h["_index"].as_str().expect("index");
             let id = h["_id"].as_str().expect("id");
-            signalfoundry::alert::meta(&src, Some((idx, id)), chrono::Utc::now())
+            signalfoundry::model::alert::meta(&src, Some((idx, id)), chrono::Utc::now())
                 .key
                 .as_str()
                 .to_string()

@@ -451,8 +451,8 @@ fn two_high_quarantines(env: &Env) {
     // Planted after ingest and triaged by `triage` alone (no cap adopting it first): the claim
     // finds no row for it.
     let rowless = r#"{"rule":{"level":14.5,"id":"9"},"id":"5","manager":{"name":"m"}}"#;
-    let map = signalfoundry::alert::parse_strict(rowless.as_bytes()).expect("parse");
-    let kh = signalfoundry::alert::meta(&map, None, chrono::Utc::now()).key_hash;
+    let map = signalfoundry::model::alert::parse_strict(rowless.as_bytes()).expect("parse");
+    let kh = signalfoundry::model::alert::meta(&map, None, chrono::Utc::now()).key_hash;
     std::fs::write(
         env.path("queue")
             .join(format!("85-20251124T160000000-{kh}.json")),

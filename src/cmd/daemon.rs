@@ -1,0 +1,90 @@
+//! `signalfoundry daemon --every DURATION`: `run` on a cadence until SIGTERM or SIGINT.
+//!
+//! Design constraints:
+//! - The run lock is held for the daemon's whole life: no `run` or lock-taking command can
+//!   interleave with it (they exit 75).
+//! - A run that overruns its slot is not stacked: the next starts when it ends.
+//! - SIGTERM/SIGINT set a flag: the batch in hand is finished, no new batch is claimed, the
+//!   heartbeat is written, and the daemon exits 0.
+//! - SIGHUP reloads the policy; one that fails `policy check` is refused and the old one kept,
+//!   said in the log and in the next heartbeat's reasons.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cmd::run::{execute, RunExtras};
+use crate::cmd::{Context, Failure, EXIT_OK};
+use crate::store::state::Lock;
+
+pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| Failure {
+            code: crate::cmd::EXIT_FAILED,
+            error: anyhow::anyhow!("cannot install the signal handler: {e}"),
+        })?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).map_err(|e| {
+        Failure {
+            code: crate::cmd::EXIT_FAILED,
+            error: anyhow::anyhow!("cannot install the SIGHUP handler: {e}"),
+        }
+    })?;
+    let (state, mut ledger) = ctx.open(Lock::Run)?;
+    let mut policy = ctx.policy()?;
+    tracing::info!(every = %humantime::format_duration(every), state = %crate::store::fsx::shown(state.path()), "daemon started");
+    let mut pending_reasons: Vec<String> = Vec::new();
+    loop {
+        if hup.swap(false, Ordering::SeqCst) {
+            match ctx.policy() {
+                Ok(p) => {
+                    tracing::info!(version = p.version(), "policy reloaded");
+                    policy = p;
+                }
+                Err(f) => {
+                    let msg = format!(
+                        "policy reload refused, the previous policy is kept: {:#}",
+                        f.error
+                    );
+                    tracing::error!("{msg}");
+                    pending_reasons.push(msg);
+                }
+            }
+        }
+        let started = Instant::now();
+        let prio = Context::prioritizer(&policy);
+        let extras = RunExtras {
+            stop: Some(Arc::clone(&stop)),
+            reasons: std::mem::take(&mut pending_reasons),
+            cadence: Some(every),
+            ..RunExtras::default()
+        };
+        let mut out = std::io::stdout().lock();
+        let outcome = execute(ctx, &policy, &prio, &state, &mut ledger, extras, &mut out);
+        let _ = writeln!(out, "{}", outcome.block);
+        let _ = out.flush();
+        drop(out);
+        if stop.load(Ordering::SeqCst) {
+            tracing::info!(
+                "stop signal: the batch in hand was finished and the heartbeat written; exiting"
+            );
+            return Ok(EXIT_OK);
+        }
+        // Sleep to the next slot (none when the run overran it), waking for signals.
+        let next = started + every;
+        while Instant::now() < next {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(EXIT_OK);
+            }
+            if hup.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(
+                Duration::from_millis(100).min(next.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+}

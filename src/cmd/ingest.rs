@@ -1,0 +1,178 @@
+//! `signalfoundry ingest FILE`: JSON lines (Wazuh's `alerts.json`, or indexer hits) into the
+//! queue with canonical names and rows, deduplicated by key. A bad line is quarantined with its
+//! line number and reason; nothing is dropped. Ingest never applies the cap.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::model::alert;
+use crate::store::ledger::{Ledger, NewRow};
+use crate::store::quarantine::Quarantine;
+use crate::store::spool::{AdmitCounts, Parsed, Spool, SpoolError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read {}: {source}", crate::store::fsx::shown(path))]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// What ingest did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestReport {
+    pub lines: u64,
+    pub blank: u64,
+    /// Lines that were not an alert (quarantined with their line number).
+    pub bad_lines: u64,
+    pub counts: AdmitCounts,
+}
+
+impl IngestReport {
+    pub fn summary(&self, status: &str) -> String {
+        format!(
+            "ingest: status={status} lines={} queued={} duplicates={} conflicts={} bad_lines={} quarantined={} blank={}",
+            self.lines,
+            self.counts.queued,
+            self.counts.duplicates,
+            self.counts.conflicts,
+            self.bad_lines,
+            self.counts.quarantined + self.bad_lines,
+            self.blank
+        )
+    }
+}
+
+/// Lines handed to the spool at once.
+const CHUNK: usize = 1000;
+
+/// Splits an indexer hit into its `_source` and `(_index, _id)`; a bare alert passes through.
+pub fn unwrap_hit(mut m: Map<String, Value>) -> (Map<String, Value>, Option<(String, String)>) {
+    if let Some(Value::Object(_)) = m.get("_source") {
+        let index = m.get("_index").and_then(Value::as_str).map(str::to_string);
+        let id = m.get("_id").and_then(Value::as_str).map(str::to_string);
+        if let Some(Value::Object(src)) = m.remove("_source") {
+            return (src, index.zip(id));
+        }
+    }
+    (m, None)
+}
+
+pub fn run(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    path: &Path,
+    now: DateTime<Utc>,
+) -> Result<IngestReport, IngestError> {
+    let read_err = |source| IngestError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("ingest {bar:40} {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut report = IngestReport::default();
+    let mut batch: Vec<Parsed> = Vec::with_capacity(CHUNK);
+    let mut bad: Vec<NewRow> = Vec::new();
+    let mut line = Vec::new();
+    let shown = crate::store::fsx::shown(path);
+    let q = Quarantine {
+        state: sp.state,
+        durability: sp.durability,
+    };
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        bar.inc(n as u64);
+        report.lines += 1;
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            report.blank += 1;
+            continue;
+        }
+        let origin = format!("ingest {shown} line {}", report.lines);
+        if line.len() as u64 > sp.max_alert_bytes {
+            let reason = format!(
+                "line {} is {} bytes, over max_alert_bytes ({})",
+                report.lines,
+                line.len(),
+                sp.max_alert_bytes
+            );
+            bad.push(q.write_in(&line, &origin, &reason, now)?);
+            report.bad_lines += 1;
+            continue;
+        }
+        match alert::parse_strict(&line) {
+            Ok(m) => {
+                let (alert, index_id) = unwrap_hit(m);
+                let bytes = if index_id.is_some() {
+                    serde_json::to_vec(&alert).unwrap_or_else(|_| line.clone())
+                } else {
+                    line.clone()
+                };
+                batch.push(Parsed {
+                    bytes,
+                    alert,
+                    index_id,
+                    origin,
+                });
+            }
+            Err(e) => {
+                let reason = format!("line {}: {e}", report.lines);
+                bad.push(q.write_in(&line, &origin, &reason, now)?);
+                report.bad_lines += 1;
+            }
+        }
+        if batch.len() >= CHUNK {
+            flush(sp, ledger, &mut batch, &mut bad, now, &mut report)?;
+        }
+    }
+    flush(sp, ledger, &mut batch, &mut bad, now, &mut report)?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn flush(
+    sp: &Spool<'_>,
+    ledger: &mut Ledger,
+    batch: &mut Vec<Parsed>,
+    bad: &mut Vec<NewRow>,
+    now: DateTime<Utc>,
+    report: &mut IngestReport,
+) -> Result<(), SpoolError> {
+    if batch.is_empty() && bad.is_empty() {
+        return Ok(());
+    }
+    let rows = std::mem::take(bad);
+    let c = sp.enqueue(ledger, std::mem::take(batch), now, "ingest", |tx| {
+        for r in &rows {
+            tx.insert(r)?;
+        }
+        Ok(())
+    })?;
+    report.counts.add(&c);
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! `signalfoundry policy check|test` (the policy engine's own command line, with this
+//! configuration's policy as the default) and `verify-pack DIR`. Neither needs a state
+//! directory.
+
+use chrono::Utc;
+
+use super::{stdout_line, Cli, Context, Failure, PolicyCommand, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+
+pub fn command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code = match command {
+        PolicyCommand::Check { file } => sf_policy::cli::check(file, &mut out, &mut err),
+        PolicyCommand::Test {
+            policy,
+            at,
+            json,
+            alerts,
+        } => {
+            let now = match at {
+                Some(a) => {
+                    sf_policy::cli::parse_at(a).map_err(|e| Failure::usage(anyhow::anyhow!(e)))?
+                }
+                None => Utc::now(),
+            };
+            let policy = match policy {
+                Some(p) => sf_policy::cli::load(p).map_err(Failure::usage)?.0,
+                None => Context::resolve(cli)?.policy()?,
+            };
+            sf_policy::cli::test(&policy, now, *json, alerts, &mut out, &mut err)
+        }
+    };
+    Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))
+}
+
+pub fn verify_pack(dir: &std::path::Path) -> Result<u8, Failure> {
+    let r = crate::stages::escalate::verify_pack(dir).map_err(Failure::failed)?;
+    stdout_line(&r.to_string());
+    Ok(if r.is_ok() { EXIT_OK } else { EXIT_FAILED })
+}

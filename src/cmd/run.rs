@@ -1,0 +1,393 @@
+//! `signalfoundry run`: the seven stages in order under the run lock. A stage's failure is
+//! recorded and the stages that do not depend on it still run (indexer down: the queue is still
+//! capped and triaged). Each stage prints one summary line; then the heartbeat's line; then the
+//! reconcile block, whose last line is the verdict.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::cmd::{Context, Failure, EXIT_FAILED, EXIT_OK};
+use crate::stages::heartbeat::{
+    self, ReconcileSummary, RunReport, RunStatus, StageReport, StageStatus,
+};
+use crate::store::fsx::escape_text;
+use crate::store::ledger::Ledger;
+use crate::store::spool::{Notice, Prioritizer};
+use crate::store::state::{Lock, StateDir};
+
+fn counters(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+fn stage(
+    name: &'static str,
+    status: StageStatus,
+    t: Instant,
+    counters: BTreeMap<String, u64>,
+    error: Option<String>,
+) -> StageReport {
+    StageReport {
+        name,
+        status,
+        duration_ms: t.elapsed().as_millis() as u64,
+        counters,
+        error,
+    }
+}
+
+/// What a caller adds to a run: the demo's in-memory password, the daemon's stop flag, its
+/// cadence and its own reasons (a refused policy reload).
+#[derive(Default)]
+pub struct RunExtras<'a> {
+    pub password: Option<&'a crate::stages::poll::Secret>,
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    pub reasons: Vec<String>,
+    pub cadence: Option<std::time::Duration>,
+}
+
+/// What one run produced: the report (heartbeat) and the reconcile block.
+pub struct RunOutcome {
+    pub report: RunReport,
+    pub block: String,
+    pub exit_code: u8,
+}
+
+/// `signalfoundry run`: takes the run lock (exit 75 otherwise, nothing written), runs, prints.
+pub fn run(ctx: &Context, policy: &sf_policy::Policy, prio: &Prioritizer) -> Result<u8, Failure> {
+    let (state, mut ledger) = ctx.open(Lock::Run)?;
+    let mut out = std::io::stdout().lock();
+    let outcome = execute(
+        ctx,
+        policy,
+        prio,
+        &state,
+        &mut ledger,
+        RunExtras::default(),
+        &mut out,
+    );
+    let _ = writeln!(out, "{}", outcome.block);
+    let _ = out.flush();
+    Ok(outcome.exit_code)
+}
+
+/// Runs every stage once (cap and triage repeated until drained or `max_duration`), writes the
+/// heartbeat, and returns the outcome. Stage lines go to `out` as each stage ends.
+pub fn execute(
+    ctx: &Context,
+    policy: &sf_policy::Policy,
+    prio: &Prioritizer,
+    state: &StateDir,
+    ledger: &mut Ledger,
+    extras: RunExtras<'_>,
+    out: &mut dyn Write,
+) -> RunOutcome {
+    let password = extras.password;
+    let started: DateTime<Utc> = Utc::now();
+    let t0 = Instant::now();
+    let deadline = t0 + ctx.config.run.max_duration;
+    let run_id = format!(
+        "r-{}-{}",
+        started.format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id()
+    );
+    let sp = crate::cmd::spool(ctx, state, prio);
+    let mut notices: Vec<Notice> = Vec::new();
+    let mut stages: Vec<StageReport> = Vec::new();
+    let mut reasons: Vec<String> = extras.reasons.clone();
+
+    // 1. poll
+    let t = Instant::now();
+    let poll = match &ctx.config.indexer {
+        None => stage(
+            "poll",
+            StageStatus::Skipped,
+            t,
+            BTreeMap::new(),
+            Some("no [indexer] configured".into()),
+        ),
+        Some(ix) => match crate::stages::poll::run(
+            ix,
+            &sp,
+            ledger,
+            ctx.config.queue.backlog_limit,
+            password,
+            false,
+        ) {
+            Ok(r) => {
+                let _ = writeln!(out, "{}", r.summary("OK"));
+                stage("poll", StageStatus::Ok, t, r.counters(), None)
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!("poll failed: {msg}");
+                let _ = writeln!(out, "poll: status=FAILED");
+                reasons.push(format!("poll failed: {msg}"));
+                stage("poll", StageStatus::Failed, t, BTreeMap::new(), Some(msg))
+            }
+        },
+    };
+    if poll.status == StageStatus::Skipped {
+        let _ = writeln!(out, "poll: status=SKIPPED reason=no-indexer-configured");
+    }
+    stages.push(poll);
+
+    // 2-5. cap and triage, repeated until drained or the deadline.
+    let mut opts = ctx.triage_options(Some(deadline));
+    opts.stop = extras.stop.clone();
+    let triage = crate::stages::triage::Triage {
+        sp: &sp,
+        policy,
+        opts: &opts,
+    };
+    let mut cap_total = crate::stages::cap::CapReport::default();
+    let mut tri_total = crate::stages::triage::TriageReport::default();
+    let (mut cap_ms, mut tri_ms) = (0u64, 0u64);
+    let mut cap_err: Option<String> = None;
+    let mut tri_err: Option<String> = None;
+    loop {
+        let t = Instant::now();
+        match crate::stages::cap::run_once(
+            &sp,
+            ledger,
+            ctx.config.queue.cap,
+            ctx.protect_level(policy),
+            Utc::now(),
+            &mut notices,
+        ) {
+            Ok(r) => cap_total.add(&r),
+            Err(e) => cap_err = Some(format!("{e:#}")),
+        }
+        cap_ms += t.elapsed().as_millis() as u64;
+        let t = Instant::now();
+        let before = tri_total.claimed;
+        match triage.run(ledger, &mut notices) {
+            Ok(r) => tri_total.add(&r),
+            Err(e) => tri_err = Some(format!("{e:#}")),
+        }
+        tri_ms += t.elapsed().as_millis() as u64;
+        let left = state.depth_of(&state.queue) + state.depth_of(&state.overflow);
+        if cap_err.is_some()
+            || tri_err.is_some()
+            || left == 0
+            || opts.should_stop()
+            || tri_total.claimed == before
+        {
+            break;
+        }
+    }
+    for n in &notices {
+        let (what, reason) = (escape_text(&n.what), escape_text(&n.reason));
+        tracing::warn!(entry = %what, "{reason}");
+    }
+    let cap_status = if cap_err.is_some() {
+        StageStatus::Failed
+    } else {
+        StageStatus::Ok
+    };
+    let _ = writeln!(out, "{}", cap_total.summary(cap_status.as_str()));
+    let tri_status = if tri_err.is_some() {
+        StageStatus::Failed
+    } else {
+        StageStatus::Ok
+    };
+    let _ = writeln!(out, "{}", tri_total.summary(tri_status.as_str()));
+    if let Some(e) = &cap_err {
+        tracing::error!("cap failed: {e}");
+        reasons.push(format!("cap failed: {e}"));
+    }
+    if let Some(e) = &tri_err {
+        tracing::error!("triage failed: {e}");
+        reasons.push(format!("triage failed: {e}"));
+    }
+    if tri_total.stopped_by_deadline {
+        let signalled = extras
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+        reasons.push(if signalled {
+            "stopped by a signal with a backlog left; the next run continues".into()
+        } else {
+            "max_duration reached with a backlog left".into()
+        });
+    }
+    stages.push(StageReport {
+        name: "cap",
+        status: cap_status,
+        duration_ms: cap_ms,
+        counters: counters(&[
+            ("deferred", cap_total.deferred),
+            ("refilled", cap_total.refilled),
+            ("vanished", cap_total.vanished),
+            ("protected_over_cap", cap_total.protected_over_cap),
+            ("admitted", cap_total.admission.queued),
+            ("duplicates", cap_total.admission.duplicates),
+            ("quarantined", cap_total.admission.quarantined),
+        ]),
+        error: cap_err,
+    });
+    let mut tc = counters(&[
+        ("claimed", tri_total.claimed),
+        ("triaged", tri_total.triaged),
+        ("suppressed", tri_total.bucket("suppressed")),
+        ("low", tri_total.bucket("low")),
+        ("medium", tri_total.bucket("medium")),
+        ("high", tri_total.bucket("high")),
+        ("critical", tri_total.critical),
+        ("escalated", tri_total.escalated),
+        (
+            "quarantined",
+            tri_total.quarantined + tri_total.admission.quarantined,
+        ),
+        ("vanished", tri_total.vanished),
+        ("recovered", tri_total.recovery.requeued),
+        ("held_back", tri_total.held_back),
+    ]);
+    tc.insert("batches".into(), tri_total.batches);
+    stages.push(StageReport {
+        name: "triage",
+        status: tri_status,
+        duration_ms: tri_ms,
+        counters: tc,
+        error: tri_err,
+    });
+
+    // 6. reconcile
+    let t = Instant::now();
+    let (block, summary, rec_stage) =
+        match crate::stages::reconcile::run(state, ledger, false, true) {
+            Ok(r) => {
+                let s = ReconcileSummary {
+                    verdict: r.verdict.to_string(),
+                    mismatches: r.mismatches.len() as u64,
+                    newly_lost: r.newly_lost.len() as u64,
+                    rows: r.rows,
+                    in_flight: r.in_flight,
+                };
+                let c = counters(&[
+                    ("rows", r.rows),
+                    ("mismatches", s.mismatches),
+                    ("newly_lost", s.newly_lost),
+                    ("in_flight", r.in_flight),
+                ]);
+                (
+                    r.block(),
+                    s,
+                    stage("reconcile", StageStatus::Ok, t, c, None),
+                )
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let s = ReconcileSummary {
+                    verdict: "FAIL".into(),
+                    ..ReconcileSummary::default()
+                };
+                (
+                    "reconcile: status=FAILED\nVERDICT=FAIL".to_string(),
+                    s,
+                    stage(
+                        "reconcile",
+                        StageStatus::Failed,
+                        t,
+                        BTreeMap::new(),
+                        Some(msg),
+                    ),
+                )
+            }
+        };
+    if summary.verdict != "PASS" {
+        reasons.push(format!(
+            "reconcile said {} ({} mismatches, {} newly lost)",
+            summary.verdict, summary.mismatches, summary.newly_lost
+        ));
+    }
+    stages.push(rec_stage);
+
+    // 7. heartbeat
+    let ledger_counts: BTreeMap<String, u64> = ledger
+        .counts()
+        .map(|v| {
+            v.into_iter()
+                .map(|(s, n)| (s.as_str().to_string(), n))
+                .collect()
+        })
+        .unwrap_or_default();
+    let quarantined = ledger_counts.get("quarantined").copied().unwrap_or(0);
+    if quarantined > ctx.config.triage.quarantine_alarm {
+        reasons.push(format!(
+            "quarantine holds {quarantined} alerts, over quarantine_alarm ({})",
+            ctx.config.triage.quarantine_alarm
+        ));
+    }
+    let any_failed = stages.iter().any(|s| s.status == StageStatus::Failed);
+    let core_failed = stages
+        .iter()
+        .any(|s| s.status == StageStatus::Failed && matches!(s.name, "triage" | "reconcile"))
+        || summary.verdict != "PASS";
+    let status = if core_failed {
+        RunStatus::Failed
+    } else if any_failed || !reasons.is_empty() {
+        RunStatus::Degraded
+    } else {
+        RunStatus::Ok
+    };
+    let mut report = RunReport {
+        run_id: run_id.clone(),
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        finished_at: String::new(),
+        status,
+        reasons,
+        stages,
+        depths: state.depths(),
+        ledger: ledger_counts,
+        reconcile: summary,
+        lag: heartbeat::lag(ledger),
+        signature_hits: tri_total.signature_hits.clone(),
+        cadence_s: extras.cadence.map(|c| c.as_secs()),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let t = Instant::now();
+    report.finished_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let hb = heartbeat::write(
+        &state.root,
+        &report,
+        ctx.config.heartbeat.metrics_file.as_deref(),
+        ctx.durability(),
+    );
+    let hb_stage = match &hb {
+        Ok(()) => stage("heartbeat", StageStatus::Ok, t, BTreeMap::new(), None),
+        Err(e) => {
+            tracing::error!("heartbeat failed: {e}");
+            stage(
+                "heartbeat",
+                StageStatus::Failed,
+                t,
+                BTreeMap::new(),
+                Some(e.to_string()),
+            )
+        }
+    };
+    let hb_failed = hb_stage.status == StageStatus::Failed;
+    report.stages.push(hb_stage);
+    let _ = writeln!(out, "{}", report.summary());
+    let failed = report
+        .stages
+        .iter()
+        .any(|s| s.status == StageStatus::Failed)
+        || hb_failed
+        || report.reconcile.verdict != "PASS";
+    let _ = ledger.write(|tx| {
+        tx.conn().execute(
+            "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![report.run_id, report.started_at, report.finished_at, report.status.as_str(), serde_json::to_string(&report).unwrap_or_default()],
+        )?;
+        Ok(())
+    });
+    RunOutcome {
+        report,
+        block,
+        exit_code: if failed { EXIT_FAILED } else { EXIT_OK },
+    }
+}

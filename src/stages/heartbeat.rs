@@ -1,0 +1,409 @@
+//! Stage 7, heartbeat: `heartbeat.json` (replaced atomically), one line in `heartbeats.jsonl`,
+//! and `metrics.prom` (Prometheus text format, for node_exporter's textfile collector), all
+//! rendered from one [`RunReport`]: one source of truth for every figure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::store::fsx::{DirFd, Durability, FsError};
+
+/// A stage's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StageStatus {
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "SKIPPED")]
+    Skipped,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Ok => "OK",
+            StageStatus::Skipped => "SKIPPED",
+            StageStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// One stage in the run report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub name: &'static str,
+    pub status: StageStatus,
+    pub duration_ms: u64,
+    pub counters: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The run's overall health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunStatus {
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "DEGRADED")]
+    Degraded,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "OK",
+            RunStatus::Degraded => "DEGRADED",
+            RunStatus::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReconcileSummary {
+    pub verdict: String,
+    pub mismatches: u64,
+    pub newly_lost: u64,
+    pub rows: u64,
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Lag {
+    /// Age in seconds of the newest alert the poller has queued (null when none).
+    pub newest_polled_age_s: Option<i64>,
+    /// Age in seconds of the oldest alert waiting in queue/ or overflow/.
+    pub oldest_queued_age_s: Option<i64>,
+    /// When the last poll succeeded (RFC 3339).
+    pub last_successful_poll: Option<String>,
+}
+
+/// Everything a run did: the heartbeat, the history line and the metrics are all this.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub status: RunStatus,
+    pub reasons: Vec<String>,
+    pub stages: Vec<StageReport>,
+    pub depths: BTreeMap<String, u64>,
+    pub ledger: BTreeMap<String, u64>,
+    pub reconcile: ReconcileSummary,
+    pub lag: Lag,
+    pub signature_hits: BTreeMap<String, u64>,
+    /// The daemon's cadence, when a daemon ran it (`status` calls a heartbeat older than twice
+    /// this stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cadence_s: Option<u64>,
+    pub version: String,
+}
+
+impl RunReport {
+    /// The one-line summary printed before the reconcile block.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "heartbeat: status={} run_id={}",
+            self.status.as_str(),
+            self.run_id
+        );
+        if !self.reasons.is_empty() {
+            // One `key=value` token: no whitespace, no control, bidi or zero-width character (an
+            // error message can carry a name read from disk or an alert key).
+            let reasons: String = crate::store::fsx::escape_text(&self.reasons.join(";"))
+                .chars()
+                .map(|c| {
+                    if c.is_whitespace() || c.is_control() {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let _ = write!(s, " reasons={reasons}");
+        }
+        s
+    }
+
+    /// The Prometheus text exposition of this report.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        fam(
+            &mut out,
+            "signalfoundry_run_status",
+            "gauge",
+            "1 for the status of the last run (OK, DEGRADED, FAILED).",
+        );
+        for s in [RunStatus::Ok, RunStatus::Degraded, RunStatus::Failed] {
+            let _ = writeln!(
+                out,
+                "signalfoundry_run_status{{status=\"{}\"}} {}",
+                s.as_str(),
+                u8::from(s == self.status)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_stage_ok",
+            "gauge",
+            "1 when the stage was OK or SKIPPED in the last run.",
+        );
+        for st in &self.stages {
+            let _ = writeln!(
+                out,
+                "signalfoundry_stage_ok{{stage=\"{}\"}} {}",
+                st.name,
+                u8::from(st.status != StageStatus::Failed)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_stage_duration_milliseconds",
+            "gauge",
+            "Duration of each stage in the last run.",
+        );
+        for st in &self.stages {
+            let _ = writeln!(
+                out,
+                "signalfoundry_stage_duration_milliseconds{{stage=\"{}\"}} {}",
+                st.name, st.duration_ms
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_stage_count",
+            "gauge",
+            "Per-stage counters of the last run.",
+        );
+        for st in &self.stages {
+            for (k, v) in &st.counters {
+                let _ = writeln!(
+                    out,
+                    "signalfoundry_stage_count{{stage=\"{}\",counter=\"{}\"}} {v}",
+                    st.name,
+                    label(k)
+                );
+            }
+        }
+        fam(
+            &mut out,
+            "signalfoundry_depth",
+            "gauge",
+            "Files in each place of the state directory after the run.",
+        );
+        for (k, v) in &self.depths {
+            let _ = writeln!(out, "signalfoundry_depth{{place=\"{}\"}} {v}", label(k));
+        }
+        fam(
+            &mut out,
+            "signalfoundry_ledger_rows",
+            "gauge",
+            "Ledger rows per lifecycle state.",
+        );
+        for (k, v) in &self.ledger {
+            let _ = writeln!(
+                out,
+                "signalfoundry_ledger_rows{{state=\"{}\"}} {v}",
+                label(k)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_reconcile_pass",
+            "gauge",
+            "1 when the last reconcile said PASS.",
+        );
+        let _ = writeln!(
+            out,
+            "signalfoundry_reconcile_pass {}",
+            u8::from(self.reconcile.verdict == "PASS")
+        );
+        fam(
+            &mut out,
+            "signalfoundry_reconcile_mismatches",
+            "gauge",
+            "Mismatches found by the last reconcile.",
+        );
+        let _ = writeln!(
+            out,
+            "signalfoundry_reconcile_mismatches {}",
+            self.reconcile.mismatches
+        );
+        fam(
+            &mut out,
+            "signalfoundry_signature_hits",
+            "gauge",
+            "Alerts suppressed by each signature in the last run.",
+        );
+        for (k, v) in &self.signature_hits {
+            let _ = writeln!(
+                out,
+                "signalfoundry_signature_hits{{signature=\"{}\"}} {v}",
+                label(k)
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_lag_seconds",
+            "gauge",
+            "Age of the newest polled alert and of the oldest queued alert.",
+        );
+        if let Some(v) = self.lag.newest_polled_age_s {
+            let _ = writeln!(
+                out,
+                "signalfoundry_lag_seconds{{what=\"newest_polled\"}} {v}"
+            );
+        }
+        if let Some(v) = self.lag.oldest_queued_age_s {
+            let _ = writeln!(
+                out,
+                "signalfoundry_lag_seconds{{what=\"oldest_queued\"}} {v}"
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_last_successful_poll_timestamp_seconds",
+            "gauge",
+            "When the last poll succeeded (Unix time).",
+        );
+        if let Some(t) = self
+            .lag
+            .last_successful_poll
+            .as_deref()
+            .and_then(unix_seconds)
+        {
+            let _ = writeln!(
+                out,
+                "signalfoundry_last_successful_poll_timestamp_seconds {t}"
+            );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_run_finished_timestamp_seconds",
+            "gauge",
+            "When the last run finished (Unix time): alert on its age.",
+        );
+        if let Some(t) = unix_seconds(&self.finished_at) {
+            let _ = writeln!(out, "signalfoundry_run_finished_timestamp_seconds {t}");
+        }
+        out
+    }
+}
+
+/// An RFC 3339 time as Unix seconds with milliseconds (`1764000000.123`).
+fn unix_seconds(t: &str) -> Option<String> {
+    let ms = chrono::DateTime::parse_from_rfc3339(t)
+        .ok()?
+        .timestamp_millis();
+    Some(format!(
+        "{}.{:03}",
+        ms.div_euclid(1000),
+        ms.rem_euclid(1000)
+    ))
+}
+
+fn fam(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value in the exposition format: backslash, quote and newline escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes the heartbeat, the history line and the metrics file.
+pub fn write(
+    root: &DirFd,
+    report: &RunReport,
+    metrics_file: Option<&std::path::Path>,
+    durability: Durability,
+) -> Result<(), FsError> {
+    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+    // One small file a run: made durable whenever durability is on (in batch mode too), so a
+    // power loss never leaves an empty heartbeat for `status` and the alerting to read.
+    let beat = if durability == Durability::Off {
+        Durability::Off
+    } else {
+        Durability::Strict
+    };
+    root.replace("heartbeat.json", json.as_bytes(), beat)?;
+    let mut line = serde_json::to_string(report).unwrap_or_default();
+    line.push('\n');
+    root.append("heartbeats.jsonl", line.as_bytes(), durability)?;
+    let metrics = report.metrics();
+    match metrics_file {
+        None => root.replace("metrics.prom", metrics.as_bytes(), durability),
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("signalfoundry.prom");
+            let dir = DirFd::open(dir)?;
+            // node_exporter reads the textfile collector's directory as another user: there the
+            // metrics (counts, no secret) are made world-readable before they appear, unlike
+            // everything in the state directory.
+            let tmp = dir.write_temp("r", metrics.as_bytes(), durability)?;
+            let published = rustix::fs::openat(
+                &*dir.fd(),
+                tmp.as_str(),
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .and_then(|fd| rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o644)))
+            .map_err(|e| FsError::new("chmod", dir.path().join(&tmp), e))
+            .and_then(|()| {
+                rustix::fs::renameat(&*dir.fd(), tmp.as_str(), &*dir.fd(), name)
+                    .map_err(|e| FsError::new("replace", path, e))
+            });
+            if published.is_err() {
+                let _ = dir.remove_file(tmp.as_bytes());
+            }
+            published?;
+            if durability == Durability::Strict {
+                dir.sync()?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The lag figures, from the ledger.
+pub fn lag(ledger: &crate::store::ledger::Ledger) -> Lag {
+    use chrono::{DateTime, Utc};
+    use rusqlite::OptionalExtension;
+    let now = Utc::now();
+    let age = |t: Option<String>| -> Option<i64> {
+        t.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| (now - t.with_timezone(&Utc)).num_seconds())
+    };
+    let q = |sql: &str| -> Option<String> {
+        ledger
+            .conn()
+            .query_row(sql, [], |r| r.get::<_, Option<String>>(0))
+            .optional()
+            .ok()
+            .flatten()
+            .flatten()
+    };
+    Lag {
+        newest_polled_age_s: age(q(
+            "SELECT MAX(alert_time) FROM alerts WHERE source = 'poll'",
+        )),
+        oldest_queued_age_s: age(q(
+            "SELECT MIN(alert_time) FROM alerts WHERE state IN ('queued', 'overflow')",
+        )),
+        last_successful_poll: ledger.meta_get("last_poll_ok").ok().flatten(),
+    }
+}

@@ -1,0 +1,171 @@
+//! The reconcile report and its block (the lines that end in `VERDICT=`).
+
+use serde::Serialize;
+
+/// One state's two counts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StateCount {
+    pub state: &'static str,
+    pub ledger: u64,
+    /// `None` for `lost` (nowhere on disk by definition).
+    pub disk: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BucketCount {
+    pub bucket: &'static str,
+    pub ledger: u64,
+    pub disk: u64,
+}
+
+/// The reconcile report; `verdict` is `PASS` or `FAIL`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReconcileReport {
+    pub states: Vec<StateCount>,
+    pub buckets: Vec<BucketCount>,
+    pub rows: u64,
+    pub high_cases: u64,
+    pub packs: u64,
+    pub quarantine_packs: u64,
+    pub live_workers: u64,
+    pub in_flight: u64,
+    pub mismatches: Vec<String>,
+    /// Keys recorded as `lost` by this run.
+    pub newly_lost: Vec<String>,
+    /// Rows that followed their file to another place.
+    pub relocated: u64,
+    /// Intents of dead workers whose case was published (the commit is what a crash took):
+    /// finished from what is on disk (location wins).
+    pub finished: u64,
+    /// Quarantine entries found without a row (a crash between the move and the commit):
+    /// given their row.
+    pub adopted: u64,
+    /// Alert files waiting for admission: every `*.json` of `incoming/`, foreign `*.json` in
+    /// `queue/` and `overflow/` (the next triage admits them). Named, never silent.
+    pub awaiting_admission: Vec<String>,
+    /// Entries that belong nowhere: in `escalations/` (not a pack: a mismatch), in
+    /// `quarantine/` or in a dead worker's folder (reported).
+    pub strays: Vec<String>,
+    pub deep: bool,
+    pub orphans: Vec<String>,
+    pub ghosts: Vec<String>,
+    pub verdict: &'static str,
+}
+
+/// How many waiting files and strays the block names (all of them are in `--json`).
+const LISTED: usize = 20;
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl ReconcileReport {
+    pub fn passed(&self) -> bool {
+        self.verdict == "PASS"
+    }
+
+    /// The block printed to stdout; its last line is the verdict.
+    pub fn block(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!(
+            "reconcile: status=OK rows={} mismatches={} newly_lost={} in_flight={} live_workers={}\n",
+            self.rows,
+            self.mismatches.len(),
+            self.newly_lost.len(),
+            self.in_flight,
+            self.live_workers
+        ));
+        o.push_str(&format!(
+            "  {:<12} {:>12} {:>12}\n",
+            "state", "ledger", "disk"
+        ));
+        for s in &self.states {
+            let disk = s.disk.map_or_else(|| "-".to_string(), thousands);
+            o.push_str(&format!(
+                "  {:<12} {:>12} {:>12}\n",
+                s.state,
+                thousands(s.ledger),
+                disk
+            ));
+        }
+        for b in &self.buckets {
+            o.push_str(&format!(
+                "  cases {:<12} ledger={} disk={}\n",
+                b.bucket,
+                thousands(b.ledger),
+                thousands(b.disk)
+            ));
+        }
+        let parts: Vec<String> = self.buckets.iter().map(|b| thousands(b.disk)).collect();
+        let total: u64 = self.buckets.iter().map(|b| b.disk).sum();
+        o.push_str(&format!(
+            "  sum: {} = {} cases\n",
+            parts.join(" + "),
+            thousands(total)
+        ));
+        o.push_str(&format!(
+            "  high cases={} packs={} quarantine_packs={}\n",
+            thousands(self.high_cases),
+            thousands(self.packs),
+            thousands(self.quarantine_packs)
+        ));
+        let state_sum: u64 = self.states.iter().map(|s| s.ledger).sum();
+        o.push_str(&format!(
+            "  rows: {} (states sum to {})\n",
+            thousands(self.rows),
+            thousands(state_sum)
+        ));
+        if self.relocated > 0 {
+            o.push_str(&format!(
+                "  relocated rows (followed their file): {}\n",
+                self.relocated
+            ));
+        }
+        if self.finished > 0 {
+            o.push_str(&format!(
+                "  finished intents (case published, commit missing): {}\n",
+                self.finished
+            ));
+        }
+        if self.adopted > 0 {
+            o.push_str(&format!(
+                "  adopted quarantine entries (row missing): {}\n",
+                self.adopted
+            ));
+        }
+        if !self.awaiting_admission.is_empty() {
+            o.push_str(&format!(
+                "  awaiting admission: {}\n",
+                self.awaiting_admission.len()
+            ));
+            for x in self.awaiting_admission.iter().take(LISTED) {
+                o.push_str(&format!("  waiting: {x}\n"));
+            }
+        }
+        for x in self.strays.iter().take(LISTED) {
+            o.push_str(&format!("  stray: {x}\n"));
+        }
+        for k in &self.newly_lost {
+            o.push_str(&format!("  lost: {k}\n"));
+        }
+        for m in &self.mismatches {
+            o.push_str(&format!("  mismatch: {m}\n"));
+        }
+        for x in &self.orphans {
+            o.push_str(&format!("  orphan: {x}\n"));
+        }
+        for x in &self.ghosts {
+            o.push_str(&format!("  ghost: {x}\n"));
+        }
+        o.push_str(&format!("VERDICT={}", self.verdict));
+        o
+    }
+}

@@ -1,0 +1,102 @@
+//! What triage did: the report its summary line, the heartbeat and the metrics read.
+
+use std::collections::BTreeMap;
+
+use crate::store::claim::RecoveryReport;
+use crate::store::spool::AdmitCounts;
+
+/// What triage did: one summary line, and figures for the heartbeat.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TriageReport {
+    pub admission: AdmitCounts,
+    pub recovery: RecoveryReport,
+    pub claimed: u64,
+    pub triaged: u64,
+    pub buckets: BTreeMap<String, u64>,
+    pub critical: u64,
+    pub escalated: u64,
+    pub quarantined: u64,
+    pub quarantine_packs: u64,
+    pub vanished: u64,
+    /// Claims whose intent row already fixed the decision (a retry).
+    pub reused_intents: u64,
+    /// Intent rows finished at start (their case was published before a crash).
+    pub finished_intents: u64,
+    /// High cases that got their missing pack at start.
+    pub packs_repaired: u64,
+    /// Quarantined alerts whose owed `Q-<entry>` pack was rebuilt at start.
+    pub quarantine_packs_repaired: u64,
+    /// Claimed files whose content's key is not the one their name carries: sent back to
+    /// `incoming/` for admission.
+    pub misnamed: u64,
+    pub signature_hits: BTreeMap<String, u64>,
+    pub held_back: u64,
+    pub batches: u64,
+    /// True when the deadline stopped triage with work left.
+    pub stopped_by_deadline: bool,
+}
+
+impl TriageReport {
+    pub fn add(&mut self, o: &TriageReport) {
+        self.admission.add(&o.admission);
+        self.claimed += o.claimed;
+        self.triaged += o.triaged;
+        for (k, v) in &o.buckets {
+            *self.buckets.entry(k.clone()).or_default() += v;
+        }
+        self.critical += o.critical;
+        self.escalated += o.escalated;
+        self.quarantined += o.quarantined;
+        self.quarantine_packs += o.quarantine_packs;
+        self.vanished += o.vanished;
+        self.reused_intents += o.reused_intents;
+        self.finished_intents += o.finished_intents;
+        self.packs_repaired += o.packs_repaired;
+        self.quarantine_packs_repaired += o.quarantine_packs_repaired;
+        self.misnamed += o.misnamed;
+        for (k, v) in &o.signature_hits {
+            *self.signature_hits.entry(k.clone()).or_default() += v;
+        }
+        self.held_back += o.held_back;
+        self.batches += o.batches;
+        self.stopped_by_deadline |= o.stopped_by_deadline;
+        let r = &mut self.recovery;
+        r.dead_workers += o.recovery.dead_workers;
+        r.requeued += o.recovery.requeued;
+        r.duplicates += o.recovery.duplicates;
+        r.quarantined += o.recovery.quarantined;
+        r.temps_removed += o.recovery.temps_removed;
+        r.vanished += o.recovery.vanished;
+        r.live_workers = o.recovery.live_workers;
+    }
+
+    pub fn bucket(&self, b: &str) -> u64 {
+        self.buckets.get(b).copied().unwrap_or(0)
+    }
+
+    pub fn summary(&self, status: &str) -> String {
+        format!(
+            "triage: status={status} claimed={} triaged={} suppressed={} low={} medium={} high={} critical={} escalated={} quarantined={} quarantine_packs={} vanished={} admitted={} duplicates={} recovered={} reused_intents={} finished_intents={} packs_repaired={} quarantine_packs_repaired={} misnamed={} temps_removed={}",
+            self.claimed,
+            self.triaged,
+            self.bucket("suppressed"),
+            self.bucket("low"),
+            self.bucket("medium"),
+            self.bucket("high"),
+            self.critical,
+            self.escalated,
+            self.quarantined + self.admission.quarantined,
+            self.quarantine_packs,
+            self.vanished,
+            self.admission.queued,
+            self.admission.duplicates + self.recovery.duplicates,
+            self.recovery.requeued,
+            self.reused_intents,
+            self.finished_intents,
+            self.packs_repaired,
+            self.quarantine_packs_repaired,
+            self.misnamed,
+            self.recovery.temps_removed,
+        )
+    }
+}
