@@ -349,11 +349,9 @@ fn requeue_claims(
                 let Some(c) = Canonical::parse(name) else {
                     continue;
                 };
-                if !tx.set_state(
+                if !tx.back_in_queue(
                     c.key_hash.as_str(),
-                    State::Queued,
                     std::str::from_utf8(name).unwrap_or_default(),
-                    None,
                 )? {
                     missing.push(name.clone());
                 }
@@ -425,11 +423,10 @@ pub fn claim_batch(
     ledger.write(|tx| {
         for name in &won {
             if let Some(c) = Canonical::parse(name) {
-                tx.set_state(
+                tx.claimed(
                     c.key_hash.as_str(),
-                    State::Processing,
                     std::str::from_utf8(name).unwrap_or_default(),
-                    Some(worker.id()),
+                    worker.id(),
                 )?;
             }
         }

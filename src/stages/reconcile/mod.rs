@@ -20,8 +20,6 @@ use scan::{claims_in_temp_cases, requeued_in_incoming, scan, Disk};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use rusqlite::OptionalExtension;
-
 use crate::store::fsx::{escape_name, escape_text, DirFd, FsError};
 use crate::store::ledger::{Ledger, LedgerError, State};
 use crate::store::state::StateDir;
@@ -37,50 +35,6 @@ pub enum ReconcileError {
 }
 
 pub const BUCKETS: [&str; 4] = ["suppressed", "low", "medium", "high"];
-
-/// A row as reconcile sees it.
-struct Row {
-    key_hash: String,
-    alert_key: String,
-    state: State,
-    name: String,
-    bucket: Option<String>,
-    case_id: Option<String>,
-    case_path: Option<String>,
-    pack: bool,
-}
-
-/// Reads every row in pages (short read transactions).
-fn for_each_row(ledger: &Ledger, mut f: impl FnMut(Row)) -> Result<(), ReconcileError> {
-    let mut last = String::new();
-    loop {
-        let mut st = ledger.conn().prepare_cached(
-            "SELECT key_hash, alert_key, state, name, bucket, case_id, pack, case_path FROM alerts WHERE key_hash > ?1 ORDER BY key_hash LIMIT 20000",
-        )?;
-        let rows: Vec<Row> = st
-            .query_map([&last], |r| {
-                let s: String = r.get(2)?;
-                Ok(Row {
-                    key_hash: r.get(0)?,
-                    alert_key: r.get(1)?,
-                    state: State::parse(&s).unwrap_or(State::Lost),
-                    name: r.get(3)?,
-                    bucket: r.get(4)?,
-                    case_id: r.get(5)?,
-                    pack: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
-                    case_path: r.get(7)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let Some(tail) = rows.last() else {
-            return Ok(());
-        };
-        last = tail.key_hash.clone();
-        for r in rows {
-            f(r);
-        }
-    }
-}
 
 /// Runs reconcile. `record_lost`: mark rows whose file is nowhere as `lost` (only when no
 /// worker is live).
@@ -100,16 +54,7 @@ pub fn run(
     let mut high_packed = 0u64;
     let mut rows = 0u64;
     {
-        let mut st = ledger.conn().prepare(
-            "SELECT state, bucket, pack, COUNT(*) FROM alerts GROUP BY state, bucket, pack",
-        )?;
-        let mut q = st.query([])?;
-        while let Some(r) = q.next()? {
-            let s: String = r.get(0)?;
-            let b: Option<String> = r.get(1)?;
-            let pack: bool = r.get::<_, Option<bool>>(2)?.unwrap_or(false);
-            let n: u64 = r.get(3)?;
-            let Some(s) = State::parse(&s) else { continue };
+        for (s, b, pack, n) in ledger.state_bucket_pack_counts()? {
             rows += n;
             *counts.entry(s).or_default() += n;
             if matches!(s, State::Triaged | State::Escalated) {
@@ -386,7 +331,7 @@ fn keyed(
     let mut finish: Vec<(String, State)> = Vec::new();
     let mut seen_qpacks: HashSet<String> = HashSet::new();
     let live = disk.live_workers > 0;
-    for_each_row(ledger, |r| {
+    ledger.for_each_row(|r| {
         let here = |n: &str| -> Option<State> {
             let b = n.as_bytes();
             if queue.contains(b) {
@@ -592,17 +537,10 @@ fn keyed(
     if record_lost && !finish.is_empty() {
         // The publishes are made durable before the rows say so.
         st.cases.sync_filesystem()?;
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let n = ledger.write(|tx| {
             let mut n = 0;
             for (kh, to) in &finish {
-                n += tx.conn().execute(
-                    "UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4
-                     WHERE key_hash = ?1 AND state = 'triaging'",
-                    rusqlite::params![kh, to.as_str(), *to == State::Escalated, at],
-                )? as u64;
-                tx.conn()
-                    .execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
+                n += u64::from(tx.finish_published(kh, *to == State::Escalated)?);
             }
             Ok(n)
         })?;
@@ -612,10 +550,7 @@ fn keyed(
     if !relocate.is_empty() {
         ledger.write(|tx| {
             for (kh, s, name, was) in &relocate {
-                tx.conn().execute(
-                    "UPDATE alerts SET state = ?2, name = ?3, worker = NULL WHERE key_hash = ?1 AND state = ?4",
-                    rusqlite::params![kh, s.as_str(), name, was.as_str()],
-                )?;
+                tx.relocate(kh, *s, name, *was)?;
             }
             Ok(())
         })?;
@@ -631,12 +566,7 @@ fn keyed(
             for g in &lost {
                 // Only if the row is still in the state we read: another process may have
                 // moved it on since.
-                let n = tx.conn().execute(
-                    "UPDATE alerts SET state = 'lost', worker = NULL, updated_at = ?2 WHERE key_hash = ?1 AND state = ?3",
-                    rusqlite::params![g.key_hash, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), g.state.as_str()],
-                )?;
-                if n == 1 {
-                    tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [&g.key_hash])?;
+                if tx.mark_lost(&g.key_hash, g.state)? {
                     recorded.push(escape_text(&format!("{} ({})", g.key, g.what)));
                 }
             }
@@ -654,17 +584,4 @@ fn keyed(
         );
     }
     Ok(())
-}
-
-/// The number of rows marked lost so far (for the heartbeat).
-pub fn lost_total(ledger: &Ledger) -> Result<u64, ReconcileError> {
-    Ok(ledger
-        .conn()
-        .query_row(
-            "SELECT COUNT(*) FROM alerts WHERE state = 'lost'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
 }

@@ -4,8 +4,6 @@
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 
-use rusqlite::OptionalExtension;
-
 use super::{ReconcileError, BUCKETS};
 use crate::store::fsx::{escape_name, DirFd, EntryKind};
 use crate::store::ledger::{Ledger, State};
@@ -232,17 +230,11 @@ fn walk_cases(
 /// an alert is counted as `processing` under its canonical name, like a claimed file.
 pub(super) fn claims_in_temp_cases(ledger: &Ledger, disk: &mut Disk) -> Result<(), ReconcileError> {
     let claims = std::mem::take(&mut disk.temp_claims);
-    let mut st = ledger
-        .conn()
-        .prepare_cached("SELECT state FROM alerts WHERE key_hash = ?1")?;
     for (name, id, live) in claims {
         let Some(c) = Canonical::parse(&name) else {
             continue;
         };
-        let state: Option<String> = st
-            .query_row([c.key_hash.as_str()], |r| r.get(0))
-            .optional()?;
-        if state.as_deref() == Some(State::Triaging.as_str()) {
+        if ledger.state_of(&c.key_hash)? == Some(State::Triaging) {
             continue;
         }
         disk.temp_cases -= 1;
@@ -260,11 +252,8 @@ pub(super) fn claims_in_temp_cases(ledger: &Ledger, disk: &mut Disk) -> Result<(
 /// it (admission settles both in one transaction); one no row names is a producer's file.
 pub(super) fn requeued_in_incoming(ledger: &Ledger, disk: &mut Disk) -> Result<(), ReconcileError> {
     let waiting = std::mem::take(&mut disk.requeued_waiting);
-    let mut st = ledger
-        .conn()
-        .prepare_cached("SELECT 1 FROM alerts WHERE state = 'quarantined' AND name = ?1 LIMIT 1")?;
     for n in waiting {
-        if st.exists([&n])? {
+        if ledger.quarantined_as(&n)? {
             disk.quarantine.insert(n);
         } else {
             disk.awaiting

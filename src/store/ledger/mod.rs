@@ -16,6 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::model::alert::KeyHash;
 use crate::store::fsx::Durability;
 
+mod lifecycle;
+mod queries;
+
 /// Where an alert is in its lifecycle. The filesystem says where the file is; this says what
 /// state the alert is in; reconcile checks that they agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -312,27 +315,6 @@ impl Ledger {
         &self.path
     }
 
-    /// Looks up one row by its key hash.
-    pub fn get(&self, key_hash: &KeyHash) -> Result<Option<RowLite>, LedgerError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT state, name, content_hash, alert_key FROM alerts WHERE key_hash = ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        st.query_row([key_hash.as_str()], |r| {
-            let state: String = r.get(0)?;
-            Ok(RowLite {
-                state: State::parse(&state).unwrap_or(State::Lost),
-                name: r.get(1)?,
-                content_hash: r.get(2)?,
-                alert_key: r.get(3)?,
-            })
-        })
-        .optional()
-        .map_err(|e| self.err(e))
-    }
-
     /// Runs `f` inside one `BEGIN IMMEDIATE` write transaction and commits it.
     pub fn write<T>(
         &mut self,
@@ -354,64 +336,6 @@ impl Ledger {
         let out = f(&mut t).map_err(wrap)?;
         t.tx.commit().map_err(wrap)?;
         Ok(out)
-    }
-
-    /// The row ids of key hashes (absent ones are left out), for updates in table order.
-    pub fn row_ids<'k>(
-        &self,
-        keys: impl Iterator<Item = &'k str>,
-    ) -> Result<Vec<(i64, &'k str)>, LedgerError> {
-        // One read transaction for all the lookups (alone, each one took and dropped the
-        // database's locks: a third of cap's time for 500,000 keys).
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id FROM alerts WHERE key_hash = ?1")
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for k in keys {
-            if let Some(id) = st
-                .query_row([k], |r| r.get::<_, i64>(0))
-                .optional()
-                .map_err(|e| self.err(e))?
-            {
-                out.push((id, k));
-            }
-        }
-        drop(st);
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(out)
-    }
-
-    /// Rows per state.
-    pub fn counts(&self) -> Result<Vec<(State, u64)>, LedgerError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT state, COUNT(*) FROM alerts GROUP BY state")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (s, n) = row.map_err(|e| self.err(e))?;
-            if let Some(s) = State::parse(&s) {
-                out.push((s, n));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Key hashes and names of the rows in one state.
-    pub fn names_in(&self, state: State) -> Result<Vec<(String, String)>, LedgerError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT key_hash, name FROM alerts WHERE state = ?1")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([state.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// The connection, for read queries a stage owns. Writes go through [`Ledger::write`].
@@ -542,126 +466,6 @@ impl Tx<'_> {
             id,
         ])?;
         Ok(n == 1)
-    }
-
-    /// Replaces a `lost` row with a fresh one (a new poll or ingest brings the key back).
-    pub fn revive(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
-        self.revive_where(row, "state = 'lost'", None)
-    }
-
-    /// Replaces the `quarantined` row of an alert whose entry `entry_name` (`q-....json`) an
-    /// operator requeued (it came back through `incoming/` under that name) with a fresh one:
-    /// the alert is admitted again, edited or not, and decided afresh.
-    pub fn revive_requeued(
-        &mut self,
-        row: &NewRow,
-        entry_name: &str,
-    ) -> Result<bool, rusqlite::Error> {
-        self.revive_where(
-            row,
-            "state = 'quarantined' AND name = ?10",
-            Some(entry_name),
-        )
-    }
-
-    /// Retires the entry row (`quarantine:<entry>`) of a requeued quarantine entry: the file
-    /// went back through admission, which gave it a row of its own (or counted it as a
-    /// duplicate of one). Its rows point at a quarantine entry that is no longer there.
-    pub fn retire_entry_row(&mut self, entry: &str) -> Result<bool, rusqlite::Error> {
-        let key = format!("quarantine:{entry}");
-        let kh = crate::model::alert::KeyHash::of(key.as_bytes());
-        Ok(self.tx.execute(
-            "DELETE FROM alerts WHERE key_hash = ?1 AND state = 'quarantined'",
-            [kh.as_str()],
-        )? == 1)
-    }
-
-    /// Points the alert row quarantined as `old` (a requeued entry that admission quarantined
-    /// again) at its new entry `new`; `false` when no alert row names `old` (the entry had a
-    /// row of its own, keyed by entry).
-    pub fn requarantine(&mut self, old: &str, new: &str) -> Result<bool, rusqlite::Error> {
-        let n = self.tx.execute(
-            "UPDATE alerts SET name = ?2, pack = 0, updated_at = ?3
-             WHERE state = 'quarantined' AND name = ?1 AND alert_key NOT LIKE 'quarantine:%'",
-            params![old, new, now_text()],
-        )?;
-        Ok(n == 1)
-    }
-
-    fn revive_where(
-        &mut self,
-        row: &NewRow,
-        cond: &str,
-        entry_name: Option<&str>,
-    ) -> Result<bool, rusqlite::Error> {
-        let sql = format!(
-            "UPDATE alerts SET state = ?2, name = ?3, content_hash = ?4, level = ?5, priority = ?6,
-               alert_time = ?7, worker = NULL, source = ?8, updated_at = ?9, bucket = NULL,
-               critical = NULL, case_id = NULL, case_path = NULL, pack = 0
-             WHERE key_hash = ?1 AND {cond}"
-        );
-        let mut st = self.tx.prepare_cached(&sql)?;
-        let now = now_text();
-        let base = params![
-            row.key_hash.as_str(),
-            row.state.as_str(),
-            row.name,
-            row.content_hash,
-            row.level,
-            row.priority,
-            row.alert_time,
-            row.source,
-            now,
-        ];
-        let n = match entry_name {
-            None => st.execute(base)?,
-            Some(e) => {
-                let mut all: Vec<&dyn rusqlite::ToSql> = base.to_vec();
-                all.push(&e);
-                st.execute(all.as_slice())?
-            }
-        };
-        drop(st);
-        if n == 1 {
-            // A revived key is decided afresh: its old decision may not fit its new content.
-            self.tx.execute(
-                "DELETE FROM intents WHERE key_hash = ?1",
-                [row.key_hash.as_str()],
-            )?;
-        }
-        Ok(n == 1)
-    }
-
-    /// Moves a row to `state` (with its file `name` and claiming `worker`); `false` when there
-    /// is no such row (a canonical file without a row: to be adopted).
-    pub fn set_state(
-        &mut self,
-        key_hash: &str,
-        state: State,
-        name: &str,
-        worker: Option<&str>,
-    ) -> Result<bool, rusqlite::Error> {
-        let mut st = self.tx.prepare_cached(
-            "UPDATE alerts SET state = ?2, name = ?3, worker = ?4, updated_at = ?5 WHERE key_hash = ?1",
-        )?;
-        Ok(st.execute(params![key_hash, state.as_str(), name, worker, now_text()])? == 1)
-    }
-
-    /// Moves the row with this id to `state`, keeping its name (a move between queue/ and
-    /// overflow/ keeps the file's name).
-    pub fn set_state_by_id(
-        &mut self,
-        id: i64,
-        state: State,
-        now: &str,
-    ) -> Result<bool, rusqlite::Error> {
-        // Only a row still waiting (queued or deferred) follows a cap move: a row another
-        // process has claimed or finished since the listing keeps its state.
-        let mut st = self.tx.prepare_cached(
-            "UPDATE alerts SET state = ?2, worker = NULL, updated_at = ?3
-             WHERE id = ?1 AND state IN ('queued', 'overflow')",
-        )?;
-        Ok(st.execute(params![id, state.as_str(), now])? == 1)
     }
 
     pub fn delete(&mut self, key_hash: &str) -> Result<bool, rusqlite::Error> {
