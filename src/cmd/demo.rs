@@ -221,14 +221,7 @@ fn first_high_case(
     ledger: &crate::store::ledger::Ledger,
     state: &Path,
 ) -> Option<(PathBuf, PathBuf)> {
-    let (case_id, case_path): (String, String) = ledger
-        .conn()
-        .query_row(
-            "SELECT case_id, case_path FROM alerts WHERE state = 'escalated' ORDER BY level DESC, alert_time DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .ok()?;
+    let (case_id, case_path) = ledger.top_escalated().ok().flatten()?;
     Some((
         state.join("cases").join(case_path),
         state.join("escalations").join(case_id),

@@ -98,6 +98,19 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// The case id and case path of the highest (then newest) escalated case.
+    pub fn top_escalated(&self) -> Result<Option<(String, String)>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT case_id, case_path FROM alerts WHERE state = 'escalated'
+                 ORDER BY level DESC, alert_time DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Whether a `quarantined` row names the entry file `name` (`q-....json`).
     pub fn quarantined_as(&self, name: &str) -> Result<bool, LedgerError> {
         self.conn
