@@ -13,6 +13,7 @@ use crate::cmd::{Context, Failure, EXIT_FAILED, EXIT_OK};
 use crate::stages::heartbeat::{
     self, ReconcileSummary, RunReport, RunStatus, StageReport, StageStatus,
 };
+use crate::stages::Report;
 use crate::store::fsx::escape_text;
 use crate::store::ledger::Ledger;
 use crate::store::spool::{Notice, Prioritizer};
@@ -118,7 +119,7 @@ pub fn execute(
         ) {
             Ok(r) => {
                 let _ = writeln!(out, "{}", r.summary("OK"));
-                stage("poll", StageStatus::Ok, t, r.counters(), None)
+                stage("poll", StageStatus::Ok, t, r.counters().to_map(), None)
             }
             Err(e) => {
                 let msg = format!("{e:#}");
