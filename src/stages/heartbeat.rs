@@ -1,13 +1,19 @@
 //! Stage 7, heartbeat: `heartbeat.json` (replaced atomically), one line in `heartbeats.jsonl`,
 //! and `metrics.prom` (Prometheus text format, for node_exporter's textfile collector), all
-//! rendered from one [`RunReport`]: one source of truth for every figure.
+//! rendered from one [`RunReport`]: one source of truth for every figure. A stage's counters
+//! are its report's ([`StageReport::of`] takes them from [`Report::counters`]), and
+//! `metrics.prom` carries every one of them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::stages::Report;
 use crate::store::fsx::{DirFd, Durability, FsError};
+
+/// This stage's name in the run report (it has no counters of its own).
+pub const NAME: &str = "heartbeat";
 
 /// A stage's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,6 +45,40 @@ pub struct StageReport {
     pub counters: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl StageReport {
+    /// A stage's entry: its name and counters from its report.
+    pub fn of<R: Report>(
+        report: &R,
+        status: StageStatus,
+        duration_ms: u64,
+        error: Option<String>,
+    ) -> StageReport {
+        StageReport {
+            name: R::NAME,
+            status,
+            duration_ms,
+            counters: report.counters().to_map(),
+            error,
+        }
+    }
+
+    /// A stage's entry when it has no report (skipped, failed before one, or the heartbeat).
+    pub fn bare(
+        name: &'static str,
+        status: StageStatus,
+        duration_ms: u64,
+        error: Option<String>,
+    ) -> StageReport {
+        StageReport {
+            name,
+            status,
+            duration_ms,
+            counters: BTreeMap::new(),
+            error,
+        }
+    }
 }
 
 /// The run's overall health.
@@ -106,7 +146,7 @@ impl RunReport {
     /// The one-line summary printed before the reconcile block.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "heartbeat: status={} run_id={}",
+            "{NAME}: status={} run_id={}",
             self.status.as_str(),
             self.run_id
         );
@@ -176,7 +216,7 @@ impl RunReport {
             &mut out,
             "signalfoundry_stage_count",
             "gauge",
-            "Per-stage counters of the last run.",
+            "Per-stage counters of the last run: every figure of every stage's summary line.",
         );
         for st in &self.stages {
             for (k, v) in &st.counters {
