@@ -336,19 +336,32 @@ pub fn execute(
     let hb_failed = hb_stage.status == StageStatus::Failed;
     report.stages.push(hb_stage);
     let _ = writeln!(out, "{}", report.summary());
-    let failed = report
+    let mut failed = report
         .stages
         .iter()
         .any(|s| s.status == StageStatus::Failed)
         || hb_failed
         || report.reconcile.verdict != "PASS";
-    let _ = ledger.write(|tx| {
-        tx.conn().execute(
-            "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![report.run_id, report.started_at, report.finished_at, report.status.as_str(), serde_json::to_string(&report).unwrap_or_default()],
-        )?;
-        Ok(())
-    });
+    // The run history row: the report, or no row (an empty report would read as a run that
+    // did nothing).
+    match serde_json::to_string(&report) {
+        Ok(json) => {
+            let row = ledger.write(|tx| {
+                tx.conn().execute(
+                    "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![report.run_id, report.started_at, report.finished_at, report.status.as_str(), json],
+                )?;
+                Ok(())
+            });
+            if let Err(e) = row {
+                tracing::warn!("run history row not written: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::error!("run history row not written: cannot serialize the run report: {e}");
+            failed = true;
+        }
+    }
     RunOutcome {
         report,
         block,

@@ -15,6 +15,16 @@ use crate::store::fsx::{DirFd, Durability, FsError};
 /// This stage's name in the run report (it has no counters of its own).
 pub const NAME: &str = "heartbeat";
 
+/// Why the heartbeat was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// Nothing was written: an empty heartbeat would read as no run at all.
+    #[error("cannot serialize the run report (nothing written): {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
 /// A stage's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum StageStatus {
@@ -357,14 +367,17 @@ fn label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Writes the heartbeat, the history line and the metrics file.
+/// Writes the heartbeat, the history line and the metrics file. The report is serialized
+/// before anything is written: a report that cannot be is an error, never an empty file.
 pub fn write(
     root: &DirFd,
     report: &RunReport,
     metrics_file: Option<&std::path::Path>,
     durability: Durability,
-) -> Result<(), FsError> {
-    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+) -> Result<(), HeartbeatError> {
+    let json = serde_json::to_string_pretty(report)?;
+    let mut line = serde_json::to_string(report)?;
+    line.push('\n');
     // One small file a run: made durable whenever durability is on (in batch mode too), so a
     // power loss never leaves an empty heartbeat for `status` and the alerting to read.
     let beat = if durability == Durability::Off {
@@ -373,12 +386,10 @@ pub fn write(
         Durability::Strict
     };
     root.replace("heartbeat.json", json.as_bytes(), beat)?;
-    let mut line = serde_json::to_string(report).unwrap_or_default();
-    line.push('\n');
     root.append("heartbeats.jsonl", line.as_bytes(), durability)?;
     let metrics = report.metrics();
     match metrics_file {
-        None => root.replace("metrics.prom", metrics.as_bytes(), durability),
+        None => Ok(root.replace("metrics.prom", metrics.as_bytes(), durability)?),
         Some(path) => {
             let dir = path
                 .parent()
