@@ -18,6 +18,7 @@ use crate::cmd::run::{execute, RunExtras};
 use crate::cmd::{Context, Failure, EXIT_FAILED, EXIT_OK};
 use crate::config::Config;
 use crate::stages::poll::Secret;
+use crate::stages::Report as _;
 use crate::store::state::{Lock, StateDir};
 
 /// The default number of alerts: every bucket and several escalations, well under a minute.
@@ -163,7 +164,7 @@ pub fn run(state_arg: Option<&Path>, alerts: usize) -> Result<u8, Failure> {
             .report
             .stages
             .iter()
-            .find(|s| s.name == "poll")
+            .find(|s| s.name == crate::stages::poll::PollReport::NAME)
             .and_then(|s| s.counters.get("queued").copied())
             .unwrap_or(0);
         let waiting = outcome.report.depths.get("queue").copied().unwrap_or(0)

@@ -26,7 +26,7 @@ pub enum IngestError {
     Spool(#[from] SpoolError),
 }
 
-/// What ingest did.
+/// What ingest did: its summary line is its counters ([`crate::stages::Report`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IngestReport {
     pub lines: u64,
@@ -36,18 +36,20 @@ pub struct IngestReport {
     pub counts: AdmitCounts,
 }
 
-impl IngestReport {
-    pub fn summary(&self, status: &str) -> String {
-        format!(
-            "ingest: status={status} lines={} queued={} duplicates={} conflicts={} bad_lines={} quarantined={} blank={}",
-            self.lines,
-            self.counts.queued,
-            self.counts.duplicates,
-            self.counts.conflicts,
-            self.bad_lines,
-            self.counts.quarantined + self.bad_lines,
-            self.blank
-        )
+impl crate::stages::Report for IngestReport {
+    const NAME: &'static str = "ingest";
+
+    fn counters(&self) -> crate::stages::Counters {
+        crate::stages::Counters::from([
+            ("lines", self.lines),
+            ("queued", self.counts.queued),
+            ("duplicates", self.counts.duplicates),
+            ("conflicts", self.counts.conflicts),
+            ("bad_lines", self.bad_lines),
+            // The spool's and the bad lines.
+            ("quarantined", self.counts.quarantined + self.bad_lines),
+            ("blank", self.blank),
+        ])
     }
 }
 

@@ -24,6 +24,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
+use crate::stages::Report as _;
 use crate::store::fsx::{escape_text, Durability};
 use crate::store::ledger::Ledger;
 use crate::store::spool::{Notice, Prioritizer, Spool};

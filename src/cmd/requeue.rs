@@ -23,6 +23,7 @@ pub enum From {
     Quarantine,
 }
 
+/// What requeue did: its summary line is its counters ([`crate::stages::Report`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RequeueReport {
     pub moved: u64,
@@ -31,12 +32,18 @@ pub struct RequeueReport {
     pub admission: AdmitCounts,
 }
 
-impl RequeueReport {
-    pub fn summary(&self, status: &str) -> String {
-        format!(
-            "requeue: status={status} moved={} vanished={} collisions={} admitted={} duplicates={} quarantined={}",
-            self.moved, self.vanished, self.collisions, self.admission.queued, self.admission.duplicates, self.admission.quarantined
-        )
+impl crate::stages::Report for RequeueReport {
+    const NAME: &'static str = "requeue";
+
+    fn counters(&self) -> crate::stages::Counters {
+        crate::stages::Counters::from([
+            ("moved", self.moved),
+            ("vanished", self.vanished),
+            ("collisions", self.collisions),
+            ("admitted", self.admission.queued),
+            ("duplicates", self.admission.duplicates),
+            ("quarantined", self.admission.quarantined),
+        ])
     }
 }
 

@@ -2,6 +2,10 @@
 //! recorded and the stages that do not depend on it still run (indexer down: the queue is still
 //! capped and triaged). Each stage prints one summary line; then the heartbeat's line; then the
 //! reconcile block, whose last line is the verdict.
+//!
+//! Reports are folded without naming their fields: a stage's line and its heartbeat counters
+//! both come from its [`Report`] (`Report::summary`, [`StageReport::of`]), and stages are named
+//! by `Report::NAME`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,31 +14,41 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::cmd::{Context, Failure, EXIT_FAILED, EXIT_OK};
+use crate::stages::cap::CapReport;
 use crate::stages::heartbeat::{
     self, ReconcileSummary, RunReport, RunStatus, StageReport, StageStatus,
 };
+use crate::stages::poll::PollReport;
+use crate::stages::reconcile::ReconcileReport;
+use crate::stages::triage::TriageReport;
+use crate::stages::Report;
 use crate::store::fsx::escape_text;
 use crate::store::ledger::Ledger;
 use crate::store::spool::{Notice, Prioritizer};
 use crate::store::state::{Lock, StateDir};
 
-fn counters(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+fn ms(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
 }
 
-fn stage(
-    name: &'static str,
+/// A stage that ran to its report: its line to `out`, its entry (counters from the report).
+fn reported<R: Report>(
+    out: &mut dyn Write,
+    report: &R,
     status: StageStatus,
-    t: Instant,
-    counters: BTreeMap<String, u64>,
+    duration_ms: u64,
     error: Option<String>,
 ) -> StageReport {
-    StageReport {
-        name,
-        status,
-        duration_ms: t.elapsed().as_millis() as u64,
-        counters,
-        error,
+    let _ = writeln!(out, "{}", report.summary(status.as_str()));
+    StageReport::of(report, status, duration_ms, error)
+}
+
+/// A stage's status from its error.
+fn status_of(err: &Option<String>) -> StageStatus {
+    if err.is_some() {
+        StageStatus::Failed
+    } else {
+        StageStatus::Ok
     }
 }
 
@@ -101,13 +115,19 @@ pub fn execute(
     // 1. poll
     let t = Instant::now();
     let poll = match &ctx.config.indexer {
-        None => stage(
-            "poll",
-            StageStatus::Skipped,
-            t,
-            BTreeMap::new(),
-            Some("no [indexer] configured".into()),
-        ),
+        None => {
+            let _ = writeln!(
+                out,
+                "{}: status=SKIPPED reason=no-indexer-configured",
+                PollReport::NAME
+            );
+            StageReport::bare(
+                PollReport::NAME,
+                StageStatus::Skipped,
+                ms(t),
+                Some("no [indexer] configured".into()),
+            )
+        }
         Some(ix) => match crate::stages::poll::run(
             ix,
             &sp,
@@ -116,22 +136,16 @@ pub fn execute(
             password,
             false,
         ) {
-            Ok(r) => {
-                let _ = writeln!(out, "{}", r.summary("OK"));
-                stage("poll", StageStatus::Ok, t, r.counters(), None)
-            }
+            Ok(r) => reported(out, &r, StageStatus::Ok, ms(t), None),
             Err(e) => {
                 let msg = format!("{e:#}");
                 tracing::error!("poll failed: {msg}");
-                let _ = writeln!(out, "poll: status=FAILED");
+                let _ = writeln!(out, "{}: status=FAILED", PollReport::NAME);
                 reasons.push(format!("poll failed: {msg}"));
-                stage("poll", StageStatus::Failed, t, BTreeMap::new(), Some(msg))
+                StageReport::bare(PollReport::NAME, StageStatus::Failed, ms(t), Some(msg))
             }
         },
     };
-    if poll.status == StageStatus::Skipped {
-        let _ = writeln!(out, "poll: status=SKIPPED reason=no-indexer-configured");
-    }
     stages.push(poll);
 
     // 2-5. cap and triage, repeated until drained or the deadline.
@@ -142,8 +156,8 @@ pub fn execute(
         policy,
         opts: &opts,
     };
-    let mut cap_total = crate::stages::cap::CapReport::default();
-    let mut tri_total = crate::stages::triage::TriageReport::default();
+    let mut cap_total = CapReport::default();
+    let mut tri_total = TriageReport::default();
     let (mut cap_ms, mut tri_ms) = (0u64, 0u64);
     let mut cap_err: Option<String> = None;
     let mut tri_err: Option<String> = None;
@@ -160,14 +174,14 @@ pub fn execute(
             Ok(r) => cap_total.add(&r),
             Err(e) => cap_err = Some(format!("{e:#}")),
         }
-        cap_ms += t.elapsed().as_millis() as u64;
+        cap_ms += ms(t);
         let t = Instant::now();
         let before = tri_total.claimed;
         match triage.run(ledger, &mut notices) {
             Ok(r) => tri_total.add(&r),
             Err(e) => tri_err = Some(format!("{e:#}")),
         }
-        tri_ms += t.elapsed().as_millis() as u64;
+        tri_ms += ms(t);
         let left = state.depth_of(&state.queue) + state.depth_of(&state.overflow);
         if cap_err.is_some()
             || tri_err.is_some()
@@ -182,18 +196,20 @@ pub fn execute(
         let (what, reason) = (escape_text(&n.what), escape_text(&n.reason));
         tracing::warn!(entry = %what, "{reason}");
     }
-    let cap_status = if cap_err.is_some() {
-        StageStatus::Failed
-    } else {
-        StageStatus::Ok
-    };
-    let _ = writeln!(out, "{}", cap_total.summary(cap_status.as_str()));
-    let tri_status = if tri_err.is_some() {
-        StageStatus::Failed
-    } else {
-        StageStatus::Ok
-    };
-    let _ = writeln!(out, "{}", tri_total.summary(tri_status.as_str()));
+    let cap_stage = reported(
+        out,
+        &cap_total,
+        status_of(&cap_err),
+        cap_ms,
+        cap_err.clone(),
+    );
+    let tri_stage = reported(
+        out,
+        &tri_total,
+        status_of(&tri_err),
+        tri_ms,
+        tri_err.clone(),
+    );
     if let Some(e) = &cap_err {
         tracing::error!("cap failed: {e}");
         reasons.push(format!("cap failed: {e}"));
@@ -213,46 +229,8 @@ pub fn execute(
             "max_duration reached with a backlog left".into()
         });
     }
-    stages.push(StageReport {
-        name: "cap",
-        status: cap_status,
-        duration_ms: cap_ms,
-        counters: counters(&[
-            ("deferred", cap_total.deferred),
-            ("refilled", cap_total.refilled),
-            ("vanished", cap_total.vanished),
-            ("protected_over_cap", cap_total.protected_over_cap),
-            ("admitted", cap_total.admission.queued),
-            ("duplicates", cap_total.admission.duplicates),
-            ("quarantined", cap_total.admission.quarantined),
-        ]),
-        error: cap_err,
-    });
-    let mut tc = counters(&[
-        ("claimed", tri_total.claimed),
-        ("triaged", tri_total.triaged),
-        ("suppressed", tri_total.bucket("suppressed")),
-        ("low", tri_total.bucket("low")),
-        ("medium", tri_total.bucket("medium")),
-        ("high", tri_total.bucket("high")),
-        ("critical", tri_total.critical),
-        ("escalated", tri_total.escalated),
-        (
-            "quarantined",
-            tri_total.quarantined + tri_total.admission.quarantined,
-        ),
-        ("vanished", tri_total.vanished),
-        ("recovered", tri_total.recovery.requeued),
-        ("held_back", tri_total.held_back),
-    ]);
-    tc.insert("batches".into(), tri_total.batches);
-    stages.push(StageReport {
-        name: "triage",
-        status: tri_status,
-        duration_ms: tri_ms,
-        counters: tc,
-        error: tri_err,
-    });
+    stages.push(cap_stage);
+    stages.push(tri_stage);
 
     // 6. reconcile
     let t = Instant::now();
@@ -266,17 +244,9 @@ pub fn execute(
                     rows: r.rows,
                     in_flight: r.in_flight,
                 };
-                let c = counters(&[
-                    ("rows", r.rows),
-                    ("mismatches", s.mismatches),
-                    ("newly_lost", s.newly_lost),
-                    ("in_flight", r.in_flight),
-                ]);
-                (
-                    r.block(),
-                    s,
-                    stage("reconcile", StageStatus::Ok, t, c, None),
-                )
+                // The block's first line is `r.summary("OK")`: the same counters.
+                let stage = StageReport::of(&r, StageStatus::Ok, ms(t), None);
+                (r.block(), s, stage)
             }
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -285,15 +255,9 @@ pub fn execute(
                     ..ReconcileSummary::default()
                 };
                 (
-                    "reconcile: status=FAILED\nVERDICT=FAIL".to_string(),
+                    format!("{}: status=FAILED\nVERDICT=FAIL", ReconcileReport::NAME),
                     s,
-                    stage(
-                        "reconcile",
-                        StageStatus::Failed,
-                        t,
-                        BTreeMap::new(),
-                        Some(msg),
-                    ),
+                    StageReport::bare(ReconcileReport::NAME, StageStatus::Failed, ms(t), Some(msg)),
                 )
             }
         };
@@ -322,9 +286,10 @@ pub fn execute(
         ));
     }
     let any_failed = stages.iter().any(|s| s.status == StageStatus::Failed);
+    let core = [TriageReport::NAME, ReconcileReport::NAME];
     let core_failed = stages
         .iter()
-        .any(|s| s.status == StageStatus::Failed && matches!(s.name, "triage" | "reconcile"))
+        .any(|s| s.status == StageStatus::Failed && core.contains(&s.name))
         || summary.verdict != "PASS";
     let status = if core_failed {
         RunStatus::Failed
@@ -357,14 +322,13 @@ pub fn execute(
         ctx.durability(),
     );
     let hb_stage = match &hb {
-        Ok(()) => stage("heartbeat", StageStatus::Ok, t, BTreeMap::new(), None),
+        Ok(()) => StageReport::bare(heartbeat::NAME, StageStatus::Ok, ms(t), None),
         Err(e) => {
             tracing::error!("heartbeat failed: {e}");
-            stage(
-                "heartbeat",
+            StageReport::bare(
+                heartbeat::NAME,
                 StageStatus::Failed,
-                t,
-                BTreeMap::new(),
+                ms(t),
                 Some(e.to_string()),
             )
         }
@@ -372,19 +336,32 @@ pub fn execute(
     let hb_failed = hb_stage.status == StageStatus::Failed;
     report.stages.push(hb_stage);
     let _ = writeln!(out, "{}", report.summary());
-    let failed = report
+    let mut failed = report
         .stages
         .iter()
         .any(|s| s.status == StageStatus::Failed)
         || hb_failed
         || report.reconcile.verdict != "PASS";
-    let _ = ledger.write(|tx| {
-        tx.conn().execute(
-            "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![report.run_id, report.started_at, report.finished_at, report.status.as_str(), serde_json::to_string(&report).unwrap_or_default()],
-        )?;
-        Ok(())
-    });
+    // The run history row: the report, or no row (an empty report would read as a run that
+    // did nothing).
+    match serde_json::to_string(&report) {
+        Ok(json) => {
+            let row = ledger.write(|tx| {
+                tx.conn().execute(
+                    "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![report.run_id, report.started_at, report.finished_at, report.status.as_str(), json],
+                )?;
+                Ok(())
+            });
+            if let Err(e) = row {
+                tracing::warn!("run history row not written: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::error!("run history row not written: cannot serialize the run report: {e}");
+            failed = true;
+        }
+    }
     RunOutcome {
         report,
         block,

@@ -60,7 +60,8 @@ pub fn plan(queue: &[Vec<u8>], overflow: &[Vec<u8>], cap: u64, protect_level: u3
     out
 }
 
-/// The cap's report: one summary line.
+/// The cap's report: its figures ([`crate::stages::Report`]) are its summary line, its heartbeat
+/// counters and its metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CapReport {
     pub deferred: u64,
@@ -87,22 +88,25 @@ impl CapReport {
         self.queue_depth = o.queue_depth;
         self.overflow_depth = o.overflow_depth;
     }
+}
 
-    pub fn summary(&self, status: &str) -> String {
-        format!(
-            "cap: status={status} deferred={} refilled={} vanished={} protected_over_cap={} collisions={} adopted={} admitted={} duplicates={} quarantined={} queue={} overflow={}",
-            self.deferred,
-            self.refilled,
-            self.vanished,
-            self.protected_over_cap,
-            self.collisions,
-            self.adopted,
-            self.admission.queued,
-            self.admission.duplicates,
-            self.admission.quarantined,
-            self.queue_depth,
-            self.overflow_depth,
-        )
+impl crate::stages::Report for CapReport {
+    const NAME: &'static str = "cap";
+
+    fn counters(&self) -> crate::stages::Counters {
+        crate::stages::Counters::from([
+            ("deferred", self.deferred),
+            ("refilled", self.refilled),
+            ("vanished", self.vanished),
+            ("protected_over_cap", self.protected_over_cap),
+            ("collisions", self.collisions),
+            ("adopted", self.adopted),
+            ("admitted", self.admission.queued),
+            ("duplicates", self.admission.duplicates),
+            ("quarantined", self.admission.quarantined),
+            ("queue", self.queue_depth),
+            ("overflow", self.overflow_depth),
+        ])
     }
 }
 

@@ -1,13 +1,29 @@
 //! Stage 7, heartbeat: `heartbeat.json` (replaced atomically), one line in `heartbeats.jsonl`,
 //! and `metrics.prom` (Prometheus text format, for node_exporter's textfile collector), all
-//! rendered from one [`RunReport`]: one source of truth for every figure.
+//! rendered from one [`RunReport`]: one source of truth for every figure. A stage's counters
+//! are its report's ([`StageReport::of`] takes them from [`Report::counters`]), and
+//! `metrics.prom` carries every one of them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::stages::Report;
 use crate::store::fsx::{DirFd, Durability, FsError};
+
+/// This stage's name in the run report (it has no counters of its own).
+pub const NAME: &str = "heartbeat";
+
+/// Why the heartbeat was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// Nothing was written: an empty heartbeat would read as no run at all.
+    #[error("cannot serialize the run report (nothing written): {0}")]
+    Serialize(#[from] serde_json::Error),
+}
 
 /// A stage's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,6 +55,40 @@ pub struct StageReport {
     pub counters: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl StageReport {
+    /// A stage's entry: its name and counters from its report.
+    pub fn of<R: Report>(
+        report: &R,
+        status: StageStatus,
+        duration_ms: u64,
+        error: Option<String>,
+    ) -> StageReport {
+        StageReport {
+            name: R::NAME,
+            status,
+            duration_ms,
+            counters: report.counters().to_map(),
+            error,
+        }
+    }
+
+    /// A stage's entry when it has no report (skipped, failed before one, or the heartbeat).
+    pub fn bare(
+        name: &'static str,
+        status: StageStatus,
+        duration_ms: u64,
+        error: Option<String>,
+    ) -> StageReport {
+        StageReport {
+            name,
+            status,
+            duration_ms,
+            counters: BTreeMap::new(),
+            error,
+        }
+    }
 }
 
 /// The run's overall health.
@@ -106,7 +156,7 @@ impl RunReport {
     /// The one-line summary printed before the reconcile block.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "heartbeat: status={} run_id={}",
+            "{NAME}: status={} run_id={}",
             self.status.as_str(),
             self.run_id
         );
@@ -176,7 +226,7 @@ impl RunReport {
             &mut out,
             "signalfoundry_stage_count",
             "gauge",
-            "Per-stage counters of the last run.",
+            "Per-stage counters of the last run: every figure of every stage's summary line.",
         );
         for st in &self.stages {
             for (k, v) in &st.counters {
@@ -317,14 +367,17 @@ fn label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Writes the heartbeat, the history line and the metrics file.
+/// Writes the heartbeat, the history line and the metrics file. The report is serialized
+/// before anything is written: a report that cannot be is an error, never an empty file.
 pub fn write(
     root: &DirFd,
     report: &RunReport,
     metrics_file: Option<&std::path::Path>,
     durability: Durability,
-) -> Result<(), FsError> {
-    let json = serde_json::to_string_pretty(report).unwrap_or_default();
+) -> Result<(), HeartbeatError> {
+    let json = serde_json::to_string_pretty(report)?;
+    let mut line = serde_json::to_string(report)?;
+    line.push('\n');
     // One small file a run: made durable whenever durability is on (in batch mode too), so a
     // power loss never leaves an empty heartbeat for `status` and the alerting to read.
     let beat = if durability == Durability::Off {
@@ -333,12 +386,10 @@ pub fn write(
         Durability::Strict
     };
     root.replace("heartbeat.json", json.as_bytes(), beat)?;
-    let mut line = serde_json::to_string(report).unwrap_or_default();
-    line.push('\n');
     root.append("heartbeats.jsonl", line.as_bytes(), durability)?;
     let metrics = report.metrics();
     match metrics_file {
-        None => root.replace("metrics.prom", metrics.as_bytes(), durability),
+        None => Ok(root.replace("metrics.prom", metrics.as_bytes(), durability)?),
         Some(path) => {
             let dir = path
                 .parent()

@@ -15,6 +15,7 @@ mod holes;
 mod ingest;
 mod poll;
 mod product;
+mod reports;
 mod spool;
 mod support;
 mod triage;

@@ -1,6 +1,7 @@
-//! What one poll did: the report its summary line, the heartbeat and the metrics read.
+//! What one poll did: the report its summary line, the heartbeat and the metrics read (all
+//! from [`Report::counters`]).
 
-use std::collections::BTreeMap;
+use crate::stages::{Counters, Report};
 
 /// What one poll did. Every figure the summary line, the heartbeat and the metrics show.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -89,21 +90,15 @@ impl PollReport {
         ]
     }
 
-    /// `poll: status=OK fetched=.. queued=.. duplicates=.. ...`
+    /// `poll: status=OK fetched=.. queued=.. duplicates=.. ...` ([`Report::summary`], here for
+    /// callers that do not import the trait).
     pub fn summary(&self, status: &str) -> String {
-        let mut s = format!("poll: status={status}");
-        for (k, v) in Self::FIELDS.iter().zip(self.values()) {
-            s.push_str(&format!(" {k}={v}"));
-        }
-        s
+        Report::summary(self, status)
     }
 
-    pub fn counters(&self) -> BTreeMap<String, u64> {
-        Self::FIELDS
-            .iter()
-            .zip(self.values())
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
+    /// [`Report::counters`], here for callers that do not import the trait.
+    pub fn counters(&self) -> Counters {
+        Report::counters(self)
     }
 
     pub(super) fn add_counts(&mut self, c: &crate::store::spool::AdmitCounts) {
@@ -112,5 +107,18 @@ impl PollReport {
         self.conflicts += c.conflicts;
         self.quarantined += c.quarantined;
         self.vanished += c.vanished;
+    }
+}
+
+impl Report for PollReport {
+    const NAME: &'static str = "poll";
+
+    fn counters(&self) -> Counters {
+        Counters::from(
+            Self::FIELDS
+                .into_iter()
+                .zip(self.values())
+                .collect::<Vec<_>>(),
+        )
     }
 }

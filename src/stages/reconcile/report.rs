@@ -1,6 +1,9 @@
-//! The reconcile report and its block (the lines that end in `VERDICT=`).
+//! The reconcile report and its block (the lines that end in `VERDICT=`); the block's first line
+//! is the report's summary ([`Report::counters`]).
 
 use serde::Serialize;
+
+use crate::stages::{Counters, Report};
 
 /// One state's two counts.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -75,14 +78,8 @@ impl ReconcileReport {
     /// The block printed to stdout; its last line is the verdict.
     pub fn block(&self) -> String {
         let mut o = String::new();
-        o.push_str(&format!(
-            "reconcile: status=OK rows={} mismatches={} newly_lost={} in_flight={} live_workers={}\n",
-            self.rows,
-            self.mismatches.len(),
-            self.newly_lost.len(),
-            self.in_flight,
-            self.live_workers
-        ));
+        o.push_str(&self.summary("OK"));
+        o.push('\n');
         o.push_str(&format!(
             "  {:<12} {:>12} {:>12}\n",
             "state", "ledger", "disk"
@@ -167,5 +164,31 @@ impl ReconcileReport {
         }
         o.push_str(&format!("VERDICT={}", self.verdict));
         o
+    }
+}
+
+impl Report for ReconcileReport {
+    const NAME: &'static str = "reconcile";
+
+    /// The first five are the block's first line as it always was; lists count their entries.
+    fn counters(&self) -> Counters {
+        let n = |v: &Vec<String>| v.len() as u64;
+        Counters::from([
+            ("rows", self.rows),
+            ("mismatches", n(&self.mismatches)),
+            ("newly_lost", n(&self.newly_lost)),
+            ("in_flight", self.in_flight),
+            ("live_workers", self.live_workers),
+            ("relocated", self.relocated),
+            ("finished", self.finished),
+            ("adopted", self.adopted),
+            ("awaiting_admission", n(&self.awaiting_admission)),
+            ("strays", n(&self.strays)),
+            ("high_cases", self.high_cases),
+            ("packs", self.packs),
+            ("quarantine_packs", self.quarantine_packs),
+            ("orphans", n(&self.orphans)),
+            ("ghosts", n(&self.ghosts)),
+        ])
     }
 }

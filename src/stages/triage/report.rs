@@ -1,11 +1,13 @@
-//! What triage did: the report its summary line, the heartbeat and the metrics read.
+//! What triage did: the report its summary line, the heartbeat and the metrics read (all from
+//! [`Report::counters`]).
 
 use std::collections::BTreeMap;
 
+use crate::stages::{Counters, Report};
 use crate::store::claim::RecoveryReport;
 use crate::store::spool::AdmitCounts;
 
-/// What triage did: one summary line, and figures for the heartbeat.
+/// What triage did: its figures ([`Report`]), and the signature hits the heartbeat lists apart.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TriageReport {
     pub admission: AdmitCounts,
@@ -73,30 +75,42 @@ impl TriageReport {
     pub fn bucket(&self, b: &str) -> u64 {
         self.buckets.get(b).copied().unwrap_or(0)
     }
+}
 
-    pub fn summary(&self, status: &str) -> String {
-        format!(
-            "triage: status={status} claimed={} triaged={} suppressed={} low={} medium={} high={} critical={} escalated={} quarantined={} quarantine_packs={} vanished={} admitted={} duplicates={} recovered={} reused_intents={} finished_intents={} packs_repaired={} quarantine_packs_repaired={} misnamed={} temps_removed={}",
-            self.claimed,
-            self.triaged,
-            self.bucket("suppressed"),
-            self.bucket("low"),
-            self.bucket("medium"),
-            self.bucket("high"),
-            self.critical,
-            self.escalated,
-            self.quarantined + self.admission.quarantined,
-            self.quarantine_packs,
-            self.vanished,
-            self.admission.queued,
-            self.admission.duplicates + self.recovery.duplicates,
-            self.recovery.requeued,
-            self.reused_intents,
-            self.finished_intents,
-            self.packs_repaired,
-            self.quarantine_packs_repaired,
-            self.misnamed,
-            self.recovery.temps_removed,
-        )
+impl Report for TriageReport {
+    const NAME: &'static str = "triage";
+
+    fn counters(&self) -> Counters {
+        Counters::from([
+            ("claimed", self.claimed),
+            ("triaged", self.triaged),
+            ("suppressed", self.bucket("suppressed")),
+            ("low", self.bucket("low")),
+            ("medium", self.bucket("medium")),
+            ("high", self.bucket("high")),
+            ("critical", self.critical),
+            ("escalated", self.escalated),
+            // Triage's own and admission's.
+            ("quarantined", self.quarantined + self.admission.quarantined),
+            ("quarantine_packs", self.quarantine_packs),
+            ("vanished", self.vanished),
+            ("admitted", self.admission.queued),
+            // Admission's and recovery's.
+            (
+                "duplicates",
+                self.admission.duplicates + self.recovery.duplicates,
+            ),
+            ("recovered", self.recovery.requeued),
+            ("reused_intents", self.reused_intents),
+            ("finished_intents", self.finished_intents),
+            ("packs_repaired", self.packs_repaired),
+            ("quarantine_packs_repaired", self.quarantine_packs_repaired),
+            ("misnamed", self.misnamed),
+            ("temps_removed", self.recovery.temps_removed),
+            ("held_back", self.held_back),
+            ("batches", self.batches),
+            ("dead_workers", self.recovery.dead_workers),
+            ("stopped_by_deadline", u64::from(self.stopped_by_deadline)),
+        ])
     }
 }
