@@ -347,11 +347,13 @@ pub fn execute(
     match serde_json::to_string(&report) {
         Ok(json) => {
             let row = ledger.write(|tx| {
-                tx.conn().execute(
-                    "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    rusqlite::params![report.run_id, report.started_at, report.finished_at, report.status.as_str(), json],
-                )?;
-                Ok(())
+                tx.record_run(
+                    &report.run_id,
+                    &report.started_at,
+                    &report.finished_at,
+                    report.status.as_str(),
+                    &json,
+                )
             });
             if let Err(e) = row {
                 tracing::warn!("run history row not written: {e}");

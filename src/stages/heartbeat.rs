@@ -433,28 +433,15 @@ pub fn write(
 /// The lag figures, from the ledger.
 pub fn lag(ledger: &crate::store::ledger::Ledger) -> Lag {
     use chrono::{DateTime, Utc};
-    use rusqlite::OptionalExtension;
     let now = Utc::now();
     let age = |t: Option<String>| -> Option<i64> {
         t.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|t| (now - t.with_timezone(&Utc)).num_seconds())
     };
-    let q = |sql: &str| -> Option<String> {
-        ledger
-            .conn()
-            .query_row(sql, [], |r| r.get::<_, Option<String>>(0))
-            .optional()
-            .ok()
-            .flatten()
-            .flatten()
-    };
+    let (newest_polled, oldest_waiting) = ledger.lag_times().unwrap_or_default();
     Lag {
-        newest_polled_age_s: age(q(
-            "SELECT MAX(alert_time) FROM alerts WHERE source = 'poll'",
-        )),
-        oldest_queued_age_s: age(q(
-            "SELECT MIN(alert_time) FROM alerts WHERE state IN ('queued', 'overflow')",
-        )),
+        newest_polled_age_s: age(newest_polled),
+        oldest_queued_age_s: age(oldest_waiting),
         last_successful_poll: ledger.meta_get("last_poll_ok").ok().flatten(),
     }
 }

@@ -475,6 +475,23 @@ impl Tx<'_> {
             == 1)
     }
 
+    /// One row of the run history (`runs`): the run's report, as the heartbeat wrote it.
+    pub fn record_run(
+        &mut self,
+        run_id: &str,
+        started_at: &str,
+        finished_at: &str,
+        status: &str,
+        report_json: &str,
+    ) -> Result<(), rusqlite::Error> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![run_id, started_at, finished_at, status, report_json],
+        )?;
+        Ok(())
+    }
+
     pub fn meta_set(&mut self, k: &str, v: &str) -> Result<(), rusqlite::Error> {
         self.tx.execute(
             "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",

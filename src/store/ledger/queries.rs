@@ -111,6 +111,20 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// The lag figures' times: the newest polled alert's time, the oldest waiting (queued or
+    /// deferred) alert's time.
+    pub fn lag_times(&self) -> Result<(Option<String>, Option<String>), LedgerError> {
+        let q = |sql: &str| {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, Option<String>>(0))
+                .map_err(|e| self.err(e))
+        };
+        Ok((
+            q("SELECT MAX(alert_time) FROM alerts WHERE source = 'poll'")?,
+            q("SELECT MIN(alert_time) FROM alerts WHERE state IN ('queued', 'overflow')")?,
+        ))
+    }
+
     /// Whether a `quarantined` row names the entry file `name` (`q-....json`).
     pub fn quarantined_as(&self, name: &str) -> Result<bool, LedgerError> {
         self.conn
