@@ -1,7 +1,8 @@
 //! The indexer's search API as the poll calls it, on top of the client's retry policy
-//! ([`Indexer::call`]): the survey of the cluster (`GET /`, Wazuh 5 refused, PIT or plain
-//! `search_after`), points in time (opened whole or not at all, closed best effort) and one
-//! search page. Every call is one [`Indexer::call`]: retried, partial answers never returned.
+//! ([`Indexer::call`]): the survey of the cluster (`GET /`: Wazuh 5 refused, PIT or plain
+//! `search_after`), `_count` (one method for the survey's and the audit's), points in time
+//! (a partially created one dropped and retried, closed best effort) and one search page (a
+//! partial page retried, never returned).
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -46,22 +47,7 @@ impl Indexer {
                 "count Wazuh 5 findings",
                 |_| None,
             )?;
-            let alerts = self
-                .call::<wire::CountResponse>(
-                    Method::POST,
-                    &format!("/{index}/_count"),
-                    Some(&q),
-                    "count alerts",
-                    |_| None,
-                )
-                .map(|c| c.count)
-                .or_else(|e| {
-                    if e.is_refused(404, &[]) {
-                        Ok(0)
-                    } else {
-                        Err(e)
-                    }
-                })?;
+            let alerts = self.count(index, &json!({"match_all": {}}), "count alerts", |_| None)?;
             if findings.count > 0 || alerts == 0 {
                 return Err(PollError::Wazuh5 {
                     url: self.url().to_string(),
@@ -77,6 +63,33 @@ impl Indexer {
         } else {
             // OpenSearch 2.4+, or a Wazuh 4.x indexer reporting 7.10.2: try, fall back.
             Paging::Pit
+        })
+    }
+
+    /// `POST /<index>/_count` of `query` (a query clause): how many documents match, 0 when the
+    /// index does not exist (404). `check` as in [`Indexer::call`]: the audit retries a partial
+    /// count, the survey takes it as it is.
+    pub(super) fn count(
+        &self,
+        index: &str,
+        query: &Value,
+        what: &str,
+        check: impl Fn(&wire::CountResponse) -> Option<String>,
+    ) -> Result<u64, PollError> {
+        self.call::<wire::CountResponse>(
+            Method::POST,
+            &format!("/{index}/_count"),
+            Some(&json!({ "query": query })),
+            what,
+            check,
+        )
+        .map(|c| c.count)
+        .or_else(|e| {
+            if e.is_refused(404, &[]) {
+                Ok(0)
+            } else {
+                Err(e)
+            }
         })
     }
 
