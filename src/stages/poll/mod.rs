@@ -199,8 +199,8 @@ pub(crate) enum Prepared {
 pub(crate) fn prepare(hit: wire::Hit, max_alert_bytes: u64) -> Prepared {
     let origin = format!(
         "poll {}/{}",
-        serde_json::to_string(&hit.index).unwrap_or_default(),
-        serde_json::to_string(&hit.id).unwrap_or_default()
+        alert::json_str(&hit.index),
+        alert::json_str(&hit.id)
     );
     let Some(raw) = hit.source else {
         let bytes = json!({"_index": hit.index, "_id": hit.id})
