@@ -4,7 +4,8 @@
 //! `cargo bench --bench poll` polls `SF_BENCH_N` alerts (default 200,000) into `SF_BENCH_DIR`
 //! (default: a temp dir; use a fresh filesystem), with `[durability] fsync` from
 //! `SF_BENCH_FSYNC` (default `batch`, the production default). Under `cargo test --benches` it
-//! runs at 2,000 alerts as a smoke test. The corpus is generated before the clock starts.
+//! runs at 200 alerts as a smoke test (a few seconds), whatever `SF_BENCH_N` says. The corpus is
+//! generated before the clock starts.
 
 #![allow(clippy::disallowed_methods)] // benchmark scaffolding writes its own inputs
 
@@ -15,6 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use indexer_sim::{SimConfig, Simulator};
 use signalfoundry::config::Config;
 use signalfoundry::stages::poll::{self, ClientOptions, Secret};
@@ -23,15 +26,7 @@ use signalfoundry::store::spool::{Prioritizer, Spool};
 use signalfoundry::store::state::{Lock, StateDir};
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let n: usize = if bench {
-        std::env::var("SF_BENCH_N")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(200_000)
-    } else {
-        2_000
-    };
+    let n = common::size("SF_BENCH_N", 200_000, 200);
     let fsync = std::env::var("SF_BENCH_FSYNC").unwrap_or_else(|_| "batch".into());
     let base = match std::env::var_os("SF_BENCH_DIR") {
         Some(d) => PathBuf::from(d).join(format!("poll-bench-{}", std::process::id())),

@@ -5,41 +5,29 @@
 //! (default: a temp dir; use a fresh filesystem, for example a loop-mounted ext4 image, never one
 //! right after a mass delete). `SF_SEED_PIPELINE` points at the predecessor model
 //! (default `../shared/baseline/seed_pipeline.py`; skipped when absent). Under `cargo test
-//! --benches` it runs at 2,000 files as a smoke test.
+//! --benches` it runs at 250 files and a cap of 200 as a smoke test (a few seconds), whatever
+//! `SF_BENCH_N` says.
 
 #![allow(clippy::disallowed_methods)] // benchmark scaffolding writes its own inputs
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 mod common;
 
-use common::{alert_line, sf};
+use common::{alert_line, bench_dir, benching, seed_pipeline, sf, size};
 use signalfoundry::store::fsx::DirFd;
 use signalfoundry::store::names;
 
+/// The cap of a benchmark run; a smoke run caps 250 files to 200.
 const CAP: usize = 2000;
+const SMOKE_CAP: usize = 200;
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let n: usize = if bench {
-        std::env::var("SF_BENCH_N")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(500_000)
-    } else {
-        2_000 + 500
-    };
-    let tmp;
-    let base: PathBuf = match std::env::var_os("SF_BENCH_DIR") {
-        Some(d) => PathBuf::from(d).join(format!("spool-bench-{}", std::process::id())),
-        None => {
-            tmp = tempfile::tempdir().expect("tempdir");
-            tmp.path().to_path_buf()
-        }
-    };
-    std::fs::create_dir_all(&base).expect("bench dir");
+    let bench = benching();
+    let cap = if bench { CAP } else { SMOKE_CAP };
+    let n = size("SF_BENCH_N", 500_000, SMOKE_CAP + 50);
+    let (base, _guard) = bench_dir("spool-bench");
     println!("spool bench: {n} files in {}", base.display());
 
     let jsonl = base.join("alerts.jsonl");
@@ -54,7 +42,7 @@ fn main() {
     let capcfg = base.join("cap.toml");
     std::fs::write(
         &capcfg,
-        format!("[queue]\ncap = {CAP}\n[durability]\nfsync = \"batch\"\n"),
+        format!("[queue]\ncap = {cap}\n[durability]\nfsync = \"batch\"\n"),
     )
     .expect("config");
     let listcfg = base.join("list.toml");
@@ -121,13 +109,13 @@ fn main() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     bnames.sort();
-    for name in &bnames[CAP..] {
+    for name in &bnames[cap..] {
         std::fs::rename(bq.join(name), bo.join(name)).expect("rename");
     }
     let bare_secs = t.elapsed().as_secs_f64();
     println!(
         "bare rename loop: {} renames in {bare_secs:.3}s",
-        bnames.len() - CAP
+        bnames.len() - cap
     );
     println!(
         "ratio cap / bare = {:.2}x (target: within 1.5x)",
@@ -135,23 +123,18 @@ fn main() {
     );
 
     // 4. The predecessor model's cap step (glob, stat-sort, shutil.move) on the moved copy.
-    let seed = std::env::var_os("SF_SEED_PIPELINE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/baseline/seed_pipeline.py")
-        });
-    if bench && seed.exists() {
+    if let (true, Some(seed)) = (bench, seed_pipeline()) {
         // Reuse the bare copy: put the files back under the model's layout.
         let sq = base.join("seed/queue");
         std::fs::create_dir_all(sq.parent().expect("parent")).expect("mkdir");
         std::fs::rename(&bo, &sq).expect("move overflow");
-        for name in &bnames[..CAP] {
+        for name in &bnames[..cap] {
             std::fs::rename(bq.join(name), sq.join(name)).expect("rename");
         }
         let code = format!(
             "import sys, time, pathlib; sys.path.insert(0, {dir:?}); import seed_pipeline as s; \
              st = pathlib.Path({state:?}); t = time.perf_counter(); \
-             moved, vanished = s.enforce_queue_cap(st / 'queue', st / 'archive' / 'overflow', {CAP}); \
+             moved, vanished = s.enforce_queue_cap(st / 'queue', st / 'archive' / 'overflow', {cap}); \
              print('seed cap: moved=%d vanished=%d seconds=%.3f' % (moved, vanished, time.perf_counter() - t))",
             dir = seed.parent().expect("dir").display().to_string(),
             state = base.join("seed").display().to_string(),

@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench triage`; `SF_BENCH_N` (default 100,000), `SF_BENCH_INCIDENT_N` (default
 //! 505,836; 0 skips it), `SF_BENCH_DIR` (use a fresh filesystem), `SF_BENCH_MODES` (default `batch,strict`), `SF_SEED_PIPELINE`. Under
-//! `cargo test --benches` it runs at a smoke size.
+//! `cargo test --benches` it runs at a smoke size (100 alerts; an incident of 300 capped to 200: a
+//! few seconds), whatever `SF_BENCH_N` and `SF_BENCH_INCIDENT_N` say.
 
 #![allow(clippy::disallowed_methods)] // benchmark scaffolding writes its own inputs
 
@@ -12,18 +13,11 @@ mod common;
 
 use std::process::Command;
 
-use common::{bench_dir, benching, config, field, seed_pipeline, settle, sf, write_alerts};
+use common::{bench_dir, benching, config, field, seed_pipeline, settle, sf, size, write_alerts};
 
 fn main() {
     let bench = benching();
-    let n: usize = if bench {
-        std::env::var("SF_BENCH_N")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(100_000)
-    } else {
-        1_000
-    };
+    let n = size("SF_BENCH_N", 100_000, 100);
     let (base, _guard) = bench_dir("triage-bench");
     println!("triage bench: {n} alerts in {}", base.display());
     let jsonl = base.join("alerts.jsonl");
@@ -75,14 +69,8 @@ fn main() {
             println!("ratio signalfoundry (batch) / model = {:.2}x (target 1.5x+); model {seed_rate:.0} alerts/s", ours_rate / seed_rate);
         }
     }
-    let incident: usize = if bench {
-        std::env::var("SF_BENCH_INCIDENT_N")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(505_836)
-    } else {
-        3_000
-    };
+    let incident = size("SF_BENCH_INCIDENT_N", 505_836, 300);
+    let incident_cap = if bench { 2_000 } else { 200 };
     if incident > 0 {
         let state = base.join("incident");
         let jsonl = base.join("incident.jsonl");
@@ -93,11 +81,11 @@ fn main() {
         let cfg = config(
             &base,
             "incident.toml",
-            "[queue]\ncap = 2000\n[durability]\nfsync = \"batch\"\n[run]\nmax_duration = \"30m\"\n",
+            &format!("[queue]\ncap = {incident_cap}\n[durability]\nfsync = \"batch\"\n[run]\nmax_duration = \"30m\"\n"),
         );
         let (out, secs) = sf(&state, &cfg, &["run"]);
         let last = out.lines().last().unwrap_or_default().to_string();
-        println!("incident: one `run` over {incident} queued alerts (cap 2,000) in {secs:.1}s, last line {last} (target under 60 s)");
+        println!("incident: one `run` over {incident} queued alerts (cap {incident_cap}) in {secs:.1}s, last line {last} (target under 60 s)");
         for l in out
             .lines()
             .filter(|l| l.starts_with("cap:") || l.starts_with("triage:"))

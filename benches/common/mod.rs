@@ -64,9 +64,24 @@ pub fn settle() {
     let _ = Command::new("sync").status();
 }
 
-/// True under `cargo bench`; false under `cargo test --benches` (smoke size).
+/// True under `cargo bench`; false under `cargo test --benches` (smoke size). Cargo passes
+/// `--bench` to a `harness = false` benchmark only under `cargo bench`, as criterion also reads it.
 pub fn benching() -> bool {
     std::env::args().any(|a| a == "--bench")
+}
+
+/// A benchmark's size. Under `cargo bench` ([`benching`]): the number in the environment
+/// variable `var` (`SF_BENCH_N`, `SF_BENCH_INCIDENT_N`), or `full` when it is unset or not a
+/// number. Under `cargo test --benches`: `small`, whatever the environment says, so the smoke
+/// run stays a few seconds.
+pub fn size(var: &str, full: usize, small: usize) -> usize {
+    if !benching() {
+        return small;
+    }
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(full)
 }
 
 /// The bench directory: `SF_BENCH_DIR/<name>-<pid>` or a temp dir (kept alive by the guard).

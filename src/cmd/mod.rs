@@ -469,7 +469,10 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             let r = crate::stages::reconcile::run(&state, &mut ledger, *deep, true)
                 .map_err(Failure::failed)?;
             if *json {
-                stdout_line(&serde_json::to_string(&r).unwrap_or_default());
+                let line = serde_json::to_string(&r).map_err(|e| {
+                    Failure::failed(anyhow::Error::new(e).context("serialize the reconcile report"))
+                })?;
+                stdout_line(&line);
             } else {
                 stdout_line(&r.block());
             }

@@ -112,7 +112,11 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
     };
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(out, "{}", serde_json::to_string(&st).unwrap_or_default());
+        let line = serde_json::to_string(&st).map_err(|e| Failure {
+            code: EXIT_FAILED,
+            error: anyhow::Error::new(e).context("serialize the status"),
+        })?;
+        let _ = writeln!(out, "{line}");
         return Ok(EXIT_OK);
     }
     let _ = writeln!(out, "state directory: {}", st.state_dir);

@@ -290,8 +290,11 @@ pub fn alert_key(
     AlertKey(format!("sha256:{content_hash}"))
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
+/// `s` as a JSON string literal (quoted, escaped as `serde_json` escapes): how alert keys and
+/// poll origins quote their parts. A string always serializes, so there is no error to pass
+/// on: this is `Value`'s `Display`, with no `Result` to drop.
+pub fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
 }
 
 /// `rule.level` as the policy reads it ([`Level::read`], the one reading of a level): its
@@ -342,6 +345,25 @@ fn time_of(alert: &Map<String, Value>, now: DateTime<Utc>) -> (DateTime<Utc>, Ti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_str_quotes_exactly_as_serde_json_serializes_a_string() {
+        let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        for s in [
+            "",
+            "m1",
+            "1764000000.1",
+            every_ascii.as_str(),
+            "quote \" backslash \\ slash /",
+            "Grüße \u{80}\u{85}\u{2028}\u{2029}\u{202e}\u{feff} \u{1f600}",
+        ] {
+            assert_eq!(
+                json_str(s),
+                serde_json::to_string(s).expect("a string"),
+                "{s:?}"
+            );
+        }
+    }
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0)

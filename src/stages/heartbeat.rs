@@ -404,6 +404,7 @@ pub fn write(
             // metrics (counts, no secret) are made world-readable before they appear, unlike
             // everything in the state directory.
             let tmp = dir.write_temp("r", metrics.as_bytes(), durability)?;
+            #[allow(clippy::disallowed_methods)] // TODO: fsx::DirFd::replace_with_mode (issue 12)
             let published = rustix::fs::openat(
                 &*dir.fd(),
                 tmp.as_str(),

@@ -15,6 +15,14 @@
 //!   through [`escape_name`], other text (alert keys, origins, heartbeat reasons) through
 //!   [`escape_text`]; both turn C0, DEL, C1, bidi controls and zero-width characters into
 //!   visible `\u{..}` escapes ([`must_escape`]). [`FsError`] shows its paths escaped.
+//!
+//! Layout: this file holds the handles, opens, writes, renames and removals; [`escape`] the
+//! display escaping (re-exported here); [`exchange`] the cap's `RENAME_EXCHANGE` of two
+//! subdirectories.
+
+// The one module allowed the renames, removals and directory creations clippy.toml bans
+// elsewhere: it is where the no-replace, vanished-is-counted and no-follow rules are kept.
+#![allow(clippy::disallowed_methods)]
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
@@ -27,6 +35,12 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
+
+mod escape;
+mod exchange;
+
+pub use escape::{escape_name, escape_text, must_escape, shown};
+pub use exchange::exchange_subdirs;
 
 /// How hard writes are pushed to stable storage (`[durability] fsync`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -250,6 +264,20 @@ pub fn rand_u32() -> u32 {
         h.write_u128(d.as_nanos());
     }
     h.finish() as u32
+}
+
+/// Creates the directory `path` (0700) and its missing parents (mode as the umask leaves it),
+/// as `mkdir -p` does; an existing `path` is no error. Only for the directory the operator names
+/// (the state directory): every other directory is created relative to a held [`DirFd`]
+/// ([`DirFd::ensure_subdir`], [`DirFd::create_dir`]).
+pub fn create_dir_path(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| FsError::new("create directory", parent, e))?;
+    }
+    match rfs::mkdir(path, Mode::RWXU) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(FsError::new("create directory", path, e)),
+    }
 }
 
 impl DirFd {
@@ -577,12 +605,51 @@ impl DirFd {
     }
 
     /// Atomically replaces `name` with `bytes` (for files we own outright, such as the
-    /// heartbeat): readers see the old or the new content, never a partial one.
+    /// heartbeat): readers see the old or the new content, never a partial one. The file is
+    /// 0600, like every file [`DirFd::write_temp`] writes.
     pub fn replace(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<()> {
+        self.replace_as(name, bytes, None, durability)
+    }
+
+    /// [`DirFd::replace`] with the file's permission bits set to `mode` (e.g. `0o644`) before
+    /// it appears under `name`: for a file another user reads, such as the metrics file in
+    /// node_exporter's textfile collector directory. Nothing but counts belongs in such a file.
+    pub fn replace_with_mode(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mode: u32,
+        durability: Durability,
+    ) -> Result<()> {
+        self.replace_as(name, bytes, Some(Mode::from_raw_mode(mode)), durability)
+    }
+
+    fn replace_as(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mode: Option<Mode>,
+        durability: Durability,
+    ) -> Result<()> {
         let tmp = self.write_temp("r", bytes, durability)?;
-        if let Err(e) = rfs::renameat(&*self.fd(), tmp.as_str(), &*self.fd(), name) {
+        let published = match mode {
+            None => Ok(()),
+            Some(mode) => rfs::openat(
+                &*self.fd(),
+                tmp.as_str(),
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .and_then(|fd| rfs::fchmod(&fd, mode))
+            .map_err(|e| FsError::new("chmod", self.path_of(tmp.as_bytes()), e)),
+        }
+        .and_then(|()| {
+            rfs::renameat(&*self.fd(), tmp.as_str(), &*self.fd(), name)
+                .map_err(|e| FsError::new("replace", self.path_of(name.as_bytes()), e))
+        });
+        if let Err(e) = published {
             let _ = self.remove_file(tmp.as_bytes());
-            return Err(FsError::new("replace", self.path_of(name.as_bytes()), e));
+            return Err(e);
         }
         if durability == Durability::Strict {
             self.sync()?;
@@ -678,85 +745,6 @@ pub enum ReadOutcome {
     TooLarge(u64),
 }
 
-impl DirFd {
-    /// Re-opens this handle on `parent/name` when that name now points at another directory
-    /// (another process's cap exchanged `queue/` and `overflow/`); `true` when it did. Needs no
-    /// other user of the handle in this process at that moment (else it leaves it as it is).
-    pub fn follow_name(&self, parent: &DirFd, name: &str) -> Result<bool> {
-        if self.is_named(parent, name)? {
-            return Ok(false);
-        }
-        let fresh = parent.open_subdir(name.as_bytes())?;
-        let Ok(mut guard) = self.fd.try_write() else {
-            return Ok(false);
-        };
-        let Ok(new_fd) = fresh.fd.into_inner() else {
-            return Ok(false);
-        };
-        *guard = new_fd;
-        Ok(true)
-    }
-
-    /// True when `parent/name` is the directory this handle holds (same device and inode).
-    fn is_named(&self, parent: &DirFd, name: &str) -> Result<bool> {
-        let held = rfs::fstat(&*self.fd()).map_err(|e| FsError::new("stat", &self.path, e))?;
-        let named = rfs::statat(&*parent.fd(), name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| FsError::new("stat", parent.path_of(name.as_bytes()), e))?;
-        Ok((held.st_dev, held.st_ino) == (named.st_dev, named.st_ino))
-    }
-}
-
-/// Exchanges the subdirectories `a_name` and `b_name` of `parent` in one step
-/// (`renameat2(RENAME_EXCHANGE)`), and the handles `a` and `b` with them: afterwards `a` still
-/// holds the directory named `a_name` (the one `b` held before) and `b` the one named `b_name`.
-///
-/// Each handle must hold the directory its name points at (checked by inode first). The swap of
-/// the handles needs no other user of either handle in this process at that moment; a handle
-/// in use is an error, never a wait. Other processes' handles follow the directories, not the
-/// names: whatever they write through them lands under the other name.
-pub fn exchange_subdirs(
-    parent: &DirFd,
-    a_name: &str,
-    a: &DirFd,
-    b_name: &str,
-    b: &DirFd,
-) -> Result<()> {
-    for (name, dir) in [(a_name, a), (b_name, b)] {
-        if !dir.is_named(parent, name)? {
-            return Err(FsError::new(
-                "exchange",
-                parent.path_of(name.as_bytes()),
-                io::Error::other("no longer the directory this process opened"),
-            ));
-        }
-    }
-    let (Ok(mut ga), Ok(mut gb)) = (a.fd.try_write(), b.fd.try_write()) else {
-        return Err(FsError::new(
-            "exchange",
-            parent.path_of(a_name.as_bytes()),
-            io::Error::other("a handle of the directory is in use"),
-        ));
-    };
-    rfs::renameat_with(
-        &*parent.fd(),
-        a_name,
-        &*parent.fd(),
-        b_name,
-        RenameFlags::EXCHANGE,
-    )
-    .map_err(|e| {
-        two_path_error(
-            "exchange",
-            parent.path_of(a_name.as_bytes()),
-            e,
-            "with",
-            &parent.path_of(b_name.as_bytes()),
-        )
-    })?;
-    std::mem::swap(&mut *ga, &mut *gb);
-    Ok(())
-}
-
 fn rename_cstr(from: &DirFd, a: &CStr, to: &DirFd, b: &CStr) -> Result<Moved> {
     match rfs::renameat_with(&*from.fd(), a, &*to.fd(), b, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(Moved::Moved),
@@ -779,155 +767,9 @@ fn two_path_error(op: &'static str, path: PathBuf, e: Errno, word: &str, other: 
     FsError::new(op, path, io::Error::new(e.kind(), text))
 }
 
-/// True for the characters that never reach a terminal or a log as themselves: C0 controls,
-/// DEL and C1 (`char::is_control`), the bidi controls (U+061C, U+200E, U+200F, U+202A-U+202E,
-/// U+2066-U+2069), the zero-width characters (U+200B-U+200D, U+2060, U+FEFF) and the line and
-/// paragraph separators (U+2028, U+2029), which some terminals and log viewers break lines on.
-pub fn must_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{feff}'
-        )
-}
-
-/// Escapes a name read from disk for printing: every [`must_escape`] character and the
-/// backslash itself escaped (`\n`, `\u{1b}`, `\u{202e}`, `\\`), invalid UTF-8 as `\xNN`, so
-/// the text is unambiguous.
-pub fn escape_name(name: &[u8]) -> String {
-    let mut out = String::with_capacity(name.len());
-    for chunk in name.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if must_escape(c) || c == '\\' {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
-/// A path for a message: [`escape_name`] of its bytes.
-pub fn shown(path: &Path) -> String {
-    escape_name(path.as_os_str().as_bytes())
-}
-
-/// Escapes text that came from an alert, a file or another process (alert keys, origins,
-/// notices, heartbeat reasons) for a terminal or a log: every [`must_escape`] character becomes
-/// `\n`, `\t`, `\r` or `\u{..}`. Backslashes are left as they are, so text that holds escapes
-/// already (an [`escape_name`]d name, a JSON-escaped alert key) is shown unchanged: for display
-/// only, not reversible.
-pub fn escape_text(text: &str) -> String {
-    if !text.chars().any(must_escape) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if must_escape(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn holds(dir: &DirFd, file: &str) -> bool {
-        dir.has_entry(file).expect("stat")
-    }
-
-    #[test]
-    fn an_exchange_swaps_the_directories_and_this_processs_handles_follow_the_names() {
-        let t = tempfile::tempdir().expect("tempdir");
-        let root = DirFd::open(t.path()).expect("root");
-        root.create_dir("a").expect("a");
-        root.create_dir("b").expect("b");
-        let a = root.open_subdir(b"a").expect("open a");
-        let b = root.open_subdir(b"b").expect("open b");
-        a.create_file("in-a", b"1", Durability::Off).expect("file");
-        // Another process's handle on `a`, opened before the exchange.
-        let other = root.open_subdir(b"a").expect("other");
-        exchange_subdirs(&root, "a", &a, "b", &b).expect("exchange");
-        assert!(root
-            .open_subdir(b"b")
-            .map(|d| holds(&d, "in-a"))
-            .expect("b"));
-        assert!(!holds(&a, "in-a"), "a names the empty directory now");
-        assert!(holds(&b, "in-a"));
-        // The other handle followed the directory; told to, it follows the name.
-        assert!(holds(&other, "in-a"));
-        assert!(other.follow_name(&root, "a").expect("follow"));
-        assert!(!holds(&other, "in-a"));
-        assert!(!other.follow_name(&root, "a").expect("follow again"));
-        // A handle that no longer names its directory is refused, and nothing moves.
-        let err = exchange_subdirs(&root, "a", &b, "b", &a).expect_err("wrong handles");
-        assert_eq!(err.op, "exchange");
-        assert!(holds(&b, "in-a"));
-    }
-
-    #[test]
-    fn escape_name_removes_control_characters_and_marks_invalid_bytes() {
-        assert_eq!(
-            escape_name(b"a\nb\x1b[31m\xff.json"),
-            "a\\nb\\u{1b}[31m\\xff.json"
-        );
-    }
-
-    #[test]
-    fn escape_name_also_escapes_c1_bidi_and_zero_width_characters_and_backslashes() {
-        assert_eq!(
-            escape_name("a\u{85}b\u{202e}c\u{200b}d\u{feff}\\e\u{7f}".as_bytes()),
-            "a\\u{85}b\\u{202e}c\\u{200b}d\\u{feff}\\\\e\\u{7f}"
-        );
-    }
-
-    #[test]
-    fn escape_text_makes_every_control_bidi_and_zero_width_character_visible() {
-        let hidden = [
-            '\u{0}', '\u{7}', '\u{1b}', '\u{7f}', '\u{80}', '\u{85}', '\u{9b}', '\u{9f}',
-            '\u{61c}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{2028}',
-            '\u{2029}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2060}',
-            '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{feff}',
-        ];
-        for c in hidden {
-            let shown = escape_text(&format!("a{c}b"));
-            assert_eq!(
-                shown,
-                format!("a\\u{{{:x}}}b", c as u32),
-                "U+{:04X}",
-                c as u32
-            );
-        }
-        assert_eq!(
-            escape_text("m\u{1b}]8;;x\u{7}\r\n\t"),
-            "m\\u{1b}]8;;x\\u{7}\\r\\n\\t"
-        );
-    }
-
-    #[test]
-    fn escape_text_leaves_printable_text_and_backslashes_as_they_are() {
-        for s in [
-            "manager:\"m1\"/id:\"1764000000.1\"",
-            "key \\u{202e} already escaped, C:\\Windows",
-            "Grüße, 東京, emoji \u{1f600}, NBSP\u{a0}",
-            "",
-        ] {
-            assert_eq!(escape_text(s), s);
-        }
-    }
 
     #[test]
     fn an_fs_errors_message_shows_its_paths_escaped() {
@@ -969,6 +811,28 @@ mod tests {
         assert_eq!(back, b"one");
         // The losing temp file was cleaned up.
         assert_eq!(d.list().expect("list").len(), 1);
+    }
+
+    #[test]
+    fn replace_with_mode_publishes_the_file_with_its_mode_and_leaves_no_temp() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = DirFd::open(tmp.path()).expect("open");
+        let mode = |n: &str| {
+            let m = std::fs::metadata(tmp.path().join(n)).expect("meta");
+            m.permissions().mode() & 0o777
+        };
+        d.replace("own.prom", b"a", Durability::Strict)
+            .expect("replace");
+        assert_eq!(mode("own.prom"), 0o600);
+        d.replace_with_mode("shared.prom", b"one", 0o644, Durability::Strict)
+            .expect("replace");
+        d.replace_with_mode("shared.prom", b"two", 0o644, Durability::Off)
+            .expect("replace again");
+        assert_eq!(mode("shared.prom"), 0o644);
+        let back = std::fs::read(tmp.path().join("shared.prom")).expect("read");
+        assert_eq!(back, b"two");
+        assert_eq!(d.list().expect("list").len(), 2, "no temp file left");
     }
 
     #[test]

@@ -183,16 +183,7 @@ fn adopt_root(path: &Path) -> Result<DirFd, StateError> {
                 return Err(StateError::NotDir(path.to_path_buf()));
             }
         }
-        Err(rustix::io::Errno::NOENT) => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| FsError::new("create directory", parent, e))?;
-            }
-            match rfs::mkdir(path, Mode::RWXU) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(FsError::new("create directory", path, e).into()),
-            }
-        }
+        Err(rustix::io::Errno::NOENT) => crate::store::fsx::create_dir_path(path)?,
         Err(e) => return Err(FsError::new("inspect", path, e).into()),
     }
     let root = DirFd::open(path).map_err(|e| {
@@ -246,6 +237,7 @@ fn take_run_lock(root: &DirFd) -> Result<File, StateError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their fixtures with std::fs
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

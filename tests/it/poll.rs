@@ -6,14 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use indexer_sim::{FaultKind, SimConfig, SimHandle, Simulator};
 use serde_json::Value;
 use signalfoundry::stages::poll::wire;
 
-use crate::support::{canonical_names, num, scale, summary, Env};
+use crate::support::{canonical_names, num, scale, summary, text, Env};
 
 const USER: &str = "sf-poller";
 const PASSWORD: &str = "sim-Pw-31415";
@@ -100,15 +99,6 @@ impl Rig {
     fn corpus_keys(&self) -> BTreeSet<String> {
         crate::support::corpus_keys(&self.sim)
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn poll_ok(env: &Env, args: &[&str]) -> BTreeMap<String, String> {

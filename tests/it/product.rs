@@ -7,26 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use indexer_sim::{SimConfig, SimHandle, Simulator};
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 
-use crate::support::{alert_line, bin, num, scale, summary, Env};
+use crate::support::{alert_line, bin, num, scale, summary, text, Env};
 
 const USER: &str = "sf-product";
 const PASSWORD: &str = "product-Pw-27182818";
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn last_line(s: &str) -> &str {
     s.lines().last().unwrap_or_default()

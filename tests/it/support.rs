@@ -5,6 +5,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// A finished command for a failure message: its exit status, stdout and stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_signalfoundry")
 }
@@ -55,13 +65,7 @@ impl Env {
     /// Runs and requires exit 0, returning stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{args:?} failed: {}", text(&o));
         String::from_utf8(o.stdout).expect("utf-8 stdout")
     }
 

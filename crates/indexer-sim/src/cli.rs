@@ -142,12 +142,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     drop(f);
-    // The workspace bans std::fs::rename so that the pipeline publishes through its fsx
-    // module; this crate does not depend on the pipeline and needs one replacing rename for
-    // its CA and corpus files (a restart overwrites them), so it does its own here.
+    // The workspace bans std::fs::rename and remove_file so that the pipeline publishes and
+    // removes through its fsx module; this crate does not depend on the pipeline and needs one
+    // replacing rename for its CA and corpus files (a restart overwrites them), so it does its
+    // own here.
     #[allow(clippy::disallowed_methods)]
     let renamed = std::fs::rename(&tmp, path);
     if let Err(e) = renamed {
+        #[allow(clippy::disallowed_methods)]
         let _ = std::fs::remove_file(&tmp);
         return Err(err(e));
     }

@@ -14,7 +14,6 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{
@@ -137,22 +136,12 @@ pub(crate) fn run(
             break;
         };
         report.audit_days += 1;
-        let count = client
-            .call::<wire::CountResponse>(
-                Method::POST,
-                &format!("/{index}/_count"),
-                Some(&json!({ "query": query })),
-                &format!("count the alerts of {index}"),
-                wire::CountResponse::partial,
-            )
-            .map(|c| c.count)
-            .or_else(|e| {
-                if e.is_refused(404, &[]) {
-                    Ok(0)
-                } else {
-                    Err(e)
-                }
-            })?;
+        let count = client.count(
+            &index,
+            &query,
+            &format!("count the alerts of {index}"),
+            wire::CountResponse::partial,
+        )?;
         let seen = seen_count(ledger, &index)?;
         if count != seen {
             tracing::info!(%index, indexer = count, seen, "audit: the day differs; sweeping its ids");

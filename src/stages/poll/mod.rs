@@ -18,9 +18,11 @@
 //! - Fetching and committing overlap: a fetcher thread pages (HTTP, JSON, strict parsing of
 //!   each alert) while the caller's thread writes and commits the previous page.
 //!
-//! Layout: [`secret`] (the password), [`client`] (HTTPS, retries), [`wire`] (OpenSearch
-//! shapes), [`audit`] (the gap sweep); this file: the cycle and the report.
+//! Layout: [`secret`] (the password), [`client`] (HTTPS, retries), [`api`] (the calls the poll
+//! makes: survey, count, points in time, search pages), [`wire`] (OpenSearch shapes), [`audit`]
+//! (the gap sweep); this file: the cycle and the report.
 
+mod api;
 pub mod audit;
 pub mod client;
 mod report;
@@ -34,7 +36,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::config::IndexerConfig;
@@ -43,6 +44,7 @@ use crate::store::fsx::FsError;
 use crate::store::ledger::{Ledger, LedgerError, NewRow, Tx};
 use crate::store::quarantine::Quarantine;
 use crate::store::spool::{Parsed, Spool, SpoolError};
+use api::Paging;
 
 pub use client::{ClientOptions, Indexer};
 pub use secret::{load_password, Secret, PASSWORD_ENV};
@@ -52,9 +54,6 @@ pub const META_CURSOR: &str = "poll_cursor";
 pub const META_START: &str = "poll_start";
 pub const META_LAST_AUDIT: &str = "poll_last_audit";
 pub const META_LAST_OK: &str = "last_poll_ok";
-
-/// How long a point in time is kept alive between two pages.
-const PIT_KEEP_ALIVE: &str = "5m";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -200,8 +199,8 @@ pub(crate) enum Prepared {
 pub(crate) fn prepare(hit: wire::Hit, max_alert_bytes: u64) -> Prepared {
     let origin = format!(
         "poll {}/{}",
-        serde_json::to_string(&hit.index).unwrap_or_default(),
-        serde_json::to_string(&hit.id).unwrap_or_default()
+        alert::json_str(&hit.index),
+        alert::json_str(&hit.id)
     );
     let Some(raw) = hit.source else {
         let bytes = json!({"_index": hit.index, "_id": hit.id})
@@ -380,154 +379,6 @@ fn backlog(sp: &Spool<'_>) -> Result<u64, PollError> {
         })?;
     }
     Ok(n)
-}
-
-/// How the cycle pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Paging {
-    Pit,
-    SearchAfter,
-}
-
-impl Indexer {
-    /// `GET /`: refuses a Wazuh 5 indexer; chooses point in time when the version may have it.
-    fn survey(&self, index: &str) -> Result<Paging, PollError> {
-        let info: wire::ClusterInfo = self.call(
-            Method::GET,
-            "/",
-            None,
-            "read the cluster info (GET /)",
-            |_| None,
-        )?;
-        let v = &info.version;
-        let (major, minor) = v.major_minor();
-        tracing::info!(
-            version = %v.number,
-            distribution = v.distribution.as_deref().unwrap_or("-"),
-            "indexer {}", self.url()
-        );
-        if v.is_opensearch() && major >= 3 {
-            // Wazuh 5 indexers are OpenSearch 3.x with findings in data streams; a 4.x
-            // indexer reports 7.10.2 (compatibility mode) or OpenSearch 1.x/2.x.
-            let q = json!({"query": {"match_all": {}}});
-            let findings: wire::CountResponse = self.call(
-                Method::POST,
-                "/wazuh-findings-v5*,.ds-wazuh-findings-v5*/_count",
-                Some(&q),
-                "count Wazuh 5 findings",
-                |_| None,
-            )?;
-            let alerts = self
-                .call::<wire::CountResponse>(
-                    Method::POST,
-                    &format!("/{index}/_count"),
-                    Some(&q),
-                    "count alerts",
-                    |_| None,
-                )
-                .map(|c| c.count)
-                .or_else(|e| {
-                    if e.is_refused(404, &[]) {
-                        Ok(0)
-                    } else {
-                        Err(e)
-                    }
-                })?;
-            if findings.count > 0 || alerts == 0 {
-                return Err(PollError::Wazuh5 {
-                    url: self.url().to_string(),
-                    evidence: format!(
-                        "OpenSearch {}, {} documents in wazuh-findings-v5 data streams, {} in {index}",
-                        v.number, findings.count, alerts
-                    ),
-                });
-            }
-        }
-        Ok(if v.is_opensearch() && (major, minor) < (2, 4) {
-            Paging::SearchAfter
-        } else {
-            // OpenSearch 2.4+, or a Wazuh 4.x indexer reporting 7.10.2: try, fall back.
-            Paging::Pit
-        })
-    }
-
-    /// Opens a point in time; `None` when the indexer has no PIT API (or the user may not use it).
-    fn open_pit(&self, index: &str) -> Result<Option<String>, PollError> {
-        let path = format!("/{index}/_search/point_in_time?keep_alive={PIT_KEEP_ALIVE}");
-        let r =
-            self.call::<wire::PitCreated>(Method::POST, &path, None, "open a point in time", |p| {
-                // A partially created PIT would miss a shard's alerts for the whole cycle: drop
-                // it and try again.
-                if p.shards.failed > 0 {
-                    self.close_pit(&p.pit_id);
-                    Some(format!(
-                        "partial point in time: {} of {} shards failed ({})",
-                        p.shards.failed,
-                        p.shards.total,
-                        p.shards.first_reason()
-                    ))
-                } else {
-                    None
-                }
-            });
-        match r {
-            Ok(p) => Ok(Some(p.pit_id)),
-            Err(e)
-                if e.is_refused(400, &["no_handler"])
-                    || e.is_refused(404, &[])
-                    || e.is_refused(405, &[]) =>
-            {
-                tracing::info!(
-                    "the indexer has no point-in-time API; paging with search_after alone"
-                );
-                Ok(None)
-            }
-            Err(PollError::Forbidden { reason, .. }) => {
-                tracing::warn!("the indexer user may not open a point in time ({reason}); paging with search_after alone");
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Best effort: a PIT left behind expires after its keep-alive.
-    fn close_pit(&self, id: &str) {
-        let body = json!({"pit_id": [id]});
-        if let Err(e) = self.call_attempts::<wire::PitDeleted>(
-            Method::DELETE,
-            "/_search/point_in_time",
-            Some(&body),
-            "delete the point in time",
-            2,
-            |_| None,
-        ) {
-            tracing::debug!("could not delete a point in time (it expires by itself): {e}");
-        }
-    }
-
-    /// One search page.
-    fn page(
-        &self,
-        index: &str,
-        query: &Value,
-        size: u32,
-        after: Option<&[Value]>,
-        pit: Option<&str>,
-        source: bool,
-    ) -> Result<wire::SearchResponse, PollError> {
-        let body = wire::search_body(query, size, after, pit.map(|p| (p, PIT_KEEP_ALIVE)), source);
-        let path = match pit {
-            Some(_) => "/_search".to_string(),
-            None => format!("/{index}/_search"),
-        };
-        self.call(
-            Method::POST,
-            &path,
-            Some(&body),
-            "search alerts",
-            wire::SearchResponse::partial,
-        )
-    }
 }
 
 /// The fetcher: pages through `query` and sends prepared pages until the end, `limit` hits,
