@@ -403,30 +403,7 @@ pub fn write(
             // node_exporter reads the textfile collector's directory as another user: there the
             // metrics (counts, no secret) are made world-readable before they appear, unlike
             // everything in the state directory.
-            let tmp = dir.write_temp("r", metrics.as_bytes(), durability)?;
-            #[allow(clippy::disallowed_methods)] // TODO: fsx::DirFd::replace_with_mode (issue 12)
-            let published = rustix::fs::openat(
-                &*dir.fd(),
-                tmp.as_str(),
-                rustix::fs::OFlags::RDONLY
-                    | rustix::fs::OFlags::NOFOLLOW
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .and_then(|fd| rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o644)))
-            .map_err(|e| FsError::new("chmod", dir.path().join(&tmp), e))
-            .and_then(|()| {
-                rustix::fs::renameat(&*dir.fd(), tmp.as_str(), &*dir.fd(), name)
-                    .map_err(|e| FsError::new("replace", path, e))
-            });
-            if published.is_err() {
-                let _ = dir.remove_file(tmp.as_bytes());
-            }
-            published?;
-            if durability == Durability::Strict {
-                dir.sync()?;
-            }
-            Ok(())
+            Ok(dir.replace_with_mode(name, metrics.as_bytes(), 0o644, durability)?)
         }
     }
 }
