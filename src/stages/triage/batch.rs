@@ -1,0 +1,841 @@
+//! One worker's batches: claim each file straight into its temp case, read the rows, plan each
+//! file ([`super::plan`]), write the intent rows, build the cases and packs in their temp
+//! directories, then (after a barrier) publish them and (after another) commit. Promises: no
+//! file moves before the intent row that says where it goes is committed; a case and its pack
+//! are published whole, by one rename each; a row says `triaged` or `escalated` only after its
+//! publishes are durable.
+//!
+//! Design constraints:
+//! - The queued file itself moves into its case as `alert.json` (no copy): the claim renames it
+//!   from `queue/` (or `overflow/`) into its temp case directory
+//!   `processing/<w>/.tmp-case-<canonical stem>/`, and one rename publishes that directory into
+//!   `cases/`. One key has at most one claim in flight per process; a file of a key whose case
+//!   is published is a second copy and goes to quarantine (never a second case).
+//! - Durability per batch (`batch`): build every temp case and pack, one `syncfs`, publish every
+//!   one, one `syncfs`, then one ledger commit. Each worker pipelines its batches (batch N+1 is
+//!   built before the barrier that also precedes batch N's commit), so each barrier serves two.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
+use serde_json::{Map, Value};
+
+use super::quarantine::{record_owed_pack, PendingQuarantine, QRow};
+use super::workers::{bump_signature, Pass, Shared};
+use super::{retry_full, Triage, TriageError, TriageReport};
+use crate::model::alert::{self, KeyHash};
+use crate::model::cases::{self, CaseId, CaseInput, StoredDecision};
+use crate::stages::escalate::{self, PackInput, RelatedRef};
+use crate::store::claim::{self, Worker};
+use crate::store::fsx::{DirFd, Durability, FsError, Moved, ReadOutcome};
+use crate::store::ledger::{Ledger, NewRow, State};
+use crate::store::names::Canonical;
+use crate::store::quarantine::Quarantine;
+use crate::store::spool::Notice;
+
+/// The intent a batch fixes for one alert.
+struct Item {
+    /// The temp case in the claim folder (`.tmp-case-<canonical name>`), holding `alert.json`.
+    tmp: String,
+    key_hash: KeyHash,
+    alert_key: String,
+    index_id: Option<(String, String)>,
+    value: Value,
+    bytes: Vec<u8>,
+    decision: StoredDecision,
+    case_id: CaseId,
+    case_path: String,
+    alert_time: DateTime<Utc>,
+    /// No row existed (a rowless canonical file): inserted with the intent.
+    new_row: Option<NewRow>,
+    /// The row's id (rows are updated by id: no index walk), once known.
+    row_id: Option<i64>,
+}
+
+/// A batch whose cases and packs are built in their temp directories.
+struct Built {
+    /// Every key this batch claimed (held in flight until its commit).
+    keys: Vec<KeyHash>,
+    items: Vec<Item>,
+    /// (item, temp pack directory in `escalations/`)
+    packs: Vec<(usize, String)>,
+    /// Files whose quarantine the intent rows recorded: moved after the barrier that makes
+    /// those rows durable (after a power loss a file in `quarantine/` always has its row).
+    quarantined: Vec<PendingQuarantine>,
+    now: DateTime<Utc>,
+}
+
+/// A batch whose cases and packs are published, waiting for its commit.
+struct Published {
+    keys: Vec<KeyHash>,
+    items: Vec<Item>,
+    published: Vec<bool>,
+    packed: Vec<bool>,
+    now: DateTime<Utc>,
+}
+
+/// The stored parts of a row triage reads back.
+struct RowInfo {
+    id: i64,
+    state: String,
+    alert_key: String,
+    index_name: Option<String>,
+    doc_id: Option<String>,
+    alert_time: String,
+    case_path: Option<String>,
+    decision: Option<String>,
+}
+
+fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::Error> {
+    ledger
+        .conn()
+        .prepare_cached(
+            "SELECT a.alert_key, a.index_name, a.doc_id, a.alert_time, a.case_path, i.decision, a.id, a.state
+             FROM alerts a LEFT JOIN intents i ON i.key_hash = a.key_hash WHERE a.key_hash = ?1",
+        )?
+        .query_row([kh.as_str()], |r| {
+            Ok(RowInfo {
+                alert_key: r.get(0)?,
+                index_name: r.get(1)?,
+                doc_id: r.get(2)?,
+                alert_time: r.get(3)?,
+                case_path: r.get(4)?,
+                decision: r.get(5)?,
+                id: r.get(6)?,
+                state: r.get(7)?,
+            })
+        })
+        .optional()
+}
+
+pub(super) fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Other names of the host, from the alert's own fields, for the pack's "aliases" line.
+pub(super) fn agent_aliases(alert: &Map<String, Value>, canonical: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let paths: [&[&str]; 3] = [
+        &["agent", "name"],
+        &["data", "win", "system", "computer"],
+        &["predecoder", "hostname"],
+    ];
+    for p in paths {
+        let mut v = Some(alert.get(p[0]));
+        for k in &p[1..] {
+            v = v.flatten().and_then(|x| x.as_object()).map(|o| o.get(*k));
+        }
+        if let Some(Some(Value::String(s))) = v {
+            if s != canonical && !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+impl Triage<'_> {
+    /// One batch for one worker: claim, decide, intent, build, publish, escalate, commit.
+    /// One worker's batches, pipelined: batch N+1 is claimed, decided and built before the
+    /// barrier that also makes batch N's publishes durable, so one `syncfs` serves as N+1's
+    /// "before publish" and N's "before commit" (half the barriers, each batch still has both).
+    pub(super) fn batches(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        source: &DirFd,
+        pass: &Pass<'_>,
+        report: &mut TriageReport,
+        notices: &mut Vec<Notice>,
+    ) -> Result<(), TriageError> {
+        let mut pending: Option<Published> = None;
+        loop {
+            let next = if self.opts.should_stop() {
+                None
+            } else {
+                pass.next(&self.sp.state.queue)
+            };
+            let Some(names) = next else { break };
+            let built = self.build(shared, worker, source, names, report)?;
+            worker.dir().barrier(self.durability())?;
+            if let Some(p) = pending.take() {
+                self.commit(shared, p, report)?;
+            }
+            pending = Some(self.publish(shared, worker, built, report, notices)?);
+        }
+        if let Some(p) = pending {
+            self.sp.state.cases.barrier(self.durability())?;
+            self.commit(shared, p, report)?;
+        }
+        Ok(())
+    }
+
+    /// Claims, reads, decides (or reuses the intent), commits the intent rows, moves what must
+    /// be quarantined, and builds each case (and each high case's pack) in its temp directory.
+    fn build(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        source: &DirFd,
+        names: &[Vec<u8>],
+        report: &mut TriageReport,
+    ) -> Result<Built, TriageError> {
+        let now = Utc::now();
+        report.batches += 1;
+        // 1. Claim each file straight into its temp case: `processing/<w>/.tmp-case-<name>/`
+        //    is created, then the queued file is renamed into it as `alert.json` (one rename
+        //    across directories per claim; the temp name keeps the canonical name, so recovery
+        //    can put the alert back without the ledger).
+        let mut ready: Vec<(&Vec<u8>, Canonical, String)> = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(canon) = Canonical::parse(name) else {
+                continue;
+            };
+            // One key, one claim in flight in this process: a second name of the same key (a
+            // planted or adopted copy) stays queued until the first is committed; its claim
+            // then finds the case published and quarantines itself as a second copy.
+            if !shared.claim_key(&canon.key_hash) {
+                continue;
+            }
+            let tmp = claim::temp_case_name(name);
+            let made = retry_full("claim", || Ok(worker.dir().create_dir(&tmp)?))?;
+            if !made {
+                // The same name twice in one listing cannot happen; a leftover of ours is
+                // recovered by the next run: leave this name queued.
+                shared.release_keys(std::iter::once(&canon.key_hash));
+                continue;
+            }
+            ready.push((name, canon, tmp));
+        }
+        let mut won: Vec<(Vec<u8>, Canonical, String)> = Vec::with_capacity(ready.len());
+        let mut lost: Vec<(Canonical, String)> = Vec::new();
+        {
+            let _renaming = shared.renaming(self.durability());
+            for (name, canon, tmp) in ready {
+                match worker.claim_into(source, name, &tmp)? {
+                    Moved::Moved => won.push((name.clone(), canon, tmp)),
+                    Moved::Vanished => lost.push((canon, tmp)),
+                    Moved::Exists => {
+                        return Err(TriageError::Fs(FsError::new(
+                            "claim",
+                            worker.dir().path_of(tmp.as_bytes()),
+                            std::io::Error::other("a fresh temp case already holds an alert.json"),
+                        )))
+                    }
+                }
+            }
+        }
+        for (canon, tmp) in lost {
+            report.vanished += 1;
+            shared.release_keys(std::iter::once(&canon.key_hash));
+            worker.dir().remove_dir(tmp.as_bytes())?;
+        }
+        report.claimed += won.len() as u64;
+        let keys: Vec<KeyHash> = won.iter().map(|(_, c, _)| c.key_hash.clone()).collect();
+        // The rows of the claimed keys, read in one transaction.
+        let infos: Vec<Option<RowInfo>> = {
+            let l = shared.lock();
+            let tx = l.conn().unchecked_transaction()?;
+            let r = won
+                .iter()
+                .map(|(_, c, _)| row_info(&l, &c.key_hash))
+                .collect::<Result<_, _>>()?;
+            tx.commit()?;
+            r
+        };
+        // 2. Read, parse, decide (or reuse the intent).
+        let max = self.sp.max_alert_bytes;
+        let mut items: Vec<Item> = Vec::with_capacity(won.len());
+        let mut quarantined: Vec<PendingQuarantine> = Vec::new();
+        let mut misnamed: Vec<(Vec<u8>, Canonical, String)> = Vec::new();
+        for ((name, canon, tmp), info) in won.into_iter().zip(infos) {
+            let inner = format!("{tmp}/alert.json");
+            let has_row = info.is_some();
+            if let Some(done) = info
+                .as_ref()
+                .filter(|i| matches!(i.state.as_str(), "triaged" | "escalated"))
+            {
+                // A second file of a key whose case is published (a copy planted under another
+                // canonical name): never a second case, never a change to the row; kept in
+                // quarantine with an entry row of its own.
+                let reason = format!(
+                    "key conflict: another copy of this alert is already case {}",
+                    done.case_path.as_deref().unwrap_or("(unknown)")
+                );
+                self.quarantine_claim(
+                    QRow::Entry,
+                    &canon,
+                    &tmp,
+                    &reason,
+                    None,
+                    None,
+                    now,
+                    &mut quarantined,
+                );
+                continue;
+            }
+            // What cannot be read or parsed goes to quarantine with the reason.
+            let read = match worker.dir().read_regular(inner.as_bytes(), max)? {
+                ReadOutcome::Vanished => {
+                    report.vanished += 1;
+                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
+                    continue;
+                }
+                ReadOutcome::Refused(r) => Err(format!("not read: {r}")),
+                ReadOutcome::TooLarge(n) => {
+                    Err(format!("{n} bytes is over max_alert_bytes ({max})"))
+                }
+                ReadOutcome::Bytes(b) => match alert::parse_strict(&b) {
+                    Ok(m) => Ok((b, m)),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            let (bytes, map) = match read {
+                Ok(x) => x,
+                Err(reason) => {
+                    self.quarantine_claim(
+                        if has_row { QRow::Own } else { QRow::Entry },
+                        &canon,
+                        &tmp,
+                        &reason,
+                        None,
+                        None,
+                        now,
+                        &mut quarantined,
+                    );
+                    continue;
+                }
+            };
+            // The key in a file's name is a claim, not a fact (B's bytes under A's name): the
+            // content's key must be the name's, as admission and adoption check. A file that
+            // is not what its name says goes to incoming/, where admission keys it afresh.
+            let index_of = info
+                .as_ref()
+                .and_then(|i| i.index_name.as_deref().zip(i.doc_id.as_deref()));
+            let meta = alert::meta(&map, index_of, now);
+            if meta.key_hash != canon.key_hash {
+                misnamed.push((name, canon, tmp));
+                continue;
+            }
+            let stored = info
+                .as_ref()
+                .and_then(|i| i.decision.as_deref())
+                .and_then(|d| serde_json::from_str::<StoredDecision>(d).ok());
+            let value = Value::Object(map);
+            let decision = match stored {
+                Some(d) => {
+                    report.reused_intents += 1;
+                    d
+                }
+                None => match self.policy.decide(&value, now) {
+                    Ok(d) => StoredDecision::from_policy(&d, self.policy.version(), now),
+                    Err(e) => {
+                        let m = value.as_object().cloned().unwrap_or_default();
+                        let level = alert::level_of(&m).rank();
+                        let row = if has_row {
+                            QRow::Own
+                        } else {
+                            QRow::Alert(Box::new(NewRow {
+                                key_hash: canon.key_hash.clone(),
+                                alert_key: meta.key.as_str().to_string(),
+                                state: State::Quarantined,
+                                name: String::new(),
+                                content_hash: meta.content_hash.clone(),
+                                level: meta.level,
+                                priority: canon.priority,
+                                alert_time: meta
+                                    .time
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                                index_name: None,
+                                doc_id: None,
+                                source: "adopted",
+                            }))
+                        };
+                        self.quarantine_claim(
+                            row,
+                            &canon,
+                            &tmp,
+                            &e.to_string(),
+                            level,
+                            Some(m),
+                            now,
+                            &mut quarantined,
+                        );
+                        continue;
+                    }
+                },
+            };
+            let (alert_key, index_id, alert_time, new_row) = match &info {
+                Some(i) => (
+                    i.alert_key.clone(),
+                    i.index_name.clone().zip(i.doc_id.clone()),
+                    parse_rfc3339(&i.alert_time).unwrap_or(meta.time),
+                    None,
+                ),
+                None => {
+                    let row = NewRow {
+                        key_hash: canon.key_hash.clone(),
+                        alert_key: meta.key.as_str().to_string(),
+                        state: State::Triaging,
+                        name: String::from_utf8_lossy(&name).into_owned(),
+                        content_hash: meta.content_hash.clone(),
+                        level: meta.level,
+                        priority: canon.priority,
+                        alert_time: meta
+                            .time
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        index_name: None,
+                        doc_id: None,
+                        source: "adopted",
+                    };
+                    (meta.key.as_str().to_string(), None, meta.time, Some(row))
+                }
+            };
+            let case_id = CaseId::for_key(&canon.key_hash);
+            let case_path = info
+                .as_ref()
+                .and_then(|i| i.case_path.clone())
+                .unwrap_or_else(|| cases::case_path(&decision.bucket, alert_time, &case_id));
+            items.push(Item {
+                tmp,
+                key_hash: canon.key_hash,
+                alert_key,
+                index_id,
+                value,
+                bytes,
+                decision,
+                case_id,
+                case_path,
+                alert_time,
+                new_row,
+                row_id: info.as_ref().map(|i| i.id),
+            });
+        }
+        // 3. Intent rows (and the rows of what was quarantined), one transaction.
+        // Everything the intent rows need is computed before the shared connection is taken.
+        let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let high = self.policy.thresholds().high;
+        let stored: Vec<(String, Option<String>)> = items
+            .iter()
+            .map(|it| {
+                let rule_id = it
+                    .value
+                    .get("rule")
+                    .and_then(|r| r.get("id"))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+                (
+                    serde_json::to_string(&it.decision).unwrap_or_default(),
+                    rule_id,
+                )
+            })
+            .collect();
+        let ids = retry_full("commit intent rows", || {
+            Ok(shared.lock().write(|tx| {
+            let mut ids = Vec::with_capacity(items.len());
+            for (it, (decision, rule_id)) in items.iter().zip(&stored) {
+                let id = match it.row_id {
+                    Some(id) => id,
+                    None => {
+                        if let Some(r) = &it.new_row {
+                            tx.insert(r)?;
+                        }
+                        tx.conn()
+                            .prepare_cached("SELECT id FROM alerts WHERE key_hash = ?1")?
+                            .query_row([it.key_hash.as_str()], |r| r.get::<_, i64>(0))?
+                    }
+                };
+                ids.push(id);
+                let d = &it.decision;
+                tx.conn()
+                    .prepare_cached(
+                        "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
+                           case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
+                           updated_at = ?11 WHERE id = ?1",
+                    )?
+                    .execute(rusqlite::params![
+                        id,
+                        worker.id(),
+                        d.bucket,
+                        d.critical,
+                        it.case_id.as_str(),
+                        it.case_path,
+                        d.agent,
+                        rule_id,
+                        it.value.get("rule").and_then(|r| r.get("description")).and_then(Value::as_str),
+                        d.level,
+                        at,
+                    ])?;
+                tx.conn()
+                    .prepare_cached("INSERT OR REPLACE INTO intents (key_hash, decision) VALUES (?1, ?2)")?
+                    .execute(rusqlite::params![it.key_hash.as_str(), decision])?;
+            }
+            for p in &quarantined {
+                match &p.row {
+                    QRow::Alert(r) => {
+                        tx.insert(r)?;
+                    }
+                    QRow::Own => {
+                        let kh = p.key_hash.as_str();
+                        tx.set_state(kh, State::Quarantined, &format!("{}.json", p.entry), None)?;
+                        tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
+                    }
+                    QRow::Entry => {}
+                }
+                // Whether a Q- pack is owed is recorded with the quarantine (intent first).
+                if let Some(kh) = p.row_key() {
+                    record_owed_pack(tx, &kh, p.owed_pack(high), worker.id())?;
+                }
+            }
+            Ok(ids)
+        })?)
+        })?;
+        for (it, id) in items.iter_mut().zip(ids) {
+            it.row_id = Some(id);
+        }
+        // Misnamed files go back through admission (their rows, if any, are untouched: the
+        // alert their name promised is not here, and reconcile will say so).
+        for (name, canon, tmp) in misnamed {
+            let inner = format!("{tmp}/alert.json");
+            match worker
+                .dir()
+                .rename_to(inner.as_bytes(), &self.sp.state.incoming, &name)?
+            {
+                Moved::Moved => {
+                    report.misnamed += 1;
+                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
+                    shared.release_keys(std::iter::once(&canon.key_hash));
+                }
+                Moved::Vanished => {
+                    report.vanished += 1;
+                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
+                    shared.release_keys(std::iter::once(&canon.key_hash));
+                }
+                Moved::Exists => {
+                    // incoming/ holds that name already: kept in quarantine with the reason.
+                    self.quarantine_claim(
+                        QRow::Entry,
+                        &canon,
+                        &tmp,
+                        "the alert key in its name is not its content's; incoming/ already holds that name",
+                        None,
+                        None,
+                        now,
+                        &mut quarantined,
+                    );
+                }
+            }
+        }
+        // 4. Build each case in its temp case (the alert is there already); build packs for
+        //    high cases, with their related alerts read in one transaction.
+        let related: HashMap<usize, Vec<RelatedRef>> = {
+            let l = shared.lock();
+            let tx = l.conn().unchecked_transaction()?;
+            let mut out = HashMap::new();
+            for (i, it) in items.iter().enumerate() {
+                if it.decision.bucket == "high" {
+                    let r = self.related(&l, &it.decision.agent, it.alert_time, &it.case_id)?;
+                    out.insert(i, r);
+                }
+            }
+            tx.commit()?;
+            out
+        };
+        let no_alert = Map::new();
+        let mut packs: Vec<(usize, String)> = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            let alert_obj = it.value.as_object().unwrap_or(&no_alert);
+            let case = cases::case_json(&CaseInput {
+                case_id: &it.case_id,
+                alert_key: &it.alert_key,
+                index_id: it.index_id.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                decision: &it.decision,
+                alert: alert_obj,
+                alert_time: it.alert_time,
+                triage_time: now,
+                dashboard_url: self.opts.dashboard_url.as_deref(),
+                quarantine_entry: None,
+            });
+            let case_bytes = serde_json::to_vec_pretty(&case).unwrap_or_default();
+            let case_file = format!("{}/case.json", it.tmp);
+            let mut tries = 0;
+            retry_full("build case", || {
+                tries += 1;
+                if tries > 1 {
+                    // A try that failed on a full disk may have left a partial file: rebuilt.
+                    worker.dir().remove_file(case_file.as_bytes())?;
+                }
+                worker
+                    .dir()
+                    .create_file(&case_file, &case_bytes, self.durability())?;
+                Ok(())
+            })?;
+            if self.durability() == Durability::Strict {
+                worker.dir().open_subdir(it.tmp.as_bytes())?.sync()?;
+            }
+            if let Some(related) = related.get(&i) {
+                let files = escalate::render_pack(&PackInput {
+                    case_id: it.case_id.as_str(),
+                    case_json: &case,
+                    alert_bytes: &it.bytes,
+                    alert: alert_obj,
+                    canonical_agent: &it.decision.agent,
+                    agent_aliases: &agent_aliases(alert_obj, &it.decision.agent),
+                    related,
+                    dashboard_url: self.opts.dashboard_url.as_deref(),
+                    quarantine_entry: None,
+                });
+                let ptmp = format!(".tmp-pack-{}-{}", worker.id(), it.case_id.as_str());
+                self.write_pack_dir(&ptmp, &files)?;
+                packs.push((i, ptmp));
+            }
+        }
+        Ok(Built {
+            keys,
+            items,
+            packs,
+            quarantined,
+            now,
+        })
+    }
+
+    /// Publishes a built batch's cases and packs (after a barrier made them durable).
+    fn publish(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        built: Built,
+        report: &mut TriageReport,
+        notices: &mut Vec<Notice>,
+    ) -> Result<Published, TriageError> {
+        let Built {
+            keys,
+            items,
+            packs,
+            quarantined,
+            now,
+        } = built;
+        crate::failpoint::crash_point("triage-publish");
+        // The intent rows recorded where each quarantined file goes, and the barrier before
+        // publish made them durable: move the files now.
+        self.apply_quarantines(&mut shared.lock(), worker, quarantined, now, report)?;
+        let mut day_dirs: HashMap<String, DirFd> = HashMap::new();
+        let mut published: Vec<bool> = vec![false; items.len()];
+        let renaming = shared.renaming(self.durability());
+        for (i, it) in items.iter().enumerate() {
+            let tmp = &it.tmp;
+            let day = retry_full("create case directory", || {
+                self.day_dir(&mut day_dirs, &it.case_path).map(|_| ())
+            })
+            .and_then(|()| self.day_dir(&mut day_dirs, &it.case_path))?;
+            let moved = retry_full("publish case", || {
+                Ok(worker
+                    .dir()
+                    .rename_to(tmp.as_bytes(), day, it.case_id.as_str().as_bytes())?)
+            })?;
+            match moved {
+                Moved::Moved => {
+                    published[i] = true;
+                    if self.durability() == Durability::Strict {
+                        day.sync()?;
+                    }
+                }
+                Moved::Vanished => {}
+                Moved::Exists => {
+                    // The case exists already (published before a crash). Never overwrite, never
+                    // lose: this copy goes to quarantine with the reason.
+                    let q = Quarantine {
+                        state: self.sp.state,
+                        durability: self.durability(),
+                    };
+                    let reason = format!(
+                        "case {} already exists; this second copy was not published",
+                        it.case_path
+                    );
+                    if let Some(row) = q.move_in(worker.dir(), tmp.as_bytes(), tmp, &reason, now)? {
+                        shared.lock().write(|tx| tx.insert(&row).map(|_| ()))?;
+                        report.quarantined += 1;
+                    }
+                    notices.push(Notice {
+                        what: format!("cases/{}", it.case_path),
+                        reason,
+                    });
+                    // The published case stands: the row is finished as triaged below.
+                    published[i] = true;
+                }
+            }
+        }
+        drop(renaming);
+        let mut packed: Vec<bool> = vec![false; items.len()];
+        for (i, ptmp) in &packs {
+            if !published[*i] {
+                self.sp.state.escalations.remove_flat_dir(ptmp.as_bytes())?;
+                continue;
+            }
+            let id = items[*i].case_id.as_str();
+            let moved = retry_full("publish escalation pack", || {
+                Ok(self.sp.state.escalations.rename_to(
+                    ptmp.as_bytes(),
+                    &self.sp.state.escalations,
+                    id.as_bytes(),
+                )?)
+            })?;
+            match moved {
+                Moved::Moved => packed[*i] = true,
+                Moved::Exists => {
+                    self.sp.state.escalations.remove_flat_dir(ptmp.as_bytes())?;
+                    packed[*i] = true;
+                }
+                Moved::Vanished => {}
+            }
+        }
+        if self.durability() == Durability::Strict {
+            self.sp.state.escalations.sync()?;
+        }
+        Ok(Published {
+            keys,
+            items,
+            published,
+            packed,
+            now,
+        })
+    }
+
+    /// Commits a published batch (after a barrier made its publishes durable): rows
+    /// `triaged` or `escalated`, intents deleted, signature hits counted.
+    fn commit(
+        &self,
+        shared: &Shared,
+        p: Published,
+        report: &mut TriageReport,
+    ) -> Result<(), TriageError> {
+        let Published {
+            keys,
+            items,
+            published,
+            packed,
+            now,
+        } = p;
+        crate::failpoint::crash_point("triage-commit");
+        let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // Signature hits of the batch, one upsert per signature.
+        let mut hits: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for (i, it) in items.iter().enumerate() {
+            if !published[i] {
+                continue;
+            }
+            let d = &it.decision;
+            if d.matched_kind.as_deref() == Some("suppress") {
+                if let Some(m) = &d.matched {
+                    hits.entry(m).or_default().0 += 1;
+                }
+            }
+            for h in &d.held_back {
+                hits.entry(h).or_default().1 += 1;
+            }
+        }
+        retry_full("commit triaged rows", || {
+            Ok(shared.lock().write(|tx| {
+            for (i, it) in items.iter().enumerate() {
+                if !published[i] {
+                    continue;
+                }
+                let state = if packed[i] { State::Escalated } else { State::Triaged };
+                tx.conn()
+                    .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE id = ?1")?
+                    .execute(rusqlite::params![it.row_id, state.as_str(), packed[i], at])?;
+                tx.conn()
+                    .prepare_cached("DELETE FROM intents WHERE key_hash = ?1")?
+                    .execute([it.key_hash.as_str()])?;
+            }
+            for (sig, (n, held)) in &hits {
+                bump_signature(tx, sig, *n, *held, now)?;
+            }
+            Ok(())
+        })?)
+        })?;
+        for (i, it) in items.iter().enumerate() {
+            if !published[i] {
+                continue;
+            }
+            report.triaged += 1;
+            *report
+                .buckets
+                .entry(it.decision.bucket.clone())
+                .or_default() += 1;
+            if it.decision.critical {
+                report.critical += 1;
+            }
+            if packed[i] {
+                report.escalated += 1;
+            }
+            if it.decision.matched_kind.as_deref() == Some("suppress") {
+                if let Some(m) = &it.decision.matched {
+                    *report.signature_hits.entry(m.clone()).or_default() += 1;
+                }
+            }
+            report.held_back += it.decision.held_back.len() as u64;
+        }
+        shared.release_keys(keys.iter());
+        shared.count_commits(2);
+        Ok(())
+    }
+
+    /// The day directory `cases/<bucket>/<YYYY>/<MM>/<DD>` of a case path, created as needed.
+    fn day_dir<'d>(
+        &self,
+        cache: &'d mut HashMap<String, DirFd>,
+        case_path: &str,
+    ) -> Result<&'d DirFd, TriageError> {
+        let parent = case_path
+            .rsplit_once('/')
+            .map_or(case_path, |x| x.0)
+            .to_string();
+        if !cache.contains_key(&parent) {
+            let d = self
+                .sp
+                .state
+                .cases
+                .ensure_subdir_chain(&parent, self.durability())?;
+            cache.insert(parent.clone(), d);
+        }
+        cache.get(&parent).ok_or_else(|| {
+            TriageError::Fs(FsError::new(
+                "open directory",
+                parent,
+                std::io::Error::other("missing"),
+            ))
+        })
+    }
+
+    /// Alerts on the same canonical agent in the window before `time`, newest first (at most 50).
+    pub(super) fn related(
+        &self,
+        ledger: &Ledger,
+        agent: &str,
+        time: DateTime<Utc>,
+        own: &CaseId,
+    ) -> Result<Vec<RelatedRef>, TriageError> {
+        let from =
+            (time - self.opts.related_window).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let to = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut st = ledger.conn().prepare_cached(
+            "SELECT case_id, alert_time, rule_id, level, description FROM alerts
+             WHERE agent = ?1 AND alert_time >= ?2 AND alert_time <= ?3 AND case_id IS NOT NULL AND case_id != ?4
+               AND state IN ('triaging', 'triaged', 'escalated')
+             ORDER BY alert_time DESC LIMIT 50",
+        )?;
+        let rows = st.query_map(rusqlite::params![agent, from, to, own.as_str()], |r| {
+            Ok(RelatedRef {
+                case_id: r.get(0)?,
+                time: r.get(1)?,
+                rule_id: r.get(2)?,
+                level: r.get(3)?,
+                description: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
