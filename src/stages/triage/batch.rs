@@ -21,14 +21,15 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value};
 
-use super::quarantine::{record_owed_pack, PendingQuarantine, QRow};
+use super::plan::{self, Outcome, Quarantined, RowInfo};
+use super::quarantine::{quarantine_claim, record_owed_pack, PendingQuarantine, QRow};
 use super::workers::{bump_signature, Pass, Shared};
 use super::{retry_full, Triage, TriageError, TriageReport};
-use crate::model::alert::{self, KeyHash};
+use crate::model::alert::KeyHash;
 use crate::model::cases::{self, CaseId, CaseInput, StoredDecision};
 use crate::stages::escalate::{self, PackInput, RelatedRef};
 use crate::store::claim::{self, Worker};
-use crate::store::fsx::{DirFd, Durability, FsError, Moved, ReadOutcome};
+use crate::store::fsx::{DirFd, Durability, FsError, Moved};
 use crate::store::ledger::{Ledger, NewRow, State};
 use crate::store::names::Canonical;
 use crate::store::quarantine::Quarantine;
@@ -53,6 +54,38 @@ struct Item {
     row_id: Option<i64>,
 }
 
+impl Item {
+    /// The item of a file planned as `case`, claimed into the temp case `tmp`.
+    fn new(tmp: String, key_hash: KeyHash, case: plan::Case, row_id: Option<i64>) -> Item {
+        let plan::Case {
+            decision,
+            reused: _,
+            case_id,
+            case_path,
+            alert_time,
+            alert_key,
+            index_id,
+            new_row,
+            value,
+            bytes,
+        } = case;
+        Item {
+            tmp,
+            key_hash,
+            alert_key,
+            index_id,
+            value,
+            bytes,
+            decision,
+            case_id,
+            case_path,
+            alert_time,
+            new_row,
+            row_id,
+        }
+    }
+}
+
 /// A batch whose cases and packs are built in their temp directories.
 struct Built {
     /// Every key this batch claimed (held in flight until its commit).
@@ -75,18 +108,7 @@ struct Published {
     now: DateTime<Utc>,
 }
 
-/// The stored parts of a row triage reads back.
-struct RowInfo {
-    id: i64,
-    state: String,
-    alert_key: String,
-    index_name: Option<String>,
-    doc_id: Option<String>,
-    alert_time: String,
-    case_path: Option<String>,
-    decision: Option<String>,
-}
-
+/// The rows of the claimed keys, as triage reads them back.
 fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::Error> {
     ledger
         .conn()
@@ -107,12 +129,6 @@ fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::
             })
         })
         .optional()
-}
-
-pub(super) fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Other names of the host, from the alert's own fields, for the pack's "aliases" line.
@@ -246,178 +262,55 @@ impl Triage<'_> {
             tx.commit()?;
             r
         };
-        // 2. Read, parse, decide (or reuse the intent).
+        // 2. Read each file (unless its row alone decides) and plan it: a case (decided now or
+        //    the intent's decision reused), a quarantine, misnamed, a second copy, or vanished.
         let max = self.sp.max_alert_bytes;
         let mut items: Vec<Item> = Vec::with_capacity(won.len());
         let mut quarantined: Vec<PendingQuarantine> = Vec::new();
         let mut misnamed: Vec<(Vec<u8>, Canonical, String)> = Vec::new();
         for ((name, canon, tmp), info) in won.into_iter().zip(infos) {
-            let inner = format!("{tmp}/alert.json");
-            let has_row = info.is_some();
-            if let Some(done) = info
-                .as_ref()
-                .filter(|i| matches!(i.state.as_str(), "triaged" | "escalated"))
-            {
-                // A second file of a key whose case is published (a copy planted under another
-                // canonical name): never a second case, never a change to the row; kept in
-                // quarantine with an entry row of its own.
-                let reason = format!(
-                    "key conflict: another copy of this alert is already case {}",
-                    done.case_path.as_deref().unwrap_or("(unknown)")
-                );
-                self.quarantine_claim(
-                    QRow::Entry,
-                    &canon,
-                    &tmp,
-                    &reason,
-                    None,
-                    None,
-                    now,
-                    &mut quarantined,
-                );
-                continue;
-            }
-            // What cannot be read or parsed goes to quarantine with the reason.
-            let read = match worker.dir().read_regular(inner.as_bytes(), max)? {
-                ReadOutcome::Vanished => {
-                    report.vanished += 1;
-                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
-                    continue;
+            let outcome = match plan::before_read(info.as_ref()) {
+                Some(o) => o,
+                None => {
+                    let inner = format!("{tmp}/alert.json");
+                    let content = worker.dir().read_regular(inner.as_bytes(), max)?;
+                    plan::plan(plan::Input {
+                        row: info.as_ref(),
+                        content,
+                        max_alert_bytes: max,
+                        policy: self.policy,
+                        now,
+                        name: &canon,
+                    })
                 }
-                ReadOutcome::Refused(r) => Err(format!("not read: {r}")),
-                ReadOutcome::TooLarge(n) => {
-                    Err(format!("{n} bytes is over max_alert_bytes ({max})"))
-                }
-                ReadOutcome::Bytes(b) => match alert::parse_strict(&b) {
-                    Ok(m) => Ok((b, m)),
-                    Err(e) => Err(e.to_string()),
-                },
             };
-            let (bytes, map) = match read {
-                Ok(x) => x,
-                Err(reason) => {
-                    self.quarantine_claim(
-                        if has_row { QRow::Own } else { QRow::Entry },
+            match outcome {
+                Outcome::Case(case) => {
+                    if case.reused {
+                        report.reused_intents += 1;
+                    }
+                    items.push(Item::new(tmp, canon.key_hash, *case, info.map(|i| i.id)));
+                }
+                Outcome::Quarantine(q) => quarantined.push(quarantine_claim(q, &canon, &tmp, now)),
+                Outcome::SecondCopy { reason } => {
+                    quarantined.push(quarantine_claim(
+                        Quarantined::entry(reason),
                         &canon,
                         &tmp,
-                        &reason,
-                        None,
-                        None,
                         now,
-                        &mut quarantined,
-                    );
-                    continue;
+                    ));
                 }
-            };
-            // The key in a file's name is a claim, not a fact (B's bytes under A's name): the
-            // content's key must be the name's, as admission and adoption check. A file that
-            // is not what its name says goes to incoming/, where admission keys it afresh.
-            let index_of = info
-                .as_ref()
-                .and_then(|i| i.index_name.as_deref().zip(i.doc_id.as_deref()));
-            let meta = alert::meta(&map, index_of, now);
-            if meta.key_hash != canon.key_hash {
-                misnamed.push((name, canon, tmp));
-                continue;
+                // Goes back to incoming/ once the intent rows are written (below).
+                Outcome::Misnamed => misnamed.push((name, canon, tmp)),
+                Outcome::Vanished => {
+                    report.vanished += 1;
+                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
+                }
             }
-            let stored = info
-                .as_ref()
-                .and_then(|i| i.decision.as_deref())
-                .and_then(|d| serde_json::from_str::<StoredDecision>(d).ok());
-            let value = Value::Object(map);
-            let decision = match stored {
-                Some(d) => {
-                    report.reused_intents += 1;
-                    d
-                }
-                None => match self.policy.decide(&value, now) {
-                    Ok(d) => StoredDecision::from_policy(&d, self.policy.version(), now),
-                    Err(e) => {
-                        let m = value.as_object().cloned().unwrap_or_default();
-                        let level = alert::level_of(&m).rank();
-                        let row = if has_row {
-                            QRow::Own
-                        } else {
-                            QRow::Alert(Box::new(NewRow {
-                                key_hash: canon.key_hash.clone(),
-                                alert_key: meta.key.as_str().to_string(),
-                                state: State::Quarantined,
-                                name: String::new(),
-                                content_hash: meta.content_hash.clone(),
-                                level: meta.level,
-                                priority: canon.priority,
-                                alert_time: meta
-                                    .time
-                                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                                index_name: None,
-                                doc_id: None,
-                                source: "adopted",
-                            }))
-                        };
-                        self.quarantine_claim(
-                            row,
-                            &canon,
-                            &tmp,
-                            &e.to_string(),
-                            level,
-                            Some(m),
-                            now,
-                            &mut quarantined,
-                        );
-                        continue;
-                    }
-                },
-            };
-            let (alert_key, index_id, alert_time, new_row) = match &info {
-                Some(i) => (
-                    i.alert_key.clone(),
-                    i.index_name.clone().zip(i.doc_id.clone()),
-                    parse_rfc3339(&i.alert_time).unwrap_or(meta.time),
-                    None,
-                ),
-                None => {
-                    let row = NewRow {
-                        key_hash: canon.key_hash.clone(),
-                        alert_key: meta.key.as_str().to_string(),
-                        state: State::Triaging,
-                        name: String::from_utf8_lossy(&name).into_owned(),
-                        content_hash: meta.content_hash.clone(),
-                        level: meta.level,
-                        priority: canon.priority,
-                        alert_time: meta
-                            .time
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        index_name: None,
-                        doc_id: None,
-                        source: "adopted",
-                    };
-                    (meta.key.as_str().to_string(), None, meta.time, Some(row))
-                }
-            };
-            let case_id = CaseId::for_key(&canon.key_hash);
-            let case_path = info
-                .as_ref()
-                .and_then(|i| i.case_path.clone())
-                .unwrap_or_else(|| cases::case_path(&decision.bucket, alert_time, &case_id));
-            items.push(Item {
-                tmp,
-                key_hash: canon.key_hash,
-                alert_key,
-                index_id,
-                value,
-                bytes,
-                decision,
-                case_id,
-                case_path,
-                alert_time,
-                new_row,
-                row_id: info.as_ref().map(|i| i.id),
-            });
         }
         // 3. Intent rows (and the rows of what was quarantined), one transaction.
         // Everything the intent rows need is computed before the shared connection is taken.
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let high = self.policy.thresholds().high;
         let stored: Vec<(String, Option<String>)> = items
             .iter()
             .map(|it| {
@@ -486,7 +379,7 @@ impl Triage<'_> {
                 }
                 // Whether a Q- pack is owed is recorded with the quarantine (intent first).
                 if let Some(kh) = p.row_key() {
-                    record_owed_pack(tx, &kh, p.owed_pack(high), worker.id())?;
+                    record_owed_pack(tx, &kh, p.pack, worker.id())?;
                 }
             }
             Ok(ids)
@@ -515,16 +408,14 @@ impl Triage<'_> {
                 }
                 Moved::Exists => {
                     // incoming/ holds that name already: kept in quarantine with the reason.
-                    self.quarantine_claim(
-                        QRow::Entry,
+                    quarantined.push(quarantine_claim(
+                        Quarantined::entry(
+                            "the alert key in its name is not its content's; incoming/ already holds that name".into(),
+                        ),
                         &canon,
                         &tmp,
-                        "the alert key in its name is not its content's; incoming/ already holds that name",
-                        None,
-                        None,
                         now,
-                        &mut quarantined,
-                    );
+                    ));
                 }
             }
         }

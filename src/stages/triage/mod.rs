@@ -8,6 +8,7 @@
 //! deadline or a signal, saying so in the report) or fails with an error naming the path; in
 //! every case what it left is finished from the intent rows by the next run. The rooms:
 //!
+//! - [`plan`]: the decision for one claimed file (pure: no IO, no ledger, no clock).
 //! - [`batch`]: one worker's batches: claim, read, plan, intent rows, build, publish, commit.
 //! - [`quarantine`]: claimed files that cannot be triaged, their `Q-` packs, and pack writing.
 //! - [`recover`]: what crashed runs left (unfinished intents, packs owed, dead temp files).
@@ -26,6 +27,7 @@
 //!   fails at once there and the next run redoes it from the intent rows.
 
 mod batch;
+mod plan;
 mod quarantine;
 mod recover;
 mod report;

@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::plan::Quarantined;
 use super::{retry_full, Triage, TriageError, TriageReport};
 use crate::model::alert::{self, KeyHash};
 use crate::model::cases::{self, CaseId, CaseInput, StoredDecision};
@@ -51,7 +52,9 @@ pub(super) struct PendingQuarantine {
     pub(super) key_hash: KeyHash,
     pub(super) entry: String,
     pub(super) reason: String,
-    pub(super) level: Option<u32>,
+    /// The level of the `Q-<entry>` pack this quarantine owes ([`super::plan`] decides it).
+    pub(super) pack: Option<u32>,
+    /// The alert, when it was read and parsed (the `Q-` pack is built from it).
     pub(super) alert: Option<Map<String, Value>>,
     pub(super) row: QRow,
 }
@@ -64,13 +67,6 @@ impl PendingQuarantine {
             QRow::Own | QRow::Alert(_) => Some(self.key_hash.clone()),
             QRow::Entry => None,
         }
-    }
-
-    /// The level of the `Q-<entry>` pack this quarantine owes: its alert was read and its level
-    /// reads at or above the policy's `high` threshold.
-    pub(super) fn owed_pack(&self, high: u32) -> Option<u32> {
-        self.alert.as_ref()?;
-        self.level.filter(|l| *l >= high)
     }
 }
 
@@ -107,41 +103,42 @@ pub(super) fn record_pack_done(tx: &mut Tx<'_>, key_hash: &str) -> Result<(), ru
     Ok(())
 }
 
-impl Triage<'_> {
-    /// Records that a claimed file must go to quarantine. The move happens after the batch's
-    /// intent transaction has recorded where it goes (intent first): a crash in between leaves
-    /// the file in its temp case, and recovery puts it back in the queue with its row.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn quarantine_claim(
-        &self,
-        row: QRow,
-        canon: &Canonical,
-        tmp: &str,
-        reason: &str,
-        level: Option<u32>,
-        alert: Option<Map<String, Value>>,
-        now: DateTime<Utc>,
-        out: &mut Vec<PendingQuarantine>,
-    ) {
-        let entry = spool_quarantine::entry_name(now);
-        let row = match row {
-            QRow::Alert(mut r) => {
-                r.name = format!("{entry}.json");
-                QRow::Alert(r)
-            }
-            other => other,
-        };
-        out.push(PendingQuarantine {
-            tmp: tmp.to_string(),
-            key_hash: canon.key_hash.clone(),
-            entry,
-            reason: reason.to_string(),
-            level,
-            alert,
-            row,
-        });
+/// Records that a claimed file (in the temp case `tmp`) must go to quarantine as its plan `q`
+/// says, under a new entry name. The move happens after the batch's intent transaction has
+/// recorded where it goes (intent first): a crash in between leaves the file in its temp case,
+/// and recovery puts it back in the queue with its row.
+pub(super) fn quarantine_claim(
+    q: Quarantined,
+    canon: &Canonical,
+    tmp: &str,
+    now: DateTime<Utc>,
+) -> PendingQuarantine {
+    let Quarantined {
+        reason,
+        row,
+        alert,
+        pack,
+    } = q;
+    let entry = spool_quarantine::entry_name(now);
+    let row = match row {
+        QRow::Alert(mut r) => {
+            r.name = format!("{entry}.json");
+            QRow::Alert(r)
+        }
+        other => other,
+    };
+    PendingQuarantine {
+        tmp: tmp.to_string(),
+        key_hash: canon.key_hash.clone(),
+        entry,
+        reason,
+        pack,
+        alert,
+        row,
     }
+}
 
+impl Triage<'_> {
     /// Moves the batch's pending quarantines (their rows are committed already).
     pub(super) fn apply_quarantines(
         &self,
@@ -155,7 +152,6 @@ impl Triage<'_> {
             state: self.sp.state,
             durability: self.durability(),
         };
-        let high = self.policy.thresholds().high;
         for mut p in pending {
             crate::failpoint::crash_point("triage-quarantine-move");
             let inner = format!("{}/alert.json", p.tmp);
@@ -186,7 +182,7 @@ impl Triage<'_> {
                         // The entry name is taken (a random collision): record another one.
                         p.entry = spool_quarantine::entry_name(now);
                         let new = format!("{}.json", p.entry);
-                        let owed = p.owed_pack(high);
+                        let owed = p.pack;
                         if let Some(kh) = p.row_key() {
                             ledger.write(|tx| {
                                 tx.set_state(kh.as_str(), State::Quarantined, &new, None)?;
@@ -198,7 +194,7 @@ impl Triage<'_> {
             }
             worker.dir().remove_flat_dir(p.tmp.as_bytes())?;
             report.quarantined += 1;
-            if let (Some(level), Some(alert)) = (p.owed_pack(high), &p.alert) {
+            if let (Some(level), Some(alert)) = (p.pack, &p.alert) {
                 self.quarantine_pack(&p.entry, level, alert, &p.reason, now)?;
                 if let Some(kh) = p.row_key() {
                     ledger.write(|tx| record_pack_done(tx, kh.as_str()))?;

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::batch::{agent_aliases, parse_rfc3339};
+use super::batch::agent_aliases;
+use super::plan::parse_rfc3339;
 use super::quarantine::record_pack_done;
 use super::{Triage, TriageError, TriageReport};
 use crate::model::alert;
