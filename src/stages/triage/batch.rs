@@ -22,7 +22,7 @@ use rusqlite::OptionalExtension;
 use serde_json::{Map, Value};
 
 use super::plan::{self, Outcome, Quarantined, RowInfo};
-use super::quarantine::{quarantine_claim, record_owed_pack, PendingQuarantine, QRow};
+use super::quarantine::{quarantine_claim, record_quarantine, PendingQuarantine};
 use super::workers::{bump_signature, Pass, Shared};
 use super::{retry_full, Triage, TriageError, TriageReport};
 use crate::model::alert::KeyHash;
@@ -30,7 +30,7 @@ use crate::model::cases::{self, CaseId, CaseInput, StoredDecision};
 use crate::stages::escalate::{self, PackInput, RelatedRef};
 use crate::store::claim::{self, Worker};
 use crate::store::fsx::{DirFd, Durability, FsError, Moved};
-use crate::store::ledger::{Ledger, NewRow, State};
+use crate::store::ledger::{Ledger, NewRow, State, Tx};
 use crate::store::names::Canonical;
 use crate::store::quarantine::Quarantine;
 use crate::store::spool::Notice;
@@ -131,6 +131,103 @@ fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::
         .optional()
 }
 
+/// A file claimed into its temp case.
+struct Claimed {
+    /// The canonical name it was claimed under.
+    name: Vec<u8>,
+    canon: Canonical,
+    /// Its temp case in the claim folder, holding it as `alert.json`.
+    tmp: String,
+}
+
+/// The rows of the claimed keys, read in one transaction.
+fn read_rows(ledger: &Ledger, won: &[Claimed]) -> Result<Vec<Option<RowInfo>>, TriageError> {
+    let tx = ledger.conn().unchecked_transaction()?;
+    let r = won
+        .iter()
+        .map(|c| row_info(ledger, &c.canon.key_hash))
+        .collect::<Result<_, _>>()?;
+    tx.commit()?;
+    Ok(r)
+}
+
+/// The id of the row of `key_hash` (just inserted).
+fn row_id(tx: &mut Tx<'_>, key_hash: &KeyHash) -> Result<i64, rusqlite::Error> {
+    tx.conn()
+        .prepare_cached("SELECT id FROM alerts WHERE key_hash = ?1")?
+        .query_row([key_hash.as_str()], |r| r.get::<_, i64>(0))
+}
+
+/// The intent row: the row `id` becomes `triaging` by `worker`, with what the decision fixed
+/// (bucket, case id and path, agent, rule, level).
+fn record_intent(
+    tx: &mut Tx<'_>,
+    id: i64,
+    worker: &str,
+    it: &Item,
+    rule_id: Option<&str>,
+    at: &str,
+) -> Result<(), rusqlite::Error> {
+    let d = &it.decision;
+    tx.conn()
+        .prepare_cached(
+            "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
+               case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
+               updated_at = ?11 WHERE id = ?1",
+        )?
+        .execute(rusqlite::params![
+            id,
+            worker,
+            d.bucket,
+            d.critical,
+            it.case_id.as_str(),
+            it.case_path,
+            d.agent,
+            rule_id,
+            it.value
+                .get("rule")
+                .and_then(|r| r.get("description"))
+                .and_then(Value::as_str),
+            d.level,
+            at,
+        ])?;
+    Ok(())
+}
+
+/// Stores the intent's whole decision (JSON), which a retry reuses.
+fn store_intent(
+    tx: &mut Tx<'_>,
+    key_hash: &KeyHash,
+    decision: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached("INSERT OR REPLACE INTO intents (key_hash, decision) VALUES (?1, ?2)")?
+        .execute(rusqlite::params![key_hash.as_str(), decision])?;
+    Ok(())
+}
+
+/// Deletes the intent's stored decision (its case is published, or it is quarantined).
+pub(super) fn forget_intent(tx: &mut Tx<'_>, key_hash: &str) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached("DELETE FROM intents WHERE key_hash = ?1")?
+        .execute([key_hash])?;
+    Ok(())
+}
+
+/// A published case's row `id` becomes `state` (`triaged`, or `escalated` when `packed`).
+fn finish_row(
+    tx: &mut Tx<'_>,
+    id: Option<i64>,
+    state: State,
+    packed: bool,
+    at: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.conn()
+        .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE id = ?1")?
+        .execute(rusqlite::params![id, state.as_str(), packed, at])?;
+    Ok(())
+}
+
 /// Other names of the host, from the alert's own fields, for the pack's "aliases" line.
 pub(super) fn agent_aliases(alert: &Map<String, Value>, canonical: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -189,8 +286,10 @@ impl Triage<'_> {
         Ok(())
     }
 
-    /// Claims, reads, decides (or reuses the intent), commits the intent rows, moves what must
-    /// be quarantined, and builds each case (and each high case's pack) in its temp directory.
+    /// Claims, reads, plans (decides or reuses the intent), commits the intent rows (with the
+    /// rows of what must be quarantined), sends misnamed files back to `incoming/`, and builds
+    /// each case (and each high case's pack) in its temp directory. The quarantined files move
+    /// at publish, after the barrier that makes their rows durable.
     fn build(
         &self,
         shared: &Shared,
@@ -201,10 +300,83 @@ impl Triage<'_> {
     ) -> Result<Built, TriageError> {
         let now = Utc::now();
         report.batches += 1;
-        // 1. Claim each file straight into its temp case: `processing/<w>/.tmp-case-<name>/`
-        //    is created, then the queued file is renamed into it as `alert.json` (one rename
-        //    across directories per claim; the temp name keeps the canonical name, so recovery
-        //    can put the alert back without the ledger).
+        // 1. Claim each file straight into its temp case.
+        let won = self.claim(shared, worker, source, names, report)?;
+        let keys: Vec<KeyHash> = won.iter().map(|c| c.canon.key_hash.clone()).collect();
+        let infos = read_rows(&shared.lock(), &won)?;
+        // 2. Read each file (unless its row alone decides) and plan it: a case (decided now or
+        //    the intent's decision reused), a quarantine, misnamed, a second copy, or vanished.
+        let max = self.sp.max_alert_bytes;
+        let mut items: Vec<Item> = Vec::with_capacity(won.len());
+        let mut quarantined: Vec<PendingQuarantine> = Vec::new();
+        let mut misnamed: Vec<Claimed> = Vec::new();
+        for (c, info) in won.into_iter().zip(infos) {
+            let outcome = match plan::before_read(info.as_ref()) {
+                Some(o) => o,
+                None => {
+                    let inner = format!("{}/alert.json", c.tmp);
+                    let content = worker.dir().read_regular(inner.as_bytes(), max)?;
+                    plan::plan(plan::Input {
+                        row: info.as_ref(),
+                        content,
+                        max_alert_bytes: max,
+                        policy: self.policy,
+                        now,
+                        name: &c.canon,
+                    })
+                }
+            };
+            match outcome {
+                Outcome::Case(case) => {
+                    if case.reused {
+                        report.reused_intents += 1;
+                    }
+                    let row_id = info.map(|i| i.id);
+                    items.push(Item::new(c.tmp, c.canon.key_hash, *case, row_id));
+                }
+                Outcome::Quarantine(q) => {
+                    quarantined.push(quarantine_claim(q, &c.canon, &c.tmp, now));
+                }
+                Outcome::SecondCopy { reason } => {
+                    let q = Quarantined::entry(reason);
+                    quarantined.push(quarantine_claim(q, &c.canon, &c.tmp, now));
+                }
+                // Goes back to incoming/ once the intent rows are written (below).
+                Outcome::Misnamed => misnamed.push(c),
+                Outcome::Vanished => {
+                    report.vanished += 1;
+                    worker.dir().remove_flat_dir(c.tmp.as_bytes())?;
+                }
+            }
+        }
+        // 3. Intent rows (and the rows of what was quarantined), one transaction.
+        self.write_intents(shared, worker, &mut items, &quarantined, now)?;
+        self.send_back(shared, worker, misnamed, &mut quarantined, now, report)?;
+        // 4. Build each case in its temp case (the alert is there already), and the packs of
+        //    high cases.
+        let packs = self.build_cases(shared, worker, &items, now)?;
+        Ok(Built {
+            keys,
+            items,
+            packs,
+            quarantined,
+            now,
+        })
+    }
+
+    /// Claims each canonical name of `names` straight into its temp case:
+    /// `processing/<w>/.tmp-case-<name>/` is created, then the queued file is renamed into it
+    /// as `alert.json` (one rename across directories per claim; the temp name keeps the
+    /// canonical name, so recovery can put the alert back without the ledger). The claims won;
+    /// their keys are held in flight.
+    fn claim(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        source: &DirFd,
+        names: &[Vec<u8>],
+        report: &mut TriageReport,
+    ) -> Result<Vec<Claimed>, TriageError> {
         let mut ready: Vec<(&Vec<u8>, Canonical, String)> = Vec::with_capacity(names.len());
         for name in names {
             let Some(canon) = Canonical::parse(name) else {
@@ -226,13 +398,17 @@ impl Triage<'_> {
             }
             ready.push((name, canon, tmp));
         }
-        let mut won: Vec<(Vec<u8>, Canonical, String)> = Vec::with_capacity(ready.len());
+        let mut won: Vec<Claimed> = Vec::with_capacity(ready.len());
         let mut lost: Vec<(Canonical, String)> = Vec::new();
         {
             let _renaming = shared.renaming(self.durability());
             for (name, canon, tmp) in ready {
                 match worker.claim_into(source, name, &tmp)? {
-                    Moved::Moved => won.push((name.clone(), canon, tmp)),
+                    Moved::Moved => won.push(Claimed {
+                        name: name.clone(),
+                        canon,
+                        tmp,
+                    }),
                     Moved::Vanished => lost.push((canon, tmp)),
                     Moved::Exists => {
                         return Err(TriageError::Fs(FsError::new(
@@ -250,65 +426,19 @@ impl Triage<'_> {
             worker.dir().remove_dir(tmp.as_bytes())?;
         }
         report.claimed += won.len() as u64;
-        let keys: Vec<KeyHash> = won.iter().map(|(_, c, _)| c.key_hash.clone()).collect();
-        // The rows of the claimed keys, read in one transaction.
-        let infos: Vec<Option<RowInfo>> = {
-            let l = shared.lock();
-            let tx = l.conn().unchecked_transaction()?;
-            let r = won
-                .iter()
-                .map(|(_, c, _)| row_info(&l, &c.key_hash))
-                .collect::<Result<_, _>>()?;
-            tx.commit()?;
-            r
-        };
-        // 2. Read each file (unless its row alone decides) and plan it: a case (decided now or
-        //    the intent's decision reused), a quarantine, misnamed, a second copy, or vanished.
-        let max = self.sp.max_alert_bytes;
-        let mut items: Vec<Item> = Vec::with_capacity(won.len());
-        let mut quarantined: Vec<PendingQuarantine> = Vec::new();
-        let mut misnamed: Vec<(Vec<u8>, Canonical, String)> = Vec::new();
-        for ((name, canon, tmp), info) in won.into_iter().zip(infos) {
-            let outcome = match plan::before_read(info.as_ref()) {
-                Some(o) => o,
-                None => {
-                    let inner = format!("{tmp}/alert.json");
-                    let content = worker.dir().read_regular(inner.as_bytes(), max)?;
-                    plan::plan(plan::Input {
-                        row: info.as_ref(),
-                        content,
-                        max_alert_bytes: max,
-                        policy: self.policy,
-                        now,
-                        name: &canon,
-                    })
-                }
-            };
-            match outcome {
-                Outcome::Case(case) => {
-                    if case.reused {
-                        report.reused_intents += 1;
-                    }
-                    items.push(Item::new(tmp, canon.key_hash, *case, info.map(|i| i.id)));
-                }
-                Outcome::Quarantine(q) => quarantined.push(quarantine_claim(q, &canon, &tmp, now)),
-                Outcome::SecondCopy { reason } => {
-                    quarantined.push(quarantine_claim(
-                        Quarantined::entry(reason),
-                        &canon,
-                        &tmp,
-                        now,
-                    ));
-                }
-                // Goes back to incoming/ once the intent rows are written (below).
-                Outcome::Misnamed => misnamed.push((name, canon, tmp)),
-                Outcome::Vanished => {
-                    report.vanished += 1;
-                    worker.dir().remove_flat_dir(tmp.as_bytes())?;
-                }
-            }
-        }
-        // 3. Intent rows (and the rows of what was quarantined), one transaction.
+        Ok(won)
+    }
+
+    /// Commits the batch's intent rows (a new row first for a rowless file) and the rows of
+    /// its quarantines, in one transaction; the items learn their row ids.
+    fn write_intents(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        items: &mut [Item],
+        quarantined: &[PendingQuarantine],
+        now: DateTime<Utc>,
+    ) -> Result<(), TriageError> {
         // Everything the intent rows need is computed before the shared connection is taken.
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stored: Vec<(String, Option<String>)> = items
@@ -327,70 +457,46 @@ impl Triage<'_> {
             .collect();
         let ids = retry_full("commit intent rows", || {
             Ok(shared.lock().write(|tx| {
-            let mut ids = Vec::with_capacity(items.len());
-            for (it, (decision, rule_id)) in items.iter().zip(&stored) {
-                let id = match it.row_id {
-                    Some(id) => id,
-                    None => {
-                        if let Some(r) = &it.new_row {
-                            tx.insert(r)?;
+                let mut ids = Vec::with_capacity(items.len());
+                for (it, (decision, rule_id)) in items.iter().zip(&stored) {
+                    let id = match it.row_id {
+                        Some(id) => id,
+                        None => {
+                            if let Some(r) = &it.new_row {
+                                tx.insert(r)?;
+                            }
+                            row_id(tx, &it.key_hash)?
                         }
-                        tx.conn()
-                            .prepare_cached("SELECT id FROM alerts WHERE key_hash = ?1")?
-                            .query_row([it.key_hash.as_str()], |r| r.get::<_, i64>(0))?
-                    }
-                };
-                ids.push(id);
-                let d = &it.decision;
-                tx.conn()
-                    .prepare_cached(
-                        "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
-                           case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
-                           updated_at = ?11 WHERE id = ?1",
-                    )?
-                    .execute(rusqlite::params![
-                        id,
-                        worker.id(),
-                        d.bucket,
-                        d.critical,
-                        it.case_id.as_str(),
-                        it.case_path,
-                        d.agent,
-                        rule_id,
-                        it.value.get("rule").and_then(|r| r.get("description")).and_then(Value::as_str),
-                        d.level,
-                        at,
-                    ])?;
-                tx.conn()
-                    .prepare_cached("INSERT OR REPLACE INTO intents (key_hash, decision) VALUES (?1, ?2)")?
-                    .execute(rusqlite::params![it.key_hash.as_str(), decision])?;
-            }
-            for p in &quarantined {
-                match &p.row {
-                    QRow::Alert(r) => {
-                        tx.insert(r)?;
-                    }
-                    QRow::Own => {
-                        let kh = p.key_hash.as_str();
-                        tx.set_state(kh, State::Quarantined, &format!("{}.json", p.entry), None)?;
-                        tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
-                    }
-                    QRow::Entry => {}
+                    };
+                    ids.push(id);
+                    record_intent(tx, id, worker.id(), it, rule_id.as_deref(), &at)?;
+                    store_intent(tx, &it.key_hash, decision)?;
                 }
-                // Whether a Q- pack is owed is recorded with the quarantine (intent first).
-                if let Some(kh) = p.row_key() {
-                    record_owed_pack(tx, &kh, p.pack, worker.id())?;
+                for p in quarantined {
+                    record_quarantine(tx, p, worker.id())?;
                 }
-            }
-            Ok(ids)
-        })?)
+                Ok(ids)
+            })?)
         })?;
         for (it, id) in items.iter_mut().zip(ids) {
             it.row_id = Some(id);
         }
-        // Misnamed files go back through admission (their rows, if any, are untouched: the
-        // alert their name promised is not here, and reconcile will say so).
-        for (name, canon, tmp) in misnamed {
+        Ok(())
+    }
+
+    /// Sends misnamed files back through admission (their rows, if any, are untouched: the
+    /// alert their name promised is not here, and reconcile will say so). One that `incoming/`
+    /// already holds a file of that name for is quarantined instead.
+    fn send_back(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        misnamed: Vec<Claimed>,
+        quarantined: &mut Vec<PendingQuarantine>,
+        now: DateTime<Utc>,
+        report: &mut TriageReport,
+    ) -> Result<(), TriageError> {
+        for Claimed { name, canon, tmp } in misnamed {
             let inner = format!("{tmp}/alert.json");
             match worker
                 .dir()
@@ -408,19 +514,26 @@ impl Triage<'_> {
                 }
                 Moved::Exists => {
                     // incoming/ holds that name already: kept in quarantine with the reason.
-                    quarantined.push(quarantine_claim(
-                        Quarantined::entry(
-                            "the alert key in its name is not its content's; incoming/ already holds that name".into(),
-                        ),
-                        &canon,
-                        &tmp,
-                        now,
-                    ));
+                    let q = Quarantined::entry(
+                        "the alert key in its name is not its content's; incoming/ already holds that name".into(),
+                    );
+                    quarantined.push(quarantine_claim(q, &canon, &tmp, now));
                 }
             }
         }
-        // 4. Build each case in its temp case (the alert is there already); build packs for
-        //    high cases, with their related alerts read in one transaction.
+        Ok(())
+    }
+
+    /// Writes each item's `case.json` into its temp case, and the pack of each high case (with
+    /// its related alerts, read in one transaction) into a temp pack directory: the packs'
+    /// (item, temp directory).
+    fn build_cases(
+        &self,
+        shared: &Shared,
+        worker: &Worker,
+        items: &[Item],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(usize, String)>, TriageError> {
         let related: HashMap<usize, Vec<RelatedRef>> = {
             let l = shared.lock();
             let tx = l.conn().unchecked_transaction()?;
@@ -483,13 +596,7 @@ impl Triage<'_> {
                 packs.push((i, ptmp));
             }
         }
-        Ok(Built {
-            keys,
-            items,
-            packs,
-            quarantined,
-            now,
-        })
+        Ok(packs)
     }
 
     /// Publishes a built batch's cases and packs (after a barrier made them durable).
@@ -629,23 +736,23 @@ impl Triage<'_> {
         }
         retry_full("commit triaged rows", || {
             Ok(shared.lock().write(|tx| {
-            for (i, it) in items.iter().enumerate() {
-                if !published[i] {
-                    continue;
+                for (i, it) in items.iter().enumerate() {
+                    if !published[i] {
+                        continue;
+                    }
+                    let state = if packed[i] {
+                        State::Escalated
+                    } else {
+                        State::Triaged
+                    };
+                    finish_row(tx, it.row_id, state, packed[i], &at)?;
+                    forget_intent(tx, it.key_hash.as_str())?;
                 }
-                let state = if packed[i] { State::Escalated } else { State::Triaged };
-                tx.conn()
-                    .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE id = ?1")?
-                    .execute(rusqlite::params![it.row_id, state.as_str(), packed[i], at])?;
-                tx.conn()
-                    .prepare_cached("DELETE FROM intents WHERE key_hash = ?1")?
-                    .execute([it.key_hash.as_str()])?;
-            }
-            for (sig, (n, held)) in &hits {
-                bump_signature(tx, sig, *n, *held, now)?;
-            }
-            Ok(())
-        })?)
+                for (sig, (n, held)) in &hits {
+                    bump_signature(tx, sig, *n, *held, now)?;
+                }
+                Ok(())
+            })?)
         })?;
         for (i, it) in items.iter().enumerate() {
             if !published[i] {

@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::batch::forget_intent;
 use super::plan::Quarantined;
 use super::{retry_full, Triage, TriageError, TriageReport};
 use crate::model::alert::{self, KeyHash};
@@ -68,6 +69,32 @@ impl PendingQuarantine {
             QRow::Entry => None,
         }
     }
+}
+
+/// Records a pending quarantine with the batch's intent rows (intent first): the alert's own
+/// row becomes `quarantined` (its intent forgotten), or a rowless alert's row is inserted as
+/// `quarantined`, and whether its `Q-` pack is owed is recorded with it. An entry row is
+/// inserted after the move instead (see [`QRow::Entry`]).
+pub(super) fn record_quarantine(
+    tx: &mut Tx<'_>,
+    p: &PendingQuarantine,
+    worker: &str,
+) -> Result<(), rusqlite::Error> {
+    match &p.row {
+        QRow::Alert(r) => {
+            tx.insert(r)?;
+        }
+        QRow::Own => {
+            let kh = p.key_hash.as_str();
+            tx.set_state(kh, State::Quarantined, &format!("{}.json", p.entry), None)?;
+            forget_intent(tx, kh)?;
+        }
+        QRow::Entry => {}
+    }
+    if let Some(kh) = p.row_key() {
+        record_owed_pack(tx, &kh, p.pack, worker)?;
+    }
+    Ok(())
 }
 
 /// Records on a quarantined row whether its `Q-<entry>` pack is owed ([`PACK_OWED`], with the

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::batch::agent_aliases;
+use super::batch::forget_intent;
 use super::plan::parse_rfc3339;
 use super::quarantine::record_pack_done;
 use super::{Triage, TriageError, TriageReport};
@@ -18,7 +19,7 @@ use crate::model::alert;
 use crate::model::cases::CaseId;
 use crate::stages::escalate::{self, PackInput};
 use crate::store::fsx::{self, ReadOutcome};
-use crate::store::ledger::{Ledger, State, PACK_OWED};
+use crate::store::ledger::{Ledger, State, Tx, PACK_OWED};
 use crate::store::spool::Notice;
 
 impl Triage<'_> {
@@ -44,58 +45,9 @@ impl Triage<'_> {
     ) -> Result<(), TriageError> {
         let now = Utc::now();
         let state = self.sp.state;
-        // Temp packs of workers that are gone.
-        for e in state.escalations.list()? {
-            let Some(n) = e.name_str() else { continue };
-            let Some(rest) = n.strip_prefix(".tmp-pack-") else {
-                continue;
-            };
-            // `.tmp-pack-w-<pid>-<rand>-<case>` (a worker's), `.tmp-pack-q-<pid>-<entry>` and
-            // `.tmp-pack-r-<pid>-<case>` (quarantine and repair packs of a process): removed only
-            // when their owner is gone.
-            let dead = if rest.starts_with("w-") {
-                let owner = rest.split('-').take(3).collect::<Vec<_>>().join("-");
-                match state.processing.open_subdir_opt(owner.as_bytes())? {
-                    Some(wdir) => !crate::store::claim::worker_is_live(&wdir).unwrap_or(true),
-                    None => true,
-                }
-            } else {
-                let pid = rest.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
-                pid.and_then(rustix::process::Pid::from_raw)
-                    .is_none_or(|p| {
-                        rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH)
-                    })
-            };
-            if dead {
-                state.escalations.remove_flat_dir(&e.name)?;
-            }
-        }
+        self.sweep_dead_packs()?;
         // One scan for both: unfinished intents, and quarantined rows owing a Q- pack.
-        let mut stuck: Vec<(String, String, Option<String>)> = Vec::new();
-        let mut owed: Vec<OwedPack> = Vec::new();
-        {
-            let mut st = ledger.conn().prepare(
-                "SELECT state, key_hash, name, case_path, worker, level FROM alerts
-                 WHERE (state = 'triaging' AND case_path IS NOT NULL)
-                    OR (state = 'quarantined' AND pack = ?1)",
-            )?;
-            let mut rows = st.query([PACK_OWED])?;
-            while let Some(r) = rows.next()? {
-                let (st, kh, name, worker): (String, String, String, Option<String>) =
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(4)?);
-                match r.get::<_, Option<String>>(3)? {
-                    Some(case_path) if st == State::Triaging.as_str() => {
-                        stuck.push((kh, case_path, worker));
-                    }
-                    _ => owed.push(OwedPack {
-                        key_hash: kh,
-                        name,
-                        level: r.get(5)?,
-                        worker,
-                    }),
-                }
-            }
-        }
+        let (stuck, owed) = unfinished(ledger)?;
         // Every row of a dead worker's batch names the same worker: look at each lock once.
         let mut alive: HashMap<Option<String>, bool> = HashMap::new();
         let mut worker_alive = |w: &Option<String>| -> Result<bool, TriageError> {
@@ -119,35 +71,21 @@ impl Triage<'_> {
             // A batch that failed after publishing may not have had its barrier yet: make the
             // publishes durable before the rows say so.
             state.cases.barrier(self.durability())?;
+            let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             ledger.write(|tx| {
                 for (kh, worker) in &finished {
-                    // Only if still the same unfinished intent: its worker may have committed
-                    // `escalated` since it was read.
-                    tx.conn().execute(
-                        "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2
-                         WHERE key_hash = ?1 AND state = 'triaging' AND worker IS ?3",
-                        rusqlite::params![kh, now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), worker],
-                    )?;
-                    tx.conn().execute("DELETE FROM intents WHERE key_hash = ?1", [kh])?;
+                    finish_published(tx, kh, worker.as_deref(), &at)?;
+                    forget_intent(tx, kh)?;
                 }
                 Ok(())
             })?;
             report.finished_intents += finished.len() as u64;
         }
         // High cases without a pack get it.
-        let unpacked: Vec<(String, String)> = {
-            let mut st = ledger.conn().prepare("SELECT key_hash, case_path FROM alerts WHERE state = 'triaged' AND bucket = 'high' AND pack = 0")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
-        for (kh, case_path) in unpacked {
+        for (kh, case_path) in unpacked_high_cases(ledger)? {
             match self.repack(ledger, &case_path)? {
                 true => {
-                    ledger.write(|tx| {
-                        tx.conn()
-                            .execute("UPDATE alerts SET state = 'escalated', pack = 1 WHERE key_hash = ?1", [&kh])
-                            .map(|_| ())
-                    })?;
+                    ledger.write(|tx| mark_escalated(tx, &kh))?;
                     report.packs_repaired += 1;
                 }
                 false => notices.push(Notice {
@@ -176,6 +114,37 @@ impl Triage<'_> {
                 }
             }
             ledger.write(|tx| record_pack_done(tx, &o.key_hash))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the temp packs in `escalations/` whose owner is gone.
+    fn sweep_dead_packs(&self) -> Result<(), TriageError> {
+        let state = self.sp.state;
+        for e in state.escalations.list()? {
+            let Some(n) = e.name_str() else { continue };
+            let Some(rest) = n.strip_prefix(".tmp-pack-") else {
+                continue;
+            };
+            // `.tmp-pack-w-<pid>-<rand>-<case>` (a worker's), `.tmp-pack-q-<pid>-<entry>` and
+            // `.tmp-pack-r-<pid>-<case>` (quarantine and repair packs of a process): removed only
+            // when their owner is gone.
+            let dead = if rest.starts_with("w-") {
+                let owner = rest.split('-').take(3).collect::<Vec<_>>().join("-");
+                match state.processing.open_subdir_opt(owner.as_bytes())? {
+                    Some(wdir) => !crate::store::claim::worker_is_live(&wdir).unwrap_or(true),
+                    None => true,
+                }
+            } else {
+                let pid = rest.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
+                pid.and_then(rustix::process::Pid::from_raw)
+                    .is_none_or(|p| {
+                        rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH)
+                    })
+            };
+            if dead {
+                state.escalations.remove_flat_dir(&e.name)?;
+            }
         }
         Ok(())
     }
@@ -319,6 +288,73 @@ impl Triage<'_> {
             &files,
         )
     }
+}
+
+/// An intent row whose case may be published: (key hash, case path, worker).
+type Stuck = (String, String, Option<String>);
+
+/// One scan for both: intent rows not finished (`triaging` with a case path), and quarantined
+/// rows owing a `Q-` pack.
+fn unfinished(ledger: &Ledger) -> Result<(Vec<Stuck>, Vec<OwedPack>), rusqlite::Error> {
+    let mut stuck: Vec<Stuck> = Vec::new();
+    let mut owed: Vec<OwedPack> = Vec::new();
+    let mut st = ledger.conn().prepare(
+        "SELECT state, key_hash, name, case_path, worker, level FROM alerts
+         WHERE (state = 'triaging' AND case_path IS NOT NULL)
+            OR (state = 'quarantined' AND pack = ?1)",
+    )?;
+    let mut rows = st.query([PACK_OWED])?;
+    while let Some(r) = rows.next()? {
+        let (st, kh, name, worker): (String, String, String, Option<String>) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(4)?);
+        match r.get::<_, Option<String>>(3)? {
+            Some(case_path) if st == State::Triaging.as_str() => {
+                stuck.push((kh, case_path, worker));
+            }
+            _ => owed.push(OwedPack {
+                key_hash: kh,
+                name,
+                level: r.get(5)?,
+                worker,
+            }),
+        }
+    }
+    Ok((stuck, owed))
+}
+
+/// Finishes a dead worker's intent row whose case is published as `triaged`, only if it is
+/// still the same unfinished intent (its worker may have committed `escalated` since it was
+/// read).
+fn finish_published(
+    tx: &mut Tx<'_>,
+    key_hash: &str,
+    worker: Option<&str>,
+    at: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.conn().execute(
+        "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2
+         WHERE key_hash = ?1 AND state = 'triaging' AND worker IS ?3",
+        rusqlite::params![key_hash, at, worker],
+    )?;
+    Ok(())
+}
+
+/// The published high cases without a pack: (key hash, case path).
+fn unpacked_high_cases(ledger: &Ledger) -> Result<Vec<(String, String)>, rusqlite::Error> {
+    let mut st = ledger.conn().prepare(
+        "SELECT key_hash, case_path FROM alerts WHERE state = 'triaged' AND bucket = 'high' AND pack = 0",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// A high case whose pack was built at recovery becomes `escalated`.
+fn mark_escalated(tx: &mut Tx<'_>, key_hash: &str) -> Result<(), rusqlite::Error> {
+    tx.conn().execute(
+        "UPDATE alerts SET state = 'escalated', pack = 1 WHERE key_hash = ?1",
+        [key_hash],
+    )?;
+    Ok(())
 }
 
 /// A quarantined row whose `Q-<entry>` pack is owed ([`PACK_OWED`]).
