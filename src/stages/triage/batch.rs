@@ -26,11 +26,11 @@ use super::quarantine::{quarantine_claim, record_quarantine, PendingQuarantine};
 use super::workers::{bump_signature, Pass, Shared};
 use super::{retry_full, Triage, TriageError, TriageReport};
 use crate::model::alert::KeyHash;
-use crate::model::cases::{self, CaseId, CaseInput, StoredDecision};
+use crate::model::cases::{self, CaseId, CaseInput};
 use crate::stages::escalate::{self, PackInput, RelatedRef};
 use crate::store::claim::{self, Worker};
 use crate::store::fsx::{DirFd, Durability, FsError, Moved};
-use crate::store::ledger::{Ledger, NewRow, State, Tx};
+use crate::store::ledger::{Ledger, State, Tx};
 use crate::store::names::Canonical;
 use crate::store::quarantine::Quarantine;
 use crate::store::spool::Notice;
@@ -40,50 +40,10 @@ struct Item {
     /// The temp case in the claim folder (`.tmp-case-<canonical name>`), holding `alert.json`.
     tmp: String,
     key_hash: KeyHash,
-    alert_key: String,
-    index_id: Option<(String, String)>,
-    value: Value,
-    bytes: Vec<u8>,
-    decision: StoredDecision,
-    case_id: CaseId,
-    case_path: String,
-    alert_time: DateTime<Utc>,
-    /// No row existed (a rowless canonical file): inserted with the intent.
-    new_row: Option<NewRow>,
     /// The row's id (rows are updated by id: no index walk), once known.
     row_id: Option<i64>,
-}
-
-impl Item {
-    /// The item of a file planned as `case`, claimed into the temp case `tmp`.
-    fn new(tmp: String, key_hash: KeyHash, case: plan::Case, row_id: Option<i64>) -> Item {
-        let plan::Case {
-            decision,
-            reused: _,
-            case_id,
-            case_path,
-            alert_time,
-            alert_key,
-            index_id,
-            new_row,
-            value,
-            bytes,
-        } = case;
-        Item {
-            tmp,
-            key_hash,
-            alert_key,
-            index_id,
-            value,
-            bytes,
-            decision,
-            case_id,
-            case_path,
-            alert_time,
-            new_row,
-            row_id,
-        }
-    }
+    /// What the plan fixed: the decision, case id and path, and the alert.
+    case: plan::Case,
 }
 
 /// A batch whose cases and packs are built in their temp directories.
@@ -168,7 +128,7 @@ fn record_intent(
     rule_id: Option<&str>,
     at: &str,
 ) -> Result<(), rusqlite::Error> {
-    let d = &it.decision;
+    let d = &it.case.decision;
     tx.conn()
         .prepare_cached(
             "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
@@ -180,11 +140,11 @@ fn record_intent(
             worker,
             d.bucket,
             d.critical,
-            it.case_id.as_str(),
-            it.case_path,
+            it.case.case_id.as_str(),
+            it.case.case_path,
             d.agent,
             rule_id,
-            it.value
+            it.case.value
                 .get("rule")
                 .and_then(|r| r.get("description"))
                 .and_then(Value::as_str),
@@ -331,8 +291,12 @@ impl Triage<'_> {
                     if case.reused {
                         report.reused_intents += 1;
                     }
-                    let row_id = info.map(|i| i.id);
-                    items.push(Item::new(c.tmp, c.canon.key_hash, *case, row_id));
+                    items.push(Item {
+                        tmp: c.tmp,
+                        key_hash: c.canon.key_hash,
+                        row_id: info.map(|i| i.id),
+                        case: *case,
+                    });
                 }
                 Outcome::Quarantine(q) => {
                     quarantined.push(quarantine_claim(q, &c.canon, &c.tmp, now));
@@ -445,12 +409,13 @@ impl Triage<'_> {
             .iter()
             .map(|it| {
                 let rule_id = it
+                    .case
                     .value
                     .get("rule")
                     .and_then(|r| r.get("id"))
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
                 (
-                    serde_json::to_string(&it.decision).unwrap_or_default(),
+                    serde_json::to_string(&it.case.decision).unwrap_or_default(),
                     rule_id,
                 )
             })
@@ -462,7 +427,7 @@ impl Triage<'_> {
                     let id = match it.row_id {
                         Some(id) => id,
                         None => {
-                            if let Some(r) = &it.new_row {
+                            if let Some(r) = &it.case.new_row {
                                 tx.insert(r)?;
                             }
                             row_id(tx, &it.key_hash)?
@@ -539,8 +504,13 @@ impl Triage<'_> {
             let tx = l.conn().unchecked_transaction()?;
             let mut out = HashMap::new();
             for (i, it) in items.iter().enumerate() {
-                if it.decision.bucket == "high" {
-                    let r = self.related(&l, &it.decision.agent, it.alert_time, &it.case_id)?;
+                if it.case.decision.bucket == "high" {
+                    let r = self.related(
+                        &l,
+                        &it.case.decision.agent,
+                        it.case.alert_time,
+                        &it.case.case_id,
+                    )?;
                     out.insert(i, r);
                 }
             }
@@ -550,14 +520,18 @@ impl Triage<'_> {
         let no_alert = Map::new();
         let mut packs: Vec<(usize, String)> = Vec::new();
         for (i, it) in items.iter().enumerate() {
-            let alert_obj = it.value.as_object().unwrap_or(&no_alert);
+            let alert_obj = it.case.value.as_object().unwrap_or(&no_alert);
             let case = cases::case_json(&CaseInput {
-                case_id: &it.case_id,
-                alert_key: &it.alert_key,
-                index_id: it.index_id.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-                decision: &it.decision,
+                case_id: &it.case.case_id,
+                alert_key: &it.case.alert_key,
+                index_id: it
+                    .case
+                    .index_id
+                    .as_ref()
+                    .map(|(a, b)| (a.as_str(), b.as_str())),
+                decision: &it.case.decision,
                 alert: alert_obj,
-                alert_time: it.alert_time,
+                alert_time: it.case.alert_time,
                 triage_time: now,
                 dashboard_url: self.opts.dashboard_url.as_deref(),
                 quarantine_entry: None,
@@ -581,17 +555,17 @@ impl Triage<'_> {
             }
             if let Some(related) = related.get(&i) {
                 let files = escalate::render_pack(&PackInput {
-                    case_id: it.case_id.as_str(),
+                    case_id: it.case.case_id.as_str(),
                     case_json: &case,
-                    alert_bytes: &it.bytes,
+                    alert_bytes: &it.case.bytes,
                     alert: alert_obj,
-                    canonical_agent: &it.decision.agent,
-                    agent_aliases: &agent_aliases(alert_obj, &it.decision.agent),
+                    canonical_agent: &it.case.decision.agent,
+                    agent_aliases: &agent_aliases(alert_obj, &it.case.decision.agent),
                     related,
                     dashboard_url: self.opts.dashboard_url.as_deref(),
                     quarantine_entry: None,
                 });
-                let ptmp = format!(".tmp-pack-{}-{}", worker.id(), it.case_id.as_str());
+                let ptmp = format!(".tmp-pack-{}-{}", worker.id(), it.case.case_id.as_str());
                 self.write_pack_dir(&ptmp, &files)?;
                 packs.push((i, ptmp));
             }
@@ -625,13 +599,15 @@ impl Triage<'_> {
         for (i, it) in items.iter().enumerate() {
             let tmp = &it.tmp;
             let day = retry_full("create case directory", || {
-                self.day_dir(&mut day_dirs, &it.case_path).map(|_| ())
+                self.day_dir(&mut day_dirs, &it.case.case_path).map(|_| ())
             })
-            .and_then(|()| self.day_dir(&mut day_dirs, &it.case_path))?;
+            .and_then(|()| self.day_dir(&mut day_dirs, &it.case.case_path))?;
             let moved = retry_full("publish case", || {
-                Ok(worker
-                    .dir()
-                    .rename_to(tmp.as_bytes(), day, it.case_id.as_str().as_bytes())?)
+                Ok(worker.dir().rename_to(
+                    tmp.as_bytes(),
+                    day,
+                    it.case.case_id.as_str().as_bytes(),
+                )?)
             })?;
             match moved {
                 Moved::Moved => {
@@ -650,14 +626,14 @@ impl Triage<'_> {
                     };
                     let reason = format!(
                         "case {} already exists; this second copy was not published",
-                        it.case_path
+                        it.case.case_path
                     );
                     if let Some(row) = q.move_in(worker.dir(), tmp.as_bytes(), tmp, &reason, now)? {
                         shared.lock().write(|tx| tx.insert(&row).map(|_| ()))?;
                         report.quarantined += 1;
                     }
                     notices.push(Notice {
-                        what: format!("cases/{}", it.case_path),
+                        what: format!("cases/{}", it.case.case_path),
                         reason,
                     });
                     // The published case stands: the row is finished as triaged below.
@@ -672,7 +648,7 @@ impl Triage<'_> {
                 self.sp.state.escalations.remove_flat_dir(ptmp.as_bytes())?;
                 continue;
             }
-            let id = items[*i].case_id.as_str();
+            let id = items[*i].case.case_id.as_str();
             let moved = retry_full("publish escalation pack", || {
                 Ok(self.sp.state.escalations.rename_to(
                     ptmp.as_bytes(),
@@ -724,7 +700,7 @@ impl Triage<'_> {
             if !published[i] {
                 continue;
             }
-            let d = &it.decision;
+            let d = &it.case.decision;
             if d.matched_kind.as_deref() == Some("suppress") {
                 if let Some(m) = &d.matched {
                     hits.entry(m).or_default().0 += 1;
@@ -761,20 +737,20 @@ impl Triage<'_> {
             report.triaged += 1;
             *report
                 .buckets
-                .entry(it.decision.bucket.clone())
+                .entry(it.case.decision.bucket.clone())
                 .or_default() += 1;
-            if it.decision.critical {
+            if it.case.decision.critical {
                 report.critical += 1;
             }
             if packed[i] {
                 report.escalated += 1;
             }
-            if it.decision.matched_kind.as_deref() == Some("suppress") {
-                if let Some(m) = &it.decision.matched {
+            if it.case.decision.matched_kind.as_deref() == Some("suppress") {
+                if let Some(m) = &it.case.decision.matched {
                     *report.signature_hits.entry(m.clone()).or_default() += 1;
                 }
             }
-            report.held_back += it.decision.held_back.len() as u64;
+            report.held_back += it.case.decision.held_back.len() as u64;
         }
         shared.release_keys(keys.iter());
         shared.count_commits(2);
