@@ -29,7 +29,7 @@ use crate::model::alert::KeyHash;
 use crate::model::cases::{self, CaseId, CaseInput};
 use crate::stages::escalate::{self, PackInput, RelatedRef};
 use crate::store::claim::{self, Worker};
-use crate::store::fsx::{DirFd, Durability, FsError, Moved};
+use crate::store::fsx::{self, DirFd, Durability, FsError, Moved};
 use crate::store::ledger::{Ledger, State, Tx};
 use crate::store::names::Canonical;
 use crate::store::quarantine::Quarantine;
@@ -407,19 +407,22 @@ impl Triage<'_> {
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let stored: Vec<(String, Option<String>)> = items
             .iter()
-            .map(|it| {
+            .map(|it| -> Result<_, TriageError> {
                 let rule_id = it
                     .case
                     .value
                     .get("rule")
                     .and_then(|r| r.get("id"))
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
-                (
-                    serde_json::to_string(&it.case.decision).unwrap_or_default(),
-                    rule_id,
-                )
+                let decision = serde_json::to_string(&it.case.decision).map_err(|source| {
+                    TriageError::Serialize {
+                        what: format!("the decision of case {}", it.case.case_id.as_str()),
+                        source,
+                    }
+                })?;
+                Ok((decision, rule_id))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let ids = retry_full("commit intent rows", || {
             Ok(shared.lock().write(|tx| {
                 let mut ids = Vec::with_capacity(items.len());
@@ -536,7 +539,11 @@ impl Triage<'_> {
                 dashboard_url: self.opts.dashboard_url.as_deref(),
                 quarantine_entry: None,
             });
-            let case_bytes = serde_json::to_vec_pretty(&case).unwrap_or_default();
+            let case_bytes =
+                serde_json::to_vec_pretty(&case).map_err(|source| TriageError::Serialize {
+                    what: format!("cases/{}/case.json", fsx::escape_text(&it.case.case_path)),
+                    source,
+                })?;
             let case_file = format!("{}/case.json", it.tmp);
             let mut tries = 0;
             retry_full("build case", || {

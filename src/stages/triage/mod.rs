@@ -25,6 +25,8 @@
 //!   retried: after a failed sync the kernel may have dropped the dirty pages and marked them
 //!   clean, so a second sync can report success for data that never reached the disk. The batch
 //!   fails at once there and the next run redoes it from the intent rows.
+//! - Nothing is written from a serialization that failed: a decision, a case or an alert that
+//!   cannot be serialized is [`TriageError::Serialize`], never an empty file or stored decision.
 
 mod batch;
 mod plan;
@@ -64,6 +66,13 @@ pub enum TriageError {
     LedgerFull {
         path: std::path::PathBuf,
         source: rusqlite::Error,
+    },
+    /// A decision, a case or an alert that could not be serialized: nothing is written from it
+    /// (never an empty `case.json` or stored decision).
+    #[error("{what}: cannot be serialized ({source})")]
+    Serialize {
+        what: String,
+        source: serde_json::Error,
     },
 }
 

@@ -23,7 +23,7 @@ use crate::model::alert::{self, KeyHash};
 use crate::model::cases::{self, CaseId, CaseInput, StoredDecision};
 use crate::stages::escalate::{self, PackInput};
 use crate::store::claim::Worker;
-use crate::store::fsx::{Durability, FsError, Moved};
+use crate::store::fsx::{self, Durability, FsError, Moved};
 use crate::store::ledger::{Ledger, NewRow, State, Tx, PACK_DONE, PACK_NONE, PACK_OWED};
 use crate::store::names::Canonical;
 use crate::store::quarantine::{self as spool_quarantine, Quarantine};
@@ -275,7 +275,13 @@ impl Triage<'_> {
             dashboard_url: None,
             quarantine_entry: Some(entry),
         });
-        let bytes = serde_json::to_vec(alert).unwrap_or_default();
+        let bytes = serde_json::to_vec(alert).map_err(|source| TriageError::Serialize {
+            what: format!(
+                "the alert of quarantine/{}.json, for its escalation pack",
+                fsx::escape_text(entry)
+            ),
+            source,
+        })?;
         let files = escalate::render_pack(&PackInput {
             case_id: id.as_str(),
             case_json: &case,
