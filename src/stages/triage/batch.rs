@@ -1,9 +1,10 @@
 //! One worker's batches: claim each file straight into its temp case, read the rows, plan each
 //! file ([`super::plan`]), write the intent rows, build the cases and packs in their temp
-//! directories, then (after a barrier) publish them and (after another) commit. Promises: no
-//! file moves before the intent row that says where it goes is committed; a case and its pack
-//! are published whole, by one rename each; a row says `triaged` or `escalated` only after its
-//! publishes are durable.
+//! directories, then (after a barrier) publish them and (after another) commit. Promises: a
+//! claimed file moves on (into `cases/`, to quarantine, back to `incoming/`) only after the
+//! batch's intent transaction, which records where it goes (a quarantine keyed by entry gets its
+//! row right after the move instead); a case and its pack are published whole, by one rename
+//! each; a row says `triaged` or `escalated` only after its publishes are durable.
 //!
 //! Design constraints:
 //! - The queued file itself moves into its case as `alert.json` (no copy): the claim renames it
@@ -68,7 +69,7 @@ struct Published {
     now: DateTime<Utc>,
 }
 
-/// The rows of the claimed keys, as triage reads them back.
+/// The row of a claimed key, with its intent's stored decision, as triage reads it back.
 fn row_info(ledger: &Ledger, kh: &KeyHash) -> Result<Option<RowInfo>, rusqlite::Error> {
     ledger
         .conn()

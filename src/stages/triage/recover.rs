@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::batch::agent_aliases;
-use super::batch::forget_intent;
+use super::batch::{agent_aliases, forget_intent};
 use super::plan::parse_rfc3339;
 use super::quarantine::record_pack_done;
 use super::{Triage, TriageError, TriageReport};
