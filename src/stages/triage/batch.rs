@@ -31,7 +31,7 @@ use crate::model::cases::{self, CaseId, CaseInput};
 use crate::stages::escalate::{self, PackInput, RelatedRef};
 use crate::store::claim::{self, Worker};
 use crate::store::fsx::{self, DirFd, Durability, FsError, Moved};
-use crate::store::ledger::{Ledger, State, Tx};
+use crate::store::ledger::{Intent, Ledger, State, Tx};
 use crate::store::names::Canonical;
 use crate::store::quarantine::Quarantine;
 use crate::store::spool::Notice;
@@ -130,28 +130,24 @@ fn record_intent(
     at: &str,
 ) -> Result<(), rusqlite::Error> {
     let d = &it.case.decision;
-    tx.conn()
-        .prepare_cached(
-            "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
-               case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
-               updated_at = ?11 WHERE id = ?1",
-        )?
-        .execute(rusqlite::params![
-            id,
-            worker,
-            d.bucket,
-            d.critical,
-            it.case.case_id.as_str(),
-            it.case.case_path,
-            d.agent,
-            rule_id,
-            it.case.value
-                .get("rule")
-                .and_then(|r| r.get("description"))
-                .and_then(Value::as_str),
-            d.level,
-            at,
-        ])?;
+    tx.intend(&Intent {
+        id,
+        worker,
+        bucket: &d.bucket,
+        critical: d.critical,
+        case_id: it.case.case_id.as_str(),
+        case_path: &it.case.case_path,
+        agent: &d.agent,
+        rule_id,
+        description: it
+            .case
+            .value
+            .get("rule")
+            .and_then(|r| r.get("description"))
+            .and_then(Value::as_str),
+        level: d.level,
+        at,
+    })?;
     Ok(())
 }
 
@@ -183,9 +179,7 @@ fn finish_row(
     packed: bool,
     at: &str,
 ) -> Result<(), rusqlite::Error> {
-    tx.conn()
-        .prepare_cached("UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4 WHERE id = ?1")?
-        .execute(rusqlite::params![id, state.as_str(), packed, at])?;
+    tx.published(id, state, packed, at)?;
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use crate::model::cases::{self, CaseId, CaseInput, StoredDecision};
 use crate::stages::escalate::{self, PackInput};
 use crate::store::claim::Worker;
 use crate::store::fsx::{self, Durability, FsError, Moved};
-use crate::store::ledger::{Ledger, NewRow, State, Tx, PACK_DONE, PACK_NONE, PACK_OWED};
+use crate::store::ledger::{Ledger, NewRow, Tx, PACK_DONE, PACK_NONE, PACK_OWED};
 use crate::store::names::Canonical;
 use crate::store::quarantine::{self as spool_quarantine, Quarantine};
 
@@ -86,7 +86,7 @@ pub(super) fn record_quarantine(
         }
         QRow::Own => {
             let kh = p.key_hash.as_str();
-            tx.set_state(kh, State::Quarantined, &format!("{}.json", p.entry), None)?;
+            tx.quarantined_as(kh, &format!("{}.json", p.entry))?;
             forget_intent(tx, kh)?;
         }
         QRow::Entry => {}
@@ -212,7 +212,7 @@ impl Triage<'_> {
                         let owed = p.pack;
                         if let Some(kh) = p.row_key() {
                             ledger.write(|tx| {
-                                tx.set_state(kh.as_str(), State::Quarantined, &new, None)?;
+                                tx.quarantined_as(kh.as_str(), &new)?;
                                 record_owed_pack(tx, &kh, owed, worker.id())
                             })?;
                         }

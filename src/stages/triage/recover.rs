@@ -330,11 +330,7 @@ fn finish_published(
     worker: Option<&str>,
     at: &str,
 ) -> Result<(), rusqlite::Error> {
-    tx.conn().execute(
-        "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2
-         WHERE key_hash = ?1 AND state = 'triaging' AND worker IS ?3",
-        rusqlite::params![key_hash, at, worker],
-    )?;
+    tx.finish_dead_intent(key_hash, worker, at)?;
     Ok(())
 }
 
@@ -349,10 +345,7 @@ fn unpacked_high_cases(ledger: &Ledger) -> Result<Vec<(String, String)>, rusqlit
 
 /// A high case whose pack was built at recovery becomes `escalated`.
 fn mark_escalated(tx: &mut Tx<'_>, key_hash: &str) -> Result<(), rusqlite::Error> {
-    tx.conn().execute(
-        "UPDATE alerts SET state = 'escalated', pack = 1 WHERE key_hash = ?1",
-        [key_hash],
-    )?;
+    tx.repacked(key_hash)?;
     Ok(())
 }
 

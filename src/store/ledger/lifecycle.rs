@@ -8,7 +8,102 @@ use rusqlite::params;
 
 use super::{now_text, NewRow, State, Tx, PACK_DONE};
 
+/// What a triage intent fixes on its row before any file moves (the whole decision is stored
+/// beside it, in `intents`).
+pub struct Intent<'a> {
+    pub id: i64,
+    pub worker: &'a str,
+    pub bucket: &'a str,
+    pub critical: bool,
+    pub case_id: &'a str,
+    pub case_path: &'a str,
+    pub agent: &'a str,
+    pub rule_id: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub level: u32,
+    pub at: &'a str,
+}
+
 impl Tx<'_> {
+    /// The intent: the row `id` becomes `triaging` by its worker, with the bucket, case id and
+    /// case path the decision fixed (a retry reuses them, never re-decides).
+    pub fn intend(&mut self, i: &Intent<'_>) -> Result<(), rusqlite::Error> {
+        self.tx
+            .prepare_cached(
+                "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
+                   case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
+                   updated_at = ?11 WHERE id = ?1",
+            )?
+            .execute(params![
+                i.id,
+                i.worker,
+                i.bucket,
+                i.critical,
+                i.case_id,
+                i.case_path,
+                i.agent,
+                i.rule_id,
+                i.description,
+                i.level,
+                i.at,
+            ])?;
+        Ok(())
+    }
+
+    /// A batch's published case: its row `id` becomes `state` (`triaged`, or `escalated` when
+    /// `packed`), its file is the case's `alert.json`.
+    pub fn published(
+        &mut self,
+        id: Option<i64>,
+        state: State,
+        packed: bool,
+        at: &str,
+    ) -> Result<(), rusqlite::Error> {
+        self.tx
+            .prepare_cached(
+                "UPDATE alerts SET state = ?2, pack = ?3, worker = NULL, name = 'alert.json', updated_at = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, state.as_str(), packed, at])?;
+        Ok(())
+    }
+
+    /// A dead worker's intent whose case is published: `triaged`, only if it is still the same
+    /// unfinished intent (its worker may have committed `escalated` since it was read).
+    pub fn finish_dead_intent(
+        &mut self,
+        key_hash: &str,
+        worker: Option<&str>,
+        at: &str,
+    ) -> Result<bool, rusqlite::Error> {
+        let n = self.tx.execute(
+            "UPDATE alerts SET state = 'triaged', worker = NULL, name = 'alert.json', updated_at = ?2
+             WHERE key_hash = ?1 AND state = 'triaging' AND worker IS ?3",
+            params![key_hash, at, worker],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// A `triaged` high case whose pack recovery built: `escalated`.
+    pub fn repacked(&mut self, key_hash: &str) -> Result<bool, rusqlite::Error> {
+        let n = self.tx.execute(
+            "UPDATE alerts SET state = 'escalated', pack = ?2, updated_at = ?3
+             WHERE key_hash = ?1 AND state = 'triaged'",
+            params![key_hash, PACK_DONE, now_text()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// An alert's own row records its quarantine as the entry file `entry_name` (intent first:
+    /// before the file moves).
+    pub fn quarantined_as(
+        &mut self,
+        key_hash: &str,
+        entry_name: &str,
+    ) -> Result<bool, rusqlite::Error> {
+        self.set_state(key_hash, State::Quarantined, entry_name, None)
+    }
+
     /// Replaces a `lost` row with a fresh one (a new poll or ingest brings the key back).
     pub fn revive(&mut self, row: &NewRow) -> Result<bool, rusqlite::Error> {
         self.revive_where(row, "state = 'lost'", None)
@@ -99,7 +194,7 @@ impl Tx<'_> {
 
     /// Moves a row to `state` (with its file `name` and claiming `worker`); `false` when there
     /// is no such row (a canonical file without a row: to be adopted).
-    pub fn set_state(
+    pub(super) fn set_state(
         &mut self,
         key_hash: &str,
         state: State,

@@ -17,6 +17,7 @@ use crate::model::alert::KeyHash;
 use crate::store::fsx::Durability;
 
 mod lifecycle;
+pub use lifecycle::Intent;
 mod queries;
 
 /// Where an alert is in its lifecycle. The filesystem says where the file is; this says what
