@@ -31,15 +31,16 @@ impl CaseId {
     }
 }
 
-/// The decision as the intent row stores it: a retry reuses it and never re-decides.
+/// The decision as the intent row stores it: a retry reuses it and never re-decides. Typed
+/// (`Bucket`, `MatchedKind`); stored as the same lowercase strings as before.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoredDecision {
-    pub bucket: String,
+    pub bucket: sf_policy::Bucket,
     pub critical: bool,
     pub agent: String,
     pub alias: Option<String>,
     pub matched: Option<String>,
-    pub matched_kind: Option<String>,
+    pub matched_kind: Option<sf_policy::MatchedKind>,
     pub held_back: Vec<String>,
     pub expired: Vec<String>,
     pub trace: Vec<String>,
@@ -55,12 +56,12 @@ impl StoredDecision {
         now: DateTime<Utc>,
     ) -> StoredDecision {
         StoredDecision {
-            bucket: d.bucket.as_str().to_string(),
+            bucket: d.bucket,
             critical: d.critical,
             agent: d.agent.clone(),
             alias: d.alias.clone(),
             matched: d.matched.clone(),
-            matched_kind: d.matched_kind.map(|k| k.as_str().to_string()),
+            matched_kind: d.matched_kind,
             held_back: d.held_back.clone(),
             expired: d.expired.clone(),
             trace: d.trace.clone(),

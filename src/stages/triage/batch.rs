@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value};
+use sf_policy::{Bucket, MatchedKind};
 
 use super::plan::{self, Outcome, Quarantined, RowInfo};
 use super::quarantine::{quarantine_claim, record_quarantine, PendingQuarantine};
@@ -133,7 +134,7 @@ fn record_intent(
     tx.intend(&Intent {
         id,
         worker,
-        bucket: &d.bucket,
+        bucket: d.bucket.as_str(),
         critical: d.critical,
         case_id: it.case.case_id.as_str(),
         case_path: &it.case.case_path,
@@ -502,7 +503,7 @@ impl Triage<'_> {
             let tx = l.conn().unchecked_transaction()?;
             let mut out = HashMap::new();
             for (i, it) in items.iter().enumerate() {
-                if it.case.decision.bucket == "high" {
+                if it.case.decision.bucket == Bucket::High {
                     let r = self.related(
                         &l,
                         &it.case.decision.agent,
@@ -703,7 +704,7 @@ impl Triage<'_> {
                 continue;
             }
             let d = &it.case.decision;
-            if d.matched_kind.as_deref() == Some("suppress") {
+            if d.matched_kind == Some(MatchedKind::Suppress) {
                 if let Some(m) = &d.matched {
                     hits.entry(m).or_default().0 += 1;
                 }
@@ -739,7 +740,7 @@ impl Triage<'_> {
             report.triaged += 1;
             *report
                 .buckets
-                .entry(it.case.decision.bucket.clone())
+                .entry(it.case.decision.bucket.as_str().to_string())
                 .or_default() += 1;
             if it.case.decision.critical {
                 report.critical += 1;
@@ -747,7 +748,7 @@ impl Triage<'_> {
             if packed[i] {
                 report.escalated += 1;
             }
-            if it.case.decision.matched_kind.as_deref() == Some("suppress") {
+            if it.case.decision.matched_kind == Some(MatchedKind::Suppress) {
                 if let Some(m) = &it.case.decision.matched {
                     *report.signature_hits.entry(m.clone()).or_default() += 1;
                 }

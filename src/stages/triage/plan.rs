@@ -246,7 +246,7 @@ pub(super) fn plan(input: Input<'_>) -> Outcome {
     let case_id = CaseId::for_key(&name.key_hash);
     let case_path = row
         .and_then(|i| i.case_path.clone())
-        .unwrap_or_else(|| cases::case_path(&decision.bucket, alert_time, &case_id));
+        .unwrap_or_else(|| cases::case_path(decision.bucket.as_str(), alert_time, &case_id));
     Outcome::Case(Box::new(Case {
         decision,
         reused,
@@ -401,7 +401,7 @@ mod tests {
         fn of(o: &Outcome) -> Expect {
             match o {
                 Outcome::Case(c) => Expect::Case {
-                    bucket: c.decision.bucket.clone(),
+                    bucket: c.decision.bucket.as_str().into(),
                     reused: c.reused,
                     case_id: c.case_id.as_str().into(),
                     case_path: c.case_path.clone(),

@@ -250,7 +250,7 @@ impl Triage<'_> {
             .unwrap_or("unknown")
             .to_string();
         let decision = StoredDecision {
-            bucket: "high".into(),
+            bucket: sf_policy::Bucket::High,
             critical: level >= sf_policy::CRITICAL_LEVEL,
             agent: agent.clone(),
             alias: None,
