@@ -107,8 +107,11 @@ struct ManifestEntry<'a> {
 }
 
 fn pretty(v: &impl Serialize) -> Vec<u8> {
-    // Serializing a `Value` or our own plain structs to memory cannot fail.
-    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
+    // Serializing a `Value` or our own plain structs (strings, numbers, lists; no maps with
+    // non-string keys) to memory cannot fail: an invariant, not an input, so never an empty
+    // file written in its place.
+    let mut out = serde_json::to_vec_pretty(v)
+        .expect("a JSON value or a plain struct always serializes to memory");
     out.push(b'\n');
     out
 }
