@@ -23,39 +23,43 @@ pub struct RowView {
 }
 
 impl Ledger {
-    /// Calls `f` with every row, in pages of 20,000 by key hash (each page one short read, so
-    /// checkpoints keep up on a large ledger).
+    /// Calls `f` with every row, in pages of 20,000 in table order (row id: a sequential
+    /// read of the table, where paging by key hash fetched each row through the index, ~3 s
+    /// for 505,836 rows). Each page is one short read, so checkpoints keep up.
     pub fn for_each_row(&self, mut f: impl FnMut(RowView)) -> Result<(), LedgerError> {
-        let mut last = String::new();
+        let mut last = i64::MIN;
         loop {
             let mut st = self
                 .conn
                 .prepare_cached(
-                    "SELECT key_hash, alert_key, state, name, bucket, case_id, pack, case_path FROM alerts
-                     WHERE key_hash > ?1 ORDER BY key_hash LIMIT 20000",
+                    "SELECT id, key_hash, alert_key, state, name, bucket, case_id, pack, case_path FROM alerts
+                     WHERE id > ?1 ORDER BY id LIMIT 20000",
                 )
                 .map_err(|e| self.err(e))?;
-            let rows: Vec<RowView> = st
-                .query_map([&last], |r| {
-                    let s: String = r.get(2)?;
-                    Ok(RowView {
-                        key_hash: r.get(0)?,
-                        alert_key: r.get(1)?,
-                        state: State::parse(&s).unwrap_or(State::Lost),
-                        name: r.get(3)?,
-                        bucket: r.get(4)?,
-                        case_id: r.get(5)?,
-                        pack: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
-                        case_path: r.get(7)?,
-                    })
+            let rows: Vec<(i64, RowView)> = st
+                .query_map([last], |r| {
+                    let s: String = r.get(3)?;
+                    Ok((
+                        r.get(0)?,
+                        RowView {
+                            key_hash: r.get(1)?,
+                            alert_key: r.get(2)?,
+                            state: State::parse(&s).unwrap_or(State::Lost),
+                            name: r.get(4)?,
+                            bucket: r.get(5)?,
+                            case_id: r.get(6)?,
+                            pack: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
+                            case_path: r.get(8)?,
+                        },
+                    ))
                 })
                 .and_then(|rows| rows.collect::<Result<_, _>>())
                 .map_err(|e| self.err(e))?;
-            let Some(tail) = rows.last() else {
+            let Some((tail, _)) = rows.last() else {
                 return Ok(());
             };
-            last = tail.key_hash.clone();
-            for r in rows {
+            last = *tail;
+            for (_, r) in rows {
                 f(r);
             }
         }
