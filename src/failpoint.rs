@@ -7,7 +7,8 @@
 //! published), `triage-quarantine-move` (the intent rows committed, before a quarantined file
 //! moves), `quarantine-entry-row` (a file moved into quarantine, before its entry row
 //! commits), `triage-commit` (a batch published, before its commit), `requeue-move` (a
-//! quarantine entry moved to `incoming/`, before admission).
+//! quarantine entry moved to `incoming/`, before admission), `admission-commit` (admission's
+//! files moved, before its batch commits).
 
 use std::sync::OnceLock;
 

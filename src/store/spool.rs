@@ -397,7 +397,11 @@ impl Spool<'_> {
             (&self.state.overflow, "overflow"),
         ] {
             let names = if label == "incoming" {
-                list_alert_like(dir)?
+                // Requeued entries first: a redelivered copy of the same alert must find the
+                // entry's row revived, not take the entry for its duplicate.
+                let mut names = list_alert_like(dir)?;
+                names.sort_by_key(|n| requeued_entry(n).is_none());
+                names
             } else {
                 list_foreign(dir)?
             };
@@ -610,7 +614,14 @@ impl Spool<'_> {
                             let mut row =
                                 self.row_for(&meta, priority, canonical, None, "admission");
                             row.state = State::Queued;
-                            rows.push((row, revive, Vec::new()));
+                            // A requeued entry keeps its name with the row, so that the
+                            // revive finds the row that names it.
+                            let original = if revive == Revive::Requeued {
+                                name.clone()
+                            } else {
+                                Vec::new()
+                            };
+                            rows.push((row, revive, original));
                         } else {
                             quarantine(format!("key conflict: {canonical} is already queued with other content"), &mut counts)?;
                             counts.conflicts += 1;
@@ -638,6 +649,7 @@ impl Spool<'_> {
             dir.sync()?;
             self.state.quarantine.sync()?;
         }
+        crate::failpoint::crash_point("admission-commit");
         let outcomes = ledger.write(|tx| {
             let mut ok = Vec::with_capacity(rows.len());
             for (row, revive, original) in &rows {

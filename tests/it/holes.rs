@@ -135,6 +135,71 @@ fn a_requeue_killed_between_the_move_and_admission_loses_nothing() {
 }
 
 #[test]
+fn a_requeued_entry_beside_a_redelivered_copy_of_the_same_alert_keeps_its_row() {
+    // Review of issue 11 item 1: the copy sorted first and took the entry for its duplicate.
+    let env = Env::new("");
+    let line = undecidable(1);
+    env.ingest_lines(std::slice::from_ref(&line));
+    env.ok(&["run"]);
+    let entry = entries(&env, ".json").remove(0);
+    // The entry, fixed, is requeued by hand; a producer redelivers the alert as it was.
+    let mut v: serde_json::Value = serde_json::from_str(&line).expect("json");
+    v["rule"]["level"] = serde_json::json!(5);
+    std::fs::rename(
+        env.path("quarantine").join(&entry),
+        env.path("incoming").join(&entry),
+    )
+    .expect("requeue by hand");
+    std::fs::write(env.path("incoming").join(&entry), v.to_string()).expect("fix");
+    std::fs::write(env.path("incoming").join("alerts-1.json"), &line).expect("copy");
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    assert_eq!(env.states().get("lost"), None, "{:?}", env.states());
+    // The alert's own row follows its (fixed) entry to a case; the redelivered copy, other
+    // content under the same key, is a key conflict kept in quarantine.
+    assert_eq!(
+        rows_of(
+            &env,
+            "SELECT COUNT(*) FROM alerts WHERE state = 'triaged' AND alert_key LIKE 'manager:%'"
+        ),
+        1,
+        "{:?}",
+        env.states()
+    );
+    assert_eq!(
+        env.states().get("quarantined"),
+        Some(&1),
+        "{:?}",
+        env.states()
+    );
+}
+
+#[test]
+fn an_admission_killed_before_its_commit_leaves_a_requeued_alert_found_not_lost() {
+    // Review of issue 11 item 1: the entry was in queue/ without its row's name, and the
+    // row was recorded lost.
+    let env = Env::new("");
+    env.ingest_lines(&[undecidable(1)]);
+    env.ok(&["run"]);
+    crash_at(
+        &env,
+        "admission-commit",
+        &["requeue", "--from", "quarantine"],
+    );
+    let (c, _) = verdicts(&env);
+    assert_eq!(last_line(&c), "VERDICT=PASS", "{c}");
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    assert_eq!(env.states().get("lost"), None, "{:?}", env.states());
+    assert_eq!(
+        rows_of(&env, "SELECT COUNT(*) FROM alerts"),
+        1,
+        "{:?}",
+        env.states()
+    );
+}
+
+#[test]
 fn canonical_names_in_incoming_and_foreign_names_in_overflow_are_admitted_not_left_waiting() {
     // Issue 11 item 2: admission never listed them, reconcile never looked.
     let env = Env::new("");

@@ -229,6 +229,14 @@ pub fn run(
     Ok(report)
 }
 
+/// Whether `name` is a regular file in `dir` now.
+fn present_now(dir: &DirFd, name: &str) -> bool {
+    matches!(
+        dir.open_regular(name.as_bytes()),
+        Ok(crate::store::fsx::Opened::Regular { .. })
+    )
+}
+
 /// A row whose file or case was not found by the scan.
 struct Ghost {
     key_hash: String,
@@ -293,12 +301,16 @@ fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
         State::Triaged | State::Escalated => !case_there(),
         State::Quarantined => {
             // Intent first: the row may name its entry while the file still waits, under its
-            // canonical name, in a (dead) worker's claim folder.
+            // canonical name, in a (dead) worker's claim folder; or an admission or recovery
+            // may have put it back in the queue since the listing.
             let claimed = disk
                 .processing
                 .iter()
                 .any(|n| n.get(22..54) == Some(g.key_hash.as_bytes()));
-            !(present(&st.quarantine, &g.name) || claimed)
+            !(present(&st.quarantine, &g.name)
+                || present(&st.incoming, &g.name)
+                || claimed
+                || scan::key_present_now(st, &g.key_hash))
         }
         State::Lost => false,
     }
@@ -330,6 +342,15 @@ fn keyed(
     // (key hash, worker, state to finish in): triaging rows whose case is published.
     let mut finish: Vec<(String, State)> = Vec::new();
     let mut seen_qpacks: HashSet<String> = HashSet::new();
+    // Waiting canonical files by key hash: a quarantined row whose file is back in the queue
+    // (an admission or recovery that died before its commit) follows it.
+    let waiting: HashMap<&[u8], (State, &Vec<u8>)> = disk
+        .queue
+        .iter()
+        .map(|n| (State::Queued, n))
+        .chain(disk.overflow.iter().map(|n| (State::Overflow, n)))
+        .filter_map(|(s, n)| Some((n.get(22..22 + crate::model::alert::KeyHash::LEN)?, (s, n))))
+        .collect();
     let live = disk.live_workers > 0;
     ledger.for_each_row(|r| {
         let here = |n: &str| -> Option<State> {
@@ -453,6 +474,10 @@ fn keyed(
                     let n = String::from_utf8_lossy(n).into_owned();
                     seen_names.insert(n.clone().into_bytes());
                     relocate.push((r.key_hash.clone(), State::Processing, n, r.state));
+                } else if let Some((s, n)) = waiting.get(r.key_hash.as_bytes()) {
+                    let n = String::from_utf8_lossy(n).into_owned();
+                    seen_names.insert(n.clone().into_bytes());
+                    relocate.push((r.key_hash.clone(), *s, n, r.state));
                 } else {
                     ghosts.push(Ghost {
                         key_hash: r.key_hash.clone(),
@@ -467,6 +492,10 @@ fn keyed(
             State::Lost => {}
         }
     })?;
+    // The scan's picture is only as old as its listing: a worker that started since (a
+    // triage process admitting, recovering or claiming) makes this no quiescent point, and
+    // nothing is written from a picture it may have changed.
+    let record_lost = record_lost && !scan::live_worker_now(st)?;
     // Orphans: on disk with no row.
     for (n, place) in disk
         .queue
@@ -517,7 +546,7 @@ fn keyed(
                 .push(format!("quarantine/{}", escape_name(q.as_bytes())));
         }
     }
-    if !adopt.is_empty() {
+    if record_lost && !adopt.is_empty() {
         let now = chrono::Utc::now();
         let n = ledger.write(|tx| {
             let mut n = 0;
@@ -547,7 +576,13 @@ fn keyed(
         report.finished = n;
     }
     // Location wins for files that are somewhere else than their state says.
-    if !relocate.is_empty() {
+    // Only what is still where the listing saw it: a stale name never moves a row.
+    relocate.retain(|(_, to, name, _)| match to {
+        State::Queued => present_now(&st.queue, name),
+        State::Overflow => present_now(&st.overflow, name),
+        _ => true,
+    });
+    if record_lost && !relocate.is_empty() {
         ledger.write(|tx| {
             for (kh, s, name, was) in &relocate {
                 tx.relocate(kh, *s, name, *was)?;

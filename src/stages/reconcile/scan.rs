@@ -52,6 +52,44 @@ pub(super) struct Disk {
     pub(super) _held: Vec<rustix::fd::OwnedFd>,
 }
 
+/// Whether any worker holds its lock now (a fresh look, after the scan).
+pub(super) fn live_worker_now(state: &StateDir) -> Result<bool, ReconcileError> {
+    for w in state.processing.list()? {
+        if !w.name.starts_with(b"w-") {
+            continue;
+        }
+        if let Some(wdir) = state.processing.open_subdir_opt(&w.name)? {
+            if crate::store::claim::probe_worker(&wdir)?.is_live() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Whether a file of this key hash is, now, in `queue/`, `overflow/` or any worker's folder
+/// (a claim or a temp case): a fresh look for a row the scan did not find.
+pub(super) fn key_present_now(state: &StateDir, key_hash: &str) -> bool {
+    let holds = |d: &DirFd| {
+        d.list().is_ok_and(|l| {
+            l.iter().any(|e| {
+                e.name
+                    .windows(key_hash.len())
+                    .any(|w| w == key_hash.as_bytes())
+            })
+        })
+    };
+    if holds(&state.queue) || holds(&state.overflow) {
+        return true;
+    }
+    state.processing.list().is_ok_and(|ws| {
+        ws.iter().any(|w| {
+            w.name.starts_with(b"w-")
+                && matches!(state.processing.open_subdir_opt(&w.name), Ok(Some(d)) if holds(&d))
+        })
+    })
+}
+
 pub(super) fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {
     // Workers first, holding a shared lock on each dead one: a recovery that moves a dead
     // worker's files into queue/ either finished before (they are listed there) or waits

@@ -206,18 +206,27 @@ impl Triage<'_> {
         notices: &mut Vec<Notice>,
     ) -> Result<TriageReport, TriageError> {
         let now = Utc::now();
-        let mut report = TriageReport {
-            admission: self.sp.admit(ledger, now, notices)?,
-            recovery: claim::recover_dead(self.sp, ledger, None, now, notices)?,
-            ..TriageReport::default()
-        };
-        report.recovery.temps_removed += self.sweep_dead_temps()?;
-        self.recover_intents(ledger, &mut report, notices)?;
+        // The workers are started (their folders locked) before admission and recovery move
+        // anything, so that a reconcile running meanwhile sees a live worker and records no
+        // loss from a listing that admission or recovery is changing under it. Recovery
+        // never takes them: their locks are held.
         let threads = self.opts.threads.max(1);
         let mut workers = Vec::with_capacity(threads);
         for _ in 0..threads {
             workers.push(Worker::start(self.sp.state)?);
         }
+        let mut report = TriageReport {
+            admission: self.sp.admit(ledger, now, notices)?,
+            recovery: claim::recover_dead(self.sp, ledger, None, now, notices)?,
+            ..TriageReport::default()
+        };
+        // Our own workers are live, not others'.
+        report.recovery.live_workers = report
+            .recovery
+            .live_workers
+            .saturating_sub(workers.len() as u64);
+        report.recovery.temps_removed += self.sweep_dead_temps()?;
+        self.recover_intents(ledger, &mut report, notices)?;
         let shared = Ledger::open(ledger.path(), self.durability())?;
         // The batches' commits do not checkpoint: a thread checkpointing (copying the WAL into
         // the database and waiting for two fsyncs) while holding the shared connection stalled
