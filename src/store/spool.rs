@@ -528,7 +528,23 @@ impl Spool<'_> {
                     continue;
                 }
             };
-            let meta = alert::meta(&parsed, None, now);
+            let mut meta = alert::meta(&parsed, None, now);
+            // A requeued entry is the alert whose quarantined row names it, whatever key its
+            // content gives now (an edit changes a content-hash key; a polled alert is keyed by
+            // its `_index/_id`, which its bytes do not carry): it keeps that row's key.
+            let mut index_id = None;
+            if let Some(own) = entry
+                .as_ref()
+                .map(|_| ledger.quarantined_row_named(&String::from_utf8_lossy(name)))
+                .transpose()?
+                .flatten()
+            {
+                if own.key_hash != meta.key_hash {
+                    meta.key = alert::AlertKey::from_stored(own.alert_key);
+                    meta.key_hash = own.key_hash;
+                }
+                index_id = own.index_name.zip(own.doc_id);
+            }
             let priority = self.prio.priority(meta.level, &mut parsed);
             let canonical = Canonical::new(priority, meta.time, meta.key_hash.clone()).name();
             // Only a file already in queue/ under its own canonical name is adopted in place.
@@ -611,8 +627,13 @@ impl Spool<'_> {
                         if self.same_content(&self.state.queue, canonical.as_bytes(), &meta)? {
                             // The twin is a rowless canonical file: it gets the row, ours goes.
                             duplicate(&mut counts, &mut late_removals)?;
-                            let mut row =
-                                self.row_for(&meta, priority, canonical, None, "admission");
+                            let mut row = self.row_for(
+                                &meta,
+                                priority,
+                                canonical,
+                                index_id.clone(),
+                                "admission",
+                            );
                             row.state = State::Queued;
                             // A requeued entry keeps its name with the row, so that the
                             // revive finds the row that names it.
@@ -634,7 +655,7 @@ impl Spool<'_> {
                 &meta,
                 priority,
                 canonical.clone(),
-                None,
+                index_id,
                 if adopting { "adopted" } else { "admission" },
             );
             row.state = location_state;

@@ -118,6 +118,43 @@ fn requeued_alerts_that_triage_quarantined_are_kept_and_once_fixed_become_cases(
 }
 
 #[test]
+fn a_requeued_alert_without_its_own_id_keeps_its_row_when_edited() {
+    // Review of issue 11 item 1: an alert keyed by its content hash (no manager and id) got a
+    // new key when edited, a second row, and its first row was recorded lost.
+    let env = Env::new("");
+    env.ingest_lines(&[
+        r#"{"rule":{"id":"5716","description":"no level"},"full_log":"x"}"#.to_string(),
+    ]);
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    assert_eq!(
+        env.states().get("quarantined"),
+        Some(&1),
+        "{:?}",
+        env.states()
+    );
+    let entry = entries(&env, ".json").remove(0);
+    let p = env.path("quarantine").join(&entry);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json");
+    v["rule"]["level"] = serde_json::json!(5);
+    std::fs::write(&p, v.to_string()).expect("fix");
+    env.ok(&["requeue", "--from", "quarantine"]);
+    let out = env.ok(&["run"]);
+    assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
+    assert_eq!(env.states().get("lost"), None, "{:?}", env.states());
+    assert_eq!(env.states().get("triaged"), Some(&1), "{:?}", env.states());
+    assert_eq!(
+        rows_of(&env, "SELECT COUNT(*) FROM alerts"),
+        1,
+        "{:?}",
+        env.states()
+    );
+    let (c, _) = verdicts(&env);
+    assert_eq!(last_line(&c), "VERDICT=PASS", "{c}");
+}
+
+#[test]
 fn a_requeue_killed_between_the_move_and_admission_loses_nothing() {
     // Issue 11 item 1, its crash window: the entry waits in incoming/ with its row.
     let env = Env::new("");

@@ -9,6 +9,14 @@ use crate::model::alert::KeyHash;
 /// How many rows are in a state, with a bucket, with or without a pack.
 pub type StateCount = (State, Option<String>, bool, u64);
 
+/// An alert's own row, as admission of its requeued entry reads it.
+pub struct OwnRow {
+    pub key_hash: KeyHash,
+    pub alert_key: String,
+    pub index_name: Option<String>,
+    pub doc_id: Option<String>,
+}
+
 /// A row as reconcile's keyed pass reads it.
 pub struct RowView {
     pub key_hash: String,
@@ -127,6 +135,39 @@ impl Ledger {
             q("SELECT MAX(alert_time) FROM alerts WHERE source = 'poll'")?,
             q("SELECT MIN(alert_time) FROM alerts WHERE state IN ('queued', 'overflow')")?,
         ))
+    }
+
+    /// The alert's own `quarantined` row that names the entry file `name` (not an entry's
+    /// row of its own, keyed `quarantine:<entry>`).
+    pub fn quarantined_row_named(&self, name: &str) -> Result<Option<OwnRow>, LedgerError> {
+        self.conn
+            .prepare_cached(
+                "SELECT key_hash, alert_key, index_name, doc_id FROM alerts
+                 WHERE state = 'quarantined' AND name = ?1 AND alert_key NOT LIKE 'quarantine:%'
+                 LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row([name], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+            .map(|o| {
+                o.and_then(|(kh, alert_key, index_name, doc_id)| {
+                    Some(OwnRow {
+                        key_hash: KeyHash::parse(&kh)?,
+                        alert_key,
+                        index_name,
+                        doc_id,
+                    })
+                })
+            })
     }
 
     /// Whether a `quarantined` row names the entry file `name` (`q-....json`).
