@@ -100,10 +100,11 @@ fn shown(path: &Path) -> String {
     escape_controls(&path.display().to_string())
 }
 
-/// True for what never reaches a terminal as itself: C0, DEL and C1 controls, bidi controls
-/// (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D,
-/// U+2060, U+FEFF) and the line and paragraph separators; the pipeline's `fsx::must_escape`.
-fn must_escape(c: char) -> bool {
+/// True for what never reaches a terminal or a log as itself: C0, DEL and C1 controls, bidi
+/// controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), zero-width characters
+/// (U+200B-U+200D, U+2060, U+FEFF) and the line and paragraph separators (some terminals and
+/// log viewers break lines on them). The one definition: the pipeline's escaping uses it too.
+pub fn must_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

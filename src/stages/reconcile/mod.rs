@@ -261,29 +261,26 @@ fn in_a_temp_case(st: &StateDir, name: &str) -> bool {
         w.name.starts_with(b"w-")
             && matches!(
                 st.processing.open_subdir_opt(&w.name),
-                Ok(Some(d)) if matches!(
-                    d.open_regular(inner.as_bytes()),
-                    Ok(crate::store::fsx::Opened::Regular { .. })
-                )
+                Ok(Some(d)) if present_now(&d, &inner)
             )
     })
 }
 
 /// Looks again, now, for a ghost's file: the scan ran before the ledger was read, and a
 /// `triage` or `ingest` process (which take no run lock) may have moved it since.
-fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
-    let present = |d: &DirFd, n: &str| {
-        matches!(
-            d.open_regular(n.as_bytes()),
-            Ok(crate::store::fsx::Opened::Regular { .. })
-        )
-    };
+fn still_missing(
+    st: &StateDir,
+    disk: &Disk,
+    g: &Ghost,
+    keys_now: &mut Option<HashSet<String>>,
+) -> Result<bool, ReconcileError> {
+    let present = present_now;
     let case_there = || {
         g.case_path
             .as_deref()
             .is_some_and(|p| matches!(st.cases.open_path_opt(p), Ok(Some(_))))
     };
-    match g.state {
+    Ok(match g.state {
         State::Queued | State::Overflow | State::Processing => {
             !(present(&st.queue, &g.name)
                 || present(&st.overflow, &g.name)
@@ -307,13 +304,15 @@ fn still_missing(st: &StateDir, disk: &Disk, g: &Ghost) -> bool {
                 .processing
                 .iter()
                 .any(|n| n.get(22..54) == Some(g.key_hash.as_bytes()));
-            !(present(&st.quarantine, &g.name)
-                || present(&st.incoming, &g.name)
-                || claimed
-                || scan::key_present_now(st, &g.key_hash))
+            !(present(&st.quarantine, &g.name) || present(&st.incoming, &g.name) || claimed || {
+                if keys_now.is_none() {
+                    *keys_now = Some(scan::keys_present_now(st)?);
+                }
+                keys_now.as_ref().is_some_and(|k| k.contains(&g.key_hash))
+            })
         }
         State::Lost => false,
-    }
+    })
 }
 
 fn keyed(
@@ -592,10 +591,13 @@ fn keyed(
         report.relocated = relocate.len() as u64;
     }
     if record_lost && !ghosts.is_empty() {
-        let lost: Vec<&Ghost> = ghosts
-            .iter()
-            .filter(|g| still_missing(st, disk, g))
-            .collect();
+        let mut keys_now = None;
+        let mut lost: Vec<&Ghost> = Vec::new();
+        for g in &ghosts {
+            if still_missing(st, disk, g, &mut keys_now)? {
+                lost.push(g);
+            }
+        }
         let recorded = ledger.write(|tx| {
             let mut recorded = Vec::new();
             for g in &lost {

@@ -67,27 +67,29 @@ pub(super) fn live_worker_now(state: &StateDir) -> Result<bool, ReconcileError> 
     Ok(false)
 }
 
-/// Whether a file of this key hash is, now, in `queue/`, `overflow/` or any worker's folder
-/// (a claim or a temp case): a fresh look for a row the scan did not find.
-pub(super) fn key_present_now(state: &StateDir, key_hash: &str) -> bool {
-    let holds = |d: &DirFd| {
-        d.list().is_ok_and(|l| {
-            l.iter().any(|e| {
-                e.name
-                    .windows(key_hash.len())
-                    .any(|w| w == key_hash.as_bytes())
-            })
-        })
+/// The key hashes of the canonical files in `queue/`, `overflow/` and every worker's folder
+/// (claims, and temp cases by the name they keep), now: one fresh listing, taken only when a
+/// quarantined row's file was not found by the scan.
+pub(super) fn keys_present_now(state: &StateDir) -> Result<HashSet<String>, ReconcileError> {
+    let mut keys = HashSet::new();
+    let mut add = |n: &[u8]| {
+        let claimed = crate::store::claim::temp_case_claimed(n);
+        if let Some(c) = Canonical::parse(claimed.as_deref().unwrap_or(n)) {
+            keys.insert(c.key_hash.as_str().to_string());
+        }
     };
-    if holds(&state.queue) || holds(&state.overflow) {
-        return true;
+    for d in [&state.queue, &state.overflow] {
+        d.for_each_entry(|e| add(&e.name))?;
     }
-    state.processing.list().is_ok_and(|ws| {
-        ws.iter().any(|w| {
-            w.name.starts_with(b"w-")
-                && matches!(state.processing.open_subdir_opt(&w.name), Ok(Some(d)) if holds(&d))
-        })
-    })
+    for w in state.processing.list()? {
+        if !w.name.starts_with(b"w-") {
+            continue;
+        }
+        if let Some(wdir) = state.processing.open_subdir_opt(&w.name)? {
+            wdir.for_each_entry(|e| add(&e.name))?;
+        }
+    }
+    Ok(keys)
 }
 
 pub(super) fn scan(state: &StateDir) -> Result<Disk, ReconcileError> {

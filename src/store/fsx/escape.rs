@@ -8,22 +8,10 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// True for the characters that never reach a terminal or a log as themselves: C0 controls,
-/// DEL and C1 (`char::is_control`), the bidi controls (U+061C, U+200E, U+200F, U+202A-U+202E,
-/// U+2066-U+2069), the zero-width characters (U+200B-U+200D, U+2060, U+FEFF) and the line and
-/// paragraph separators (U+2028, U+2029), which some terminals and log viewers break lines on.
-pub fn must_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{feff}'
-        )
-}
+/// The characters that never reach a terminal or a log as themselves (controls, bidi,
+/// zero-width, line separators): the policy engine's definition, shared so that `policy test`
+/// and the pipeline escape the same set.
+pub use sf_policy::cli::must_escape;
 
 /// Escapes a name read from disk for printing: every [`must_escape`] character and the
 /// backslash itself escaped (`\n`, `\u{1b}`, `\u{202e}`, `\\`), invalid UTF-8 as `\xNN`, so
