@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use sf_policy::Level;
@@ -306,45 +306,25 @@ pub fn level_of(alert: &Map<String, Value>) -> Level {
     Level::read(field(alert, &["rule", "level"]))
 }
 
-/// Parses a Wazuh or indexer timestamp: RFC 3339, `2023-01-23T14:57:51.437+0000`, or epoch millis.
-pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
-    match v {
-        Value::String(s) => {
-            let s = s.trim();
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.with_timezone(&Utc));
-            }
-            if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
-                return Some(t.with_timezone(&Utc));
-            }
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-                return Some(Utc.from_utc_datetime(&t));
-            }
-            None
-        }
-        Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
-        _ => None,
-    }
-}
+/// Parses a Wazuh or indexer timestamp: RFC 3339, `2023-01-23T14:57:51.437+0000`, or epoch
+/// millis (the policy engine's reading: one reading of an alert time for triage, grouping and
+/// `policy test`).
+pub use sf_policy::group::parse_time;
 
 fn time_of(alert: &Map<String, Value>, now: DateTime<Utc>) -> (DateTime<Utc>, TimeSource) {
-    let in_range = |t: &DateTime<Utc>| (0..=9999).contains(&chrono::Datelike::year(t));
-    if let Some(t) = alert.get("timestamp").and_then(parse_time).filter(in_range) {
-        return (t, TimeSource::Timestamp);
+    match sf_policy::alert_time(alert) {
+        Some(t) if alert.get("timestamp").and_then(parse_time) == Some(t) => {
+            (t, TimeSource::Timestamp)
+        }
+        Some(t) => (t, TimeSource::AtTimestamp),
+        None => (now, TimeSource::Admission),
     }
-    if let Some(t) = alert
-        .get("@timestamp")
-        .and_then(parse_time)
-        .filter(in_range)
-    {
-        return (t, TimeSource::AtTimestamp);
-    }
-    (now, TimeSource::Admission)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn json_str_quotes_exactly_as_serde_json_serializes_a_string() {

@@ -5,6 +5,7 @@
 use crate::bucket::{Bucket, Thresholds};
 use crate::decide::{Aliases, FieldIndex, Policy, Rule, RuleSet};
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::group::{ByField, GroupRule, Grouping, MAX_BY_FIELDS, MAX_WINDOW_SECS};
 use crate::matcher::{Clause, Field, Lit, Matcher, Test};
 use crate::value::{canonical_number, collapse_backslashes, numeric_str, FxMap};
 use chrono::NaiveDate;
@@ -21,7 +22,11 @@ const MATCHER_KEYS: [&str; 12] = [
     "equals", "prefix", "suffix", "contains", "glob", "regex", "cidr", "gte", "lte", "exists",
     "not", "nocase",
 ];
-const TOP_KEYS: [&str; 4] = ["severity", "alias", "suppress", "override"];
+const TOP_KEYS: [&str; 6] = [
+    "severity", "alias", "suppress", "override", "group", "grouping",
+];
+const GROUP_KEYS: [&str; 5] = ["id", "by", "window", "match", "buckets"];
+const GROUPING_KEYS: [&str; 2] = ["by", "window"];
 const SEVERITY_KEYS: [&str; 2] = ["medium", "high"];
 const ALIAS_KEYS: [&str; 3] = ["canonical", "names", "ids"];
 const SUPPRESS_KEYS: [&str; 7] = [
@@ -58,6 +63,8 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
     let mut aliases = Aliases::default();
     let mut overrides = Vec::new();
     let mut signatures = Vec::new();
+    let mut grouping = Grouping::default();
+    let mut group_tables = Vec::new();
     for (key, item) in root.iter() {
         let at = key_at(root, key);
         match key {
@@ -69,7 +76,18 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
                     Some("write [severity] with medium = 7 and high = 12".into()),
                 ),
             },
-            "alias" | "suppress" | "override" => {
+            "grouping" => match as_table(item) {
+                Some(t) => cx.grouping(&t, &mut grouping.default),
+                None => cx.error(
+                    at,
+                    format!("`grouping` must be a table, found {}", item_type(item)),
+                    Some(
+                        "write [grouping] with by = [\"rule.id\", \"agent\"] and window = \"1h\""
+                            .into(),
+                    ),
+                ),
+            },
+            "alias" | "suppress" | "override" | "group" => {
                 let Some(tables) = array_of_tables(item) else {
                     cx.error(
                         at,
@@ -85,12 +103,18 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
                     match key {
                         "alias" => cx.alias(n + 1, &t, &mut aliases),
                         "suppress" => signatures.extend(cx.rule(Kind::Suppress, n + 1, &t)),
+                        "group" => group_tables.push((n + 1, t)),
                         _ => overrides.extend(cx.rule(Kind::Override, n + 1, &t)),
                     }
                 }
             }
             other => cx.unknown_key(at, other, None, &TOP_KEYS),
         }
+    }
+    // Group rules after `[grouping]`, wherever it is in the file: a rule leaving out `window`
+    // takes the default's.
+    for (n, t) in group_tables {
+        grouping.rules.extend(cx.group(n, &t, &grouping.default));
     }
     cx.shadowed(Kind::Override, &overrides);
     cx.shadowed(Kind::Suppress, &signatures);
@@ -101,6 +125,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
         version: version_of(src),
         thresholds,
         aliases,
+        grouping,
         overrides: rule_set(
             Kind::Override,
             overrides.into_iter().map(|(r, _)| r).collect(),
@@ -841,6 +866,241 @@ impl<'s> Cx<'s> {
             descs,
         };
         Some((rule, meta))
+    }
+
+    /// `[grouping]`: the default `by` and `window`.
+    fn grouping(&mut self, t: &Tbl<'_>, default: &mut GroupRule) {
+        self.check_keys(t, "[grouping]", &GROUPING_KEYS);
+        if let Some(by) = self.group_by(t, "[grouping]") {
+            default.by = by;
+        }
+        if let Some(w) = self.window(t, "[grouping]") {
+            default.window_secs = w;
+        }
+    }
+
+    /// A `[[group]]` rule; `default` gives the window it leaves out.
+    fn group(&mut self, n: usize, t: &Tbl<'_>, default: &GroupRule) -> Option<GroupRule> {
+        let errors_before = self.error_count();
+        self.check_keys(t, "[[group]]", &GROUP_KEYS);
+        let header = format!("[[group]] #{n}");
+        let id = self.string(
+            t,
+            "id",
+            &header,
+            Some("give it an id, unique in the file: id = \"sshd-bruteforce\""),
+        );
+        let id_at = t.get("id").and_then(|(_, item)| item_at(item)).or(t.at);
+        if let Some(id) = &id {
+            if !valid_id(id) {
+                self.error(
+                    id_at,
+                    format!(
+                        "id `{}` has characters outside letters, digits, '-', '_' and '.'",
+                        id.escape_debug()
+                    ),
+                    Some("ids appear in incidents and traces: use e.g. sshd-bruteforce".into()),
+                );
+            } else if id == crate::group::DEFAULT_GROUP {
+                self.error(
+                    id_at,
+                    format!("id `{id}` is the name of the [grouping] default"),
+                    Some("give the rule another id; set the default under [grouping]".into()),
+                );
+            } else if let Some(&line) = self.ids.get(id) {
+                self.error(
+                    id_at,
+                    format!("duplicate id `{id}`: already used on line {line}"),
+                    Some(
+                        "ids are unique across overrides, signatures and group rules; rename one"
+                            .into(),
+                    ),
+                );
+            } else {
+                let line = self.line(id_at);
+                self.ids.insert(id.clone(), line);
+            }
+        }
+        let label = match &id {
+            Some(id) => format!("group `{id}`"),
+            None => header,
+        };
+        let by = match t.get("by") {
+            Some(_) => self.group_by(t, &label),
+            None => {
+                self.error(
+                    t.at,
+                    format!("{label} is missing `by`"),
+                    Some(
+                        "say which fields make one incident: by = [\"rule.id\", \"agent\"]".into(),
+                    ),
+                );
+                None
+            }
+        };
+        let window = if t.get("window").is_some() {
+            self.window(t, &label)
+        } else {
+            Some(default.window_secs)
+        };
+        let clauses = match t.get("match") {
+            Some((_, item)) => self.match_table(item, &label).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let buckets = match t.get("buckets") {
+            None => None,
+            Some((_, item)) => self.buckets(item, &label),
+        };
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(GroupRule {
+            id: id?,
+            by: by?,
+            window_secs: window?,
+            clauses,
+            buckets,
+        })
+    }
+
+    /// `by`: a list of 1 to [`MAX_BY_FIELDS`] field paths (`agent`: the canonical agent).
+    fn group_by(&mut self, t: &Tbl<'_>, label: &str) -> Option<Vec<ByField>> {
+        let (_, item) = t.get("by")?;
+        let hint = || {
+            Some(
+                "by = [\"rule.id\", \"agent\"] (agent: the canonical agent, after aliases)"
+                    .to_string(),
+            )
+        };
+        let Some(list) = item.as_array() else {
+            self.error(
+                item_at(item),
+                format!(
+                    "{label}: `by` must be a list of field paths, found {}",
+                    item_type(item)
+                ),
+                hint(),
+            );
+            return None;
+        };
+        if list.is_empty() || list.len() > MAX_BY_FIELDS {
+            self.error(
+                item_at(item),
+                format!(
+                    "{label}: `by` lists {} fields; it takes 1 to {MAX_BY_FIELDS}",
+                    list.len()
+                ),
+                hint(),
+            );
+            return None;
+        }
+        let mut out: Vec<ByField> = Vec::new();
+        let mut ok = true;
+        for v in list.iter() {
+            let at = v.span().map(|r| r.start);
+            match v.as_str().map(|s| (s, ByField::parse(s))) {
+                Some((_, Some(f))) if out.contains(&f) => {
+                    self.error(at, format!("{label}: `by` lists a field twice"), None);
+                    ok = false;
+                }
+                Some((_, Some(f))) => out.push(f),
+                Some((s, None)) => {
+                    self.error(
+                        at,
+                        format!(
+                            "{label}: `by` field path `{}` is empty or has an empty segment",
+                            s.escape_debug()
+                        ),
+                        Some("write dotted paths such as \"data.srcip\"".into()),
+                    );
+                    ok = false;
+                }
+                None => {
+                    self.error(
+                        at,
+                        format!("{label}: `by` must hold strings, found {}", value_type(v)),
+                        hint(),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `window`: a duration (`"15m"`, `"1h"`, `"1d"`), at most a year.
+    fn window(&mut self, t: &Tbl<'_>, label: &str) -> Option<u64> {
+        let (_, item) = t.get("window")?;
+        let hint = Some("write window = \"1h\" (units s, m, h, d, w; e.g. \"1h30m\")".to_string());
+        let Some(text) = item.as_str() else {
+            self.error(
+                item_at(item),
+                format!(
+                    "{label}: `window` must be a duration string, found {}",
+                    item_type(item)
+                ),
+                hint,
+            );
+            return None;
+        };
+        match crate::group::parse_duration(text) {
+            Ok(secs) if secs <= MAX_WINDOW_SECS => Some(secs),
+            Ok(_) => {
+                self.error(
+                    item_at(item),
+                    format!("{label}: `window` {:?} is longer than a year (366d)", text),
+                    hint,
+                );
+                None
+            }
+            Err(problem) => {
+                self.error(
+                    item_at(item),
+                    format!("{label}: `window` {:?} {problem}", text),
+                    hint,
+                );
+                None
+            }
+        }
+    }
+
+    /// `buckets`: a non-empty list of bucket names.
+    fn buckets(&mut self, item: &Item, label: &str) -> Option<Vec<Bucket>> {
+        let hint = || Some("buckets = [\"high\"] (of suppressed, low, medium, high)".to_string());
+        let Some(list) = item.as_array().filter(|l| !l.is_empty()) else {
+            self.error(
+                item_at(item),
+                format!(
+                    "{label}: `buckets` must be a non-empty list of bucket names, found {}",
+                    item_type(item)
+                ),
+                hint(),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for v in list.iter() {
+            let at = v.span().map(|r| r.start);
+            match v.as_str().and_then(Bucket::parse) {
+                Some(b) if !out.contains(&b) => out.push(b),
+                Some(_) => {}
+                None => self.error(
+                    at,
+                    match v.as_str() {
+                        Some(name) => format!(
+                            "{label}: `buckets` holds `{}`, not a bucket name",
+                            name.escape_debug()
+                        ),
+                        None => format!(
+                            "{label}: `buckets` must hold bucket names, found {}",
+                            value_type(v)
+                        ),
+                    },
+                    hint(),
+                ),
+            }
+        }
+        Some(out)
     }
 
     fn error_count(&self) -> usize {

@@ -19,6 +19,7 @@ pub struct Policy {
     pub(crate) version: String,
     pub(crate) thresholds: Thresholds,
     pub(crate) aliases: Aliases,
+    pub(crate) grouping: crate::group::Grouping,
     pub(crate) overrides: RuleSet,
     pub(crate) signatures: RuleSet,
 }
@@ -267,6 +268,7 @@ impl Policy {
             version: "severity-only".to_string(),
             thresholds: Thresholds::WAZUH,
             aliases: Aliases::default(),
+            grouping: crate::group::Grouping::default(),
             overrides: RuleSet::default(),
             signatures: RuleSet::default(),
         }
@@ -288,6 +290,36 @@ impl Policy {
     /// A short, stable hash of the policy's source text (recorded in every case).
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The incident of a decided alert: a pure function of the alert, its canonical agent and
+    /// bucket (a `[[group]]` rule may ask for either), its time and this policy's grouping
+    /// (see [`crate::group`]).
+    pub fn incident(
+        &self,
+        alert: &Value,
+        agent: &str,
+        bucket: Bucket,
+        time: DateTime<Utc>,
+    ) -> crate::group::IncidentKey {
+        self.grouping.incident(alert, agent, bucket, time).0
+    }
+
+    /// [`Policy::incident`] with the trace lines that explain it: each `[[group]]` rule tried
+    /// before the one that applied, and the incident's id, key and window.
+    pub fn incident_traced(
+        &self,
+        alert: &Value,
+        agent: &str,
+        bucket: Bucket,
+        time: DateTime<Utc>,
+    ) -> (crate::group::IncidentKey, Vec<String>) {
+        self.grouping.incident(alert, agent, bucket, time)
+    }
+
+    /// The ids of the `[[group]]` rules, in file order.
+    pub fn group_ids(&self) -> Vec<String> {
+        self.grouping.rules.iter().map(|r| r.id.clone()).collect()
     }
 
     /// The `[severity]` thresholds.

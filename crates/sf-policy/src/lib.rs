@@ -35,6 +35,8 @@
 //!   `Subject` they are evaluated against.
 //! - `compile`: the policy file (TOML) to a compiled [`Policy`], collecting every diagnostic.
 //! - [`decide`]: [`Policy`], [`Decision`], [`DecideError`]: aliases, overrides, signatures, severity.
+//! - [`group`]: `[[group]]` rules and the `[grouping]` default: an alert's [`IncidentKey`], and
+//!   the alert time ([`alert_time`]) the pipeline reads too.
 //! - [`cli`]: `policy check` and `policy test`, the only code here that does IO.
 
 pub mod bucket;
@@ -42,6 +44,7 @@ pub mod cli;
 mod compile;
 pub mod decide;
 pub mod diagnostic;
+pub mod group;
 pub mod level;
 mod matcher;
 mod value;
@@ -49,6 +52,7 @@ mod value;
 pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};
+pub use group::{alert_time, IncidentKey, KeyField};
 pub use level::{Level, MAX_LEVEL};
 pub use value::collapse_backslashes;
 

@@ -130,7 +130,7 @@ fn load_reports_the_first_error_and_how_many_more() {
     let file = path.display().to_string();
     assert_eq!(
         err.to_string(),
-        format!("policy file {file} is invalid: {file}:1:2: error: unknown top-level key `sevrity` (hint: did you mean `severity`? expected one of: severity, alias, suppress, override) (and 2 more errors: run `signalfoundry policy check {file}`)")
+        format!("policy file {file} is invalid: {file}:1:2: error: unknown top-level key `sevrity` (hint: did you mean `severity`? expected one of: severity, alias, suppress, override, group, grouping) (and 2 more errors: run `signalfoundry policy check {file}`)")
     );
 }
 
