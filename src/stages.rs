@@ -10,6 +10,7 @@
 pub mod cap;
 pub mod escalate;
 pub mod heartbeat;
+pub mod incidents;
 pub mod poll;
 pub mod reconcile;
 pub mod triage;
