@@ -4,6 +4,7 @@
 
 use crate::decide::{alert_document, Decision, Policy};
 use crate::diagnostic::Diagnostic;
+use crate::group::{alert_time, IncidentKey, KeyField};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -189,7 +190,7 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     }
 }
 
-/// One line of `policy test --json`: exactly DESIGN.md's keys, in this order.
+/// One line of `policy test --json`: DESIGN.md's keys, in this order, then `incident`.
 #[derive(Debug, Serialize)]
 struct TestLine<'a> {
     file: &'a str,
@@ -199,10 +200,38 @@ struct TestLine<'a> {
     held_back: &'a [String],
     expired: &'a [String],
     trace: &'a [String],
+    incident: IncidentLine<'a>,
 }
 
-/// The `policy test --json` line for one decided file (without the newline).
-pub fn json_line(file: &str, decision: &Decision) -> String {
+/// The `incident` object of a `policy test --json` line: times in RFC 3339 (UTC, seconds).
+#[derive(Debug, Serialize)]
+struct IncidentLine<'a> {
+    id: &'a str,
+    group: &'a str,
+    key: &'a [KeyField],
+    window_secs: u64,
+    window_start: String,
+    window_end: String,
+    previous: &'a str,
+}
+
+impl<'a> IncidentLine<'a> {
+    fn new(k: &'a IncidentKey) -> Self {
+        let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        IncidentLine {
+            id: &k.id,
+            group: &k.group,
+            key: &k.key,
+            window_secs: k.window_secs,
+            window_start: rfc3339(k.window_start),
+            window_end: rfc3339(k.window_end()),
+            previous: &k.previous,
+        }
+    }
+}
+
+/// The `policy test --json` line for one decided file and its incident (without the newline).
+pub fn json_line(file: &str, decision: &Decision, incident: &IncidentKey) -> String {
     let line = TestLine {
         file,
         bucket: decision.bucket.as_str(),
@@ -211,13 +240,15 @@ pub fn json_line(file: &str, decision: &Decision) -> String {
         held_back: &decision.held_back,
         expired: &decision.expired,
         trace: &decision.trace,
+        incident: IncidentLine::new(incident),
     };
-    // Serialising strings and lists of strings cannot fail.
+    // Serialising strings, numbers and lists of them cannot fail.
     serde_json::to_string(&line).unwrap_or_default()
 }
 
-/// The readable `policy test` report for one decided file.
-pub fn human_report(file: &str, d: &Decision) -> String {
+/// The readable `policy test` report for one decided file: the decision's trace, then
+/// `incident_trace` (the group rules tried and the incident, from [`Policy::incident_traced`]).
+pub fn human_report(file: &str, d: &Decision, incident_trace: &[String]) -> String {
     let mut s = format!("{}: {}", escape_controls(file), d.bucket);
     if d.critical {
         s.push_str(" (critical)");
@@ -239,15 +270,22 @@ pub fn human_report(file: &str, d: &Decision) -> String {
     if !d.expired.is_empty() {
         s.push_str(&format!("  expired: {}\n", d.expired.join(", ")));
     }
-    for step in &d.trace {
+    for step in d.trace.iter().chain(incident_trace) {
         s.push_str(&format!("  - {}\n", escape_controls(step)));
     }
     s
 }
 
+/// The time that places an alert in its incident's window, as triage reads it: the alert's own
+/// time ([`alert_time`]), else `now` (the `--at` time, or the clock).
+fn incident_time(alert: &serde_json::Value, now: DateTime<Utc>) -> DateTime<Utc> {
+    alert.as_object().and_then(alert_time).unwrap_or(now)
+}
+
 /// `signalfoundry policy test [--policy FILE] [--at TIME] [--json] ALERT.json...`: decides each
-/// file (a bare alert or an indexer hit with `_source`) and prints the decision, readable or one
-/// JSON object per line in input order. Returns 0, or 2 when a file cannot be read, parsed or
+/// file (a bare alert or an indexer hit with `_source`) and prints the decision and the alert's
+/// incident (placed by the alert's time, else by `now`), readable or one JSON object per line in
+/// input order. Returns 0, or 2 when a file cannot be read, parsed or
 /// decided (the others are still printed; the reasons go to `err`).
 pub fn test(
     policy: &Policy,
@@ -267,16 +305,24 @@ pub fn test(
                     .map_err(|e| format!("{}: not valid json: {e}", shown(path)))
             })
             .and_then(|value| {
-                policy
-                    .decide(alert_document(&value), now)
-                    .map_err(|e| format!("{}: cannot be decided: {e}", shown(path)))
+                let document = alert_document(&value);
+                let decision = policy
+                    .decide(document, now)
+                    .map_err(|e| format!("{}: cannot be decided: {e}", shown(path)))?;
+                let (incident, incident_trace) = policy.incident_traced(
+                    document,
+                    &decision.agent,
+                    decision.bucket,
+                    incident_time(document, now),
+                );
+                Ok((decision, incident, incident_trace))
             });
         let written = match decided {
-            Ok(decision) => {
+            Ok((decision, incident, incident_trace)) => {
                 if json {
-                    writeln!(out, "{}", json_line(&file, &decision))
+                    writeln!(out, "{}", json_line(&file, &decision, &incident))
                 } else {
-                    write!(out, "{}", human_report(&file, &decision))
+                    write!(out, "{}", human_report(&file, &decision, &incident_trace))
                 }
             }
             Err(message) => {

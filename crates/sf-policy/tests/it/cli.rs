@@ -149,6 +149,7 @@ fn test_json_prints_exactly_the_design_keys_in_order() {
         "\"held_back\":",
         "\"expired\":",
         "\"trace\":",
+        "\"incident\":",
     ]
     .into_iter()
     .collect();
@@ -162,7 +163,7 @@ fn test_json_prints_exactly_the_design_keys_in_order() {
     );
     let v: Value = serde_json::from_str(line).expect("json");
     let object = v.as_object().expect("object");
-    assert_eq!(object.len(), 7, "exactly seven keys: {line}");
+    assert_eq!(object.len(), 8, "exactly eight keys: {line}");
     assert_eq!(v["file"], json!(file.display().to_string()));
     assert_eq!(v["bucket"], json!("suppressed"));
     assert_eq!(v["agent"], json!("hfw"));
@@ -342,4 +343,196 @@ fn test_shows_bidi_c1_and_zero_width_characters_of_names_escaped() {
         "{out}"
     );
     assert!(out.contains("a\\u{202e}lert.json"), "{out}");
+}
+
+/// `policy test` at `--at` on one file: (stdout, stderr), the exit code asserted 0.
+fn run_test_at(policy: &Policy, now: &str, json: bool, file: &Path) -> String {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::test(
+        policy,
+        at(now),
+        json,
+        std::slice::from_ref(&file.to_path_buf()),
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A policy with one group rule for sshd failures (by source ip, 10 minutes) and the default
+/// (by rule and agent, 2 hours).
+const GROUPING: &str = r#"
+[grouping]
+by = ["rule.id", "agent"]
+window = "2h"
+
+[[group]]
+id = "sshd-bruteforce"
+by = ["data.srcip"]
+window = "10m"
+match = { "rule.id" = ["5710", "5716"] }
+"#;
+
+fn sshd_alert(with_timestamp: bool) -> Value {
+    let mut alert = json!({
+        "rule": {"id": "5716", "level": 5},
+        "agent": {"id": "002", "name": "web1"},
+        "data": {"srcip": "203.0.113.7"}
+    });
+    if with_timestamp {
+        alert["timestamp"] = json!("2025-09-12T10:17:03.120+0000");
+    }
+    alert
+}
+
+#[test]
+fn test_json_shows_the_incident_of_the_alert_at_its_own_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = Policy::parse(GROUPING).expect("valid").0;
+    let alert = sshd_alert(true);
+    let file = write(dir.path(), "sshd.json", &alert.to_string());
+    // `--at` is months away: the alert's timestamp places it, as triage does.
+    let out = run_test_at(&policy, "2026-01-01T00:00:00Z", true, &file);
+    let v: Value = serde_json::from_str(out.trim_end()).expect("json");
+    let expected = policy.incident(
+        &alert,
+        "web1",
+        sf_policy::Bucket::Low,
+        at("2025-09-12T10:17:03.120Z"),
+    );
+    assert_eq!(v["bucket"], json!("low"), "{v}");
+    assert_eq!(v["incident"]["id"], json!(expected.id), "{v}");
+    assert_eq!(
+        v["incident"],
+        json!({
+            "id": expected.id,
+            "group": "sshd-bruteforce",
+            "key": [{"field": "data.srcip", "value": "203.0.113.7"}],
+            "window_secs": 600,
+            "window_start": "2025-09-12T10:10:00Z",
+            "window_end": "2025-09-12T10:20:00Z",
+            "previous": expected.previous,
+        }),
+        "{v}"
+    );
+    assert!(
+        v["incident"]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("INC-") && id.len() == 24),
+        "{v}"
+    );
+    assert_ne!(v["incident"]["id"], v["incident"]["previous"]);
+    assert!(
+        !v["trace"].as_array().is_some_and(|t| t
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.starts_with("incident ")))),
+        "the decision's trace is unchanged: {v}"
+    );
+}
+
+#[test]
+fn test_json_of_an_indexer_hit_reads_the_time_in_its_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = Policy::parse(GROUPING).expect("valid").0;
+    let alert = sshd_alert(true);
+    let hit = json!({"_index": "wazuh-alerts-4.x-2025.09.12", "_id": "x1", "_source": alert});
+    let file = write(dir.path(), "hit.json", &hit.to_string());
+    let out = run_test_at(&policy, "2026-01-01T00:00:00Z", true, &file);
+    let v: Value = serde_json::from_str(out.trim_end()).expect("json");
+    let expected = policy.incident(
+        &alert,
+        "web1",
+        sf_policy::Bucket::Low,
+        at("2025-09-12T10:17:03Z"),
+    );
+    assert_eq!(v["incident"]["id"], json!(expected.id), "{v}");
+    assert_eq!(v["incident"]["window_start"], json!("2025-09-12T10:10:00Z"));
+}
+
+#[test]
+fn test_places_an_alert_without_a_timestamp_at_the_time_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = Policy::parse(GROUPING).expect("valid").0;
+    let alert = sshd_alert(false);
+    let file = write(dir.path(), "no-time.json", &alert.to_string());
+    let incident_at = |now: &str| -> Value {
+        let out = run_test_at(&policy, now, true, &file);
+        let v: Value = serde_json::from_str(out.trim_end()).expect("json");
+        v["incident"].clone()
+    };
+    let first = incident_at("2025-09-12T10:01:00Z");
+    let expected = policy.incident(
+        &alert,
+        "web1",
+        sf_policy::Bucket::Low,
+        at("2025-09-12T10:01:00Z"),
+    );
+    assert_eq!(first["id"], json!(expected.id), "{first}");
+    assert_eq!(first["window_start"], json!("2025-09-12T10:00:00Z"));
+    assert_eq!(
+        incident_at("2025-09-12T10:09:59Z")["id"],
+        first["id"],
+        "the same window"
+    );
+    let next = incident_at("2025-09-12T10:10:00Z");
+    assert_ne!(next["id"], first["id"], "the next window");
+    assert_eq!(next["previous"], first["id"], "continues the one before");
+}
+
+#[test]
+fn test_readable_trace_ends_with_the_group_rules_tried_and_the_incident() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = Policy::parse(GROUPING).expect("valid").0;
+    let mut alert = sshd_alert(true);
+    alert["rule"]["id"] = json!("5402");
+    let file = write(dir.path(), "sudo.json", &alert.to_string());
+    let out = run_test_at(&policy, "2026-01-01T00:00:00Z", false, &file);
+    let expected = policy.incident(
+        &alert,
+        "web1",
+        sf_policy::Bucket::Low,
+        at("2025-09-12T10:17:03Z"),
+    );
+    assert_eq!(expected.group, "default");
+    let lines: Vec<&str> = out.lines().collect();
+    let n = lines.len();
+    assert!(n >= 4, "{out}");
+    assert!(
+        lines[n - 2].starts_with("  - group sshd-bruteforce: rule.id"),
+        "the rule tried first: {out}"
+    );
+    assert!(lines[n - 1].starts_with("  - incident INC-"), "{out}");
+    assert_eq!(
+        lines[n - 1],
+        format!("  - {}", expected.trace_line()),
+        "{out}"
+    );
+    assert_eq!(
+        lines[n - 1],
+        format!(
+            "  - incident {}: group default by rule.id=\"5402\", agent=\"web1\", window 2h from 2025-09-12T10:00:00Z",
+            expected.id
+        )
+    );
+}
+
+#[test]
+fn test_readable_trace_escapes_the_incident_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = Policy::parse(GROUPING).expect("valid").0;
+    let mut alert = sshd_alert(true);
+    alert["data"]["srcip"] = json!("203.0.113.7\u{202e}\u{85}");
+    let file = write(dir.path(), "hostile.json", &alert.to_string());
+    let out = run_test_at(&policy, "2026-01-01T00:00:00Z", false, &file);
+    let incident = out
+        .lines()
+        .find(|l| l.starts_with("  - incident INC-"))
+        .unwrap_or_default();
+    assert!(
+        !incident.chars().any(sf_policy::cli::must_escape),
+        "{}",
+        incident.escape_debug()
+    );
+    assert!(incident.contains("data.srcip="), "{incident}");
 }
