@@ -162,7 +162,7 @@ pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 text.push_str(&format!("{}\n", d.located(&file)));
             }
             text.push_str(&format!(
-                "{file}: valid (version {}): {} {}, {} {}, {} {}, {} {}\n",
+                "{file}: valid (version {}): {} {}, {} {}, {} {}, {} {}, {} {}\n",
                 policy.version(),
                 policy.aliases.canonical.len(),
                 plural(policy.aliases.canonical.len(), "alias", "aliases"),
@@ -170,6 +170,8 @@ pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 plural(policy.overrides.rules.len(), "override", "overrides"),
                 policy.signatures.rules.len(),
                 plural(policy.signatures.rules.len(), "signature", "signatures"),
+                policy.grouping.rules.len(),
+                plural(policy.grouping.rules.len(), "group rule", "group rules"),
                 warnings.len(),
                 plural(warnings.len(), "warning", "warnings"),
             ));

@@ -1,5 +1,5 @@
 //! The policy file (TOML) to a compiled [`Policy`]. Every error is collected with its line, column
-//! and a hint; compiling never stops at the first. Warnings (a shadowed signature, an alias name
+//! and a hint; compiling never stops at the first. Warnings (a shadowed signature or group rule, an alias name
 //! listed twice) do not make the file invalid.
 
 use crate::bucket::{Bucket, Thresholds};
@@ -113,11 +113,14 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
     }
     // Group rules after `[grouping]`, wherever it is in the file: a rule leaving out `window`
     // takes the default's.
-    for (n, t) in group_tables {
-        grouping.rules.extend(cx.group(n, &t, &grouping.default));
-    }
+    let groups: Vec<(GroupRule, Meta)> = group_tables
+        .into_iter()
+        .filter_map(|(n, t)| cx.group(n, &t, &grouping.default))
+        .collect();
     cx.shadowed(Kind::Override, &overrides);
     cx.shadowed(Kind::Suppress, &signatures);
+    cx.shadowed_groups(&groups);
+    grouping.rules = groups.into_iter().map(|(r, _)| r).collect();
     if cx.diags.iter().any(Diagnostic::is_error) {
         return Err(cx.finish());
     }
@@ -880,7 +883,7 @@ impl<'s> Cx<'s> {
     }
 
     /// A `[[group]]` rule; `default` gives the window it leaves out.
-    fn group(&mut self, n: usize, t: &Tbl<'_>, default: &GroupRule) -> Option<GroupRule> {
+    fn group(&mut self, n: usize, t: &Tbl<'_>, default: &GroupRule) -> Option<(GroupRule, Meta)> {
         let errors_before = self.error_count();
         self.check_keys(t, "[[group]]", &GROUP_KEYS);
         let header = format!("[[group]] #{n}");
@@ -954,13 +957,53 @@ impl<'s> Cx<'s> {
         if self.error_count() > errors_before {
             return None;
         }
-        Some(GroupRule {
+        let mut descs: Vec<Box<str>> = clauses.iter().map(|c| c.desc.clone()).collect();
+        descs.sort();
+        let meta = Meta {
+            line: self.line(id_at),
+            at: id_at,
+            descs,
+        };
+        let rule = GroupRule {
             id: id?,
             by: by?,
             window_secs: window?,
             clauses,
             buckets,
-        })
+        };
+        Some((rule, meta))
+    }
+
+    /// Warns about `[[group]]` rules that can never apply: an earlier rule applies to every alert
+    /// they would (its `match` clauses are a subset of theirs and its `buckets` include theirs).
+    fn shadowed_groups(&mut self, rules: &[(GroupRule, Meta)]) {
+        for (j, (later, later_meta)) in rules.iter().enumerate() {
+            for (earlier, earlier_meta) in &rules[..j] {
+                let subset = earlier_meta
+                    .descs
+                    .iter()
+                    .all(|d| later_meta.descs.binary_search(d).is_ok());
+                let buckets_cover = match (&earlier.buckets, &later.buckets) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(e), Some(l)) => l.iter().all(|b| e.contains(b)),
+                };
+                if subset && buckets_cover {
+                    self.warning(
+                        later_meta.at,
+                        format!(
+                            "group `{}` is shadowed by `{}` (line {}): every alert it would group, `{}` groups first",
+                            later.id, earlier.id, earlier_meta.line, earlier.id
+                        ),
+                        Some(format!(
+                            "remove `{}`, move it above `{}`, or narrow `{}`",
+                            later.id, earlier.id, earlier.id
+                        )),
+                    );
+                    break;
+                }
+            }
+        }
     }
 
     /// `by`: a list of 1 to [`MAX_BY_FIELDS`] field paths (`agent`: the canonical agent).
@@ -999,8 +1042,12 @@ impl<'s> Cx<'s> {
         for v in list.iter() {
             let at = v.span().map(|r| r.start);
             match v.as_str().map(|s| (s, ByField::parse(s))) {
-                Some((_, Some(f))) if out.contains(&f) => {
-                    self.error(at, format!("{label}: `by` lists a field twice"), None);
+                Some((s, Some(f))) if out.contains(&f) => {
+                    self.error(
+                        at,
+                        format!("{label}: `by` lists `{}` twice", s.escape_debug()),
+                        Some("list each field once".into()),
+                    );
                     ok = false;
                 }
                 Some((_, Some(f))) => out.push(f),
@@ -1067,7 +1114,15 @@ impl<'s> Cx<'s> {
     /// `buckets`: a non-empty list of bucket names.
     fn buckets(&mut self, item: &Item, label: &str) -> Option<Vec<Bucket>> {
         let hint = || Some("buckets = [\"high\"] (of suppressed, low, medium, high)".to_string());
-        let Some(list) = item.as_array().filter(|l| !l.is_empty()) else {
+        if item.as_array().is_some_and(|l| l.is_empty()) {
+            self.error(
+                item_at(item),
+                format!("{label}: `buckets` is empty, so the rule would group no alert"),
+                Some("list the buckets it groups, or leave `buckets` out for all of them".into()),
+            );
+            return None;
+        }
+        let Some(list) = item.as_array() else {
             self.error(
                 item_at(item),
                 format!(

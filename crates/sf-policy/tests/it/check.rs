@@ -272,3 +272,197 @@ fn the_version_is_a_stable_hash_of_the_source_text() {
     assert_eq!(a.version().len(), 12);
     assert!(a.version().bytes().all(|b| b.is_ascii_hexdigit()));
 }
+
+/// Group rule mistakes, one or two per rule; the line of each is in the comment.
+const GROUP_MISTAKES: &str = r#"[grouping]
+window = "abc"
+
+[[group]]
+id = "zero"
+by = ["data.srcip"]
+window = "0s"
+
+[[group]]
+id = "no-fields"
+by = []
+
+[[group]]
+id = "zero"
+by = ["agent"]
+
+[[group]]
+id = "bad-bucket"
+by = ["agent"]
+buckets = ["high", "critical"]
+
+[[group]]
+id = "bad-matcher"
+by = ["agent"]
+match = { "rule.id" = { contians = "57" }, "data.srcip" = { cidr = "10.0.0.0/33" } }
+
+[[group]]
+id = "default"
+by = ["agent", "agent", "data..x"]
+window = 60
+
+[[group]]
+by = ["agent"]
+window = "400d"
+wndow = "1h"
+
+[[group]]
+id = "no-by"
+
+[[group]]
+id = "empty-buckets"
+by = ["agent"]
+buckets = []
+"#;
+
+#[test]
+fn group_rule_mistakes_are_each_reported_with_the_rule_and_its_line() {
+    let diags = errors(GROUP_MISTAKES);
+    let expected: [(usize, usize, &str); 16] = [
+        (
+            2,
+            10,
+            "[grouping]: `window` \"abc\" has 'a', which is not a digit or a unit (s, m, h, d, w)",
+        ),
+        (7, 10, "group `zero`: `window` \"0s\" is zero"),
+        (
+            11,
+            6,
+            "group `no-fields`: `by` lists 0 fields; it takes 1 to 8",
+        ),
+        (14, 6, "duplicate id `zero`: already used on line 5"),
+        (
+            20,
+            20,
+            "group `bad-bucket`: `buckets` holds `critical`, not a bucket name",
+        ),
+        (25, 25, "unknown matcher `contians`"),
+        (25, 68, "bad cidr \"10.0.0.0/33\": not an ip network"),
+        (28, 6, "id `default` is the name of the [grouping] default"),
+        (29, 16, "group `default`: `by` lists `agent` twice"),
+        (
+            29,
+            25,
+            "group `default`: `by` field path `data..x` is empty or has an empty segment",
+        ),
+        (
+            30,
+            10,
+            "group `default`: `window` must be a duration string, found an integer",
+        ),
+        (32, 1, "[[group]] #7 is missing `id`"),
+        (
+            34,
+            10,
+            "[[group]] #7: `window` \"400d\" is longer than a year (366d)",
+        ),
+        (35, 1, "unknown key `wndow` in [[group]]"),
+        (37, 1, "group `no-by` is missing `by`"),
+        (
+            43,
+            11,
+            "group `empty-buckets`: `buckets` is empty, so the rule would group no alert",
+        ),
+    ];
+    for (line, column, message) in expected {
+        assert!(
+            diags.iter().any(|d| d.line == line
+                && d.column == column
+                && d.message == message
+                && d.severity == Severity::Error),
+            "missing {line}:{column}: {message}\ngot:\n{}",
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert_eq!(diags.len(), 16, "{diags:#?}");
+    assert!(
+        diags.iter().all(|d| d.hint.is_some()),
+        "every error has a hint: {diags:#?}"
+    );
+}
+
+#[test]
+fn more_group_mistakes_are_each_named_precisely() {
+    let cases: [(&str, &str); 7] = [
+        ("[group]\nid = \"g\"\nby = [\"agent\"]\n", "`group` must be an array of tables, found a table"),
+        ("[[grouping]]\nby = [\"agent\"]\n", "`grouping` must be a table, found an array of tables"),
+        ("[grouping]\nby = \"agent\"\n", "[grouping]: `by` must be a list of field paths, found a string"),
+        ("[grouping]\nwindow = \"1x\"\n", "[grouping]: `window` \"1x\" has 'x', which is not a digit or a unit (s, m, h, d, w)"),
+        ("[[group]]\nid = \"g\"\nby = [\"agent\"]\nwindow = \"10\"\n", "group `g`: `window` \"10\" ends in \"10\" without a unit (s, m, h, d, w)"),
+        ("[[group]]\nid = \"g\"\nby = [\"agent\"]\nmatch = {}\n", "group `g`: `match` is empty, so it would match every alert"),
+        ("[[suppress]]\nid = \"g\"\nreason = \"r\"\nowner = \"o\"\nmatch = { a = 1 }\n\n[[group]]\nid = \"g\"\nby = [\"agent\"]\n", "duplicate id `g`: already used on line 2"),
+    ];
+    for (src, message) in cases {
+        let diags = errors(src);
+        assert!(
+            diags.iter().any(|d| d.message == message),
+            "{src:?}: expected {message:?}, got {diags:#?}"
+        );
+    }
+}
+
+#[test]
+fn valid_group_rules_compile_and_a_shadowed_one_is_a_warning() {
+    let src = r#"
+[grouping]
+by = ["rule.id"]
+window = "1h30m"
+
+[[group]]
+id = "sshd"
+by = ["data.srcip"]
+window = "10m"
+match = { "rule.id" = ["5710", "5716"] }
+buckets = ["low", "medium"]
+
+[[group]]
+id = "sshd-web"
+by = ["data.srcip", "agent"]
+match = { "rule.id" = ["5710", "5716"], "agent" = { glob = "web*" } }
+buckets = ["medium"]
+
+[[group]]
+id = "sshd-high"
+by = ["data.srcip"]
+match = { "rule.id" = ["5710", "5716"] }
+buckets = ["high"]
+"#;
+    let (policy, w) = Policy::parse(src).expect("valid");
+    assert_eq!(policy.group_ids(), ["sshd", "sshd-web", "sshd-high"]);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert_eq!(w[0].line, 14);
+    assert_eq!(
+        w[0].message,
+        "group `sshd-web` is shadowed by `sshd` (line 7): every alert it would group, `sshd` groups first"
+    );
+    let alert = serde_json::json!({"rule": {"id": "5716"}, "data": {"srcip": "10.1.2.3"}});
+    let high = policy.incident(
+        &alert,
+        "web1",
+        sf_policy::Bucket::High,
+        at("2026-01-01T00:00:00Z"),
+    );
+    assert_eq!(high.group, "sshd-high");
+    assert_eq!(high.window_secs, 5400, "the default's window");
+}
+
+#[test]
+fn a_group_rule_without_match_or_buckets_shadows_every_later_one() {
+    let w = warnings("[[group]]\nid = \"all\"\nby = [\"agent\"]\n\n[[group]]\nid = \"later\"\nby = [\"agent\"]\nbuckets = [\"high\"]\n");
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].line, 6);
+    assert!(
+        w[0].message
+            .starts_with("group `later` is shadowed by `all`"),
+        "{w:#?}"
+    );
+}

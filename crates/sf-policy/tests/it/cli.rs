@@ -51,7 +51,7 @@ fn check_accepts_a_valid_policy_with_exit_zero() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("valid (version "), "{out}");
     assert!(
-        out.ends_with("0 aliases, 1 override, 5 signatures, 0 warnings\n"),
+        out.ends_with("0 aliases, 1 override, 5 signatures, 0 group rules, 0 warnings\n"),
         "{out}"
     );
 }
@@ -92,6 +92,39 @@ fn check_prints_every_error_located_in_the_file_and_exits_two() {
         "{out}"
     );
     assert!(out.ends_with("invalid: 4 errors, 0 warnings\n"), "{out}");
+}
+
+#[test]
+fn check_names_the_file_and_the_group_rule_of_each_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = "[[group]]\nid = \"sshd\"\nby = []\nwindow = \"0s\"\n\n[[group]]\nid = \"sshd\"\nby = [\"agent\"]\nbuckets = [\"urgent\"]\nmatch = { \"rule.id\" = { regex = '(?<!x)1' } }\n";
+    let path = write(dir.path(), "groups.toml", src);
+    let (code, out, _) = run_check(&path);
+    assert_eq!(code, 2, "{out}");
+    let file = path.display().to_string();
+    for line in [
+        "3:6: error: group `sshd`: `by` lists 0 fields; it takes 1 to 8",
+        "4:10: error: group `sshd`: `window` \"0s\" is zero",
+        "7:6: error: duplicate id `sshd`: already used on line 2",
+        "9:12: error: group `sshd`: `buckets` holds `urgent`, not a bucket name",
+        "10:33: error: bad regex \"(?<!x)1\": look-around, including look-ahead and look-behind, is not supported",
+    ] {
+        assert!(out.contains(&format!("{file}:{line} (hint: ")), "{line}\n{out}");
+    }
+    assert!(out.ends_with("invalid: 5 errors, 0 warnings\n"), "{out}");
+}
+
+#[test]
+fn check_counts_group_rules_in_a_valid_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = "[grouping]\nwindow = \"30m\"\n\n[[group]]\nid = \"sshd\"\nby = [\"data.srcip\"]\nmatch = { \"rule.id\" = \"5716\" }\n";
+    let path = write(dir.path(), "groups.toml", src);
+    let (code, out, _) = run_check(&path);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.ends_with("0 aliases, 0 overrides, 0 signatures, 1 group rule, 0 warnings\n"),
+        "{out}"
+    );
 }
 
 #[test]
