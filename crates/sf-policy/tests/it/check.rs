@@ -466,3 +466,45 @@ fn a_group_rule_without_match_or_buckets_shadows_every_later_one() {
         "{w:#?}"
     );
 }
+
+/// The first ```toml block of a README after `heading`.
+fn first_toml_block<'a>(readme: &'a str, heading: &str) -> &'a str {
+    let section = readme
+        .find(heading)
+        .map(|i| &readme[i..])
+        .unwrap_or_default();
+    let start = section.find("```toml\n").map(|i| i + "```toml\n".len());
+    let block = start.map(|s| &section[s..]).unwrap_or_default();
+    block.find("```").map(|e| &block[..e]).unwrap_or_default()
+}
+
+#[test]
+fn the_readme_policies_are_valid_and_group_as_documented() {
+    for (readme, heading) in [
+        (include_str!("../../README.md"), "## A policy"),
+        (include_str!("../../../../README.md"), "## The policy"),
+    ] {
+        let src = first_toml_block(readme, heading);
+        assert!(src.contains("[[group]]"), "{src}");
+        let (policy, w) = Policy::parse(src).expect("the README's policy is valid");
+        assert!(w.is_empty(), "{w:#?}");
+        assert_eq!(policy.group_ids(), ["sshd-bruteforce"]);
+        let alert = serde_json::json!({"rule": {"id": "5716", "level": 5}, "data": {"srcip": "203.0.113.7"}});
+        let k = policy.incident(
+            &alert,
+            "web1",
+            sf_policy::Bucket::Low,
+            at("2026-01-01T10:17:00Z"),
+        );
+        assert_eq!((k.group.as_str(), k.window_secs), ("sshd-bruteforce", 600));
+        let other = serde_json::json!({"rule": {"id": "5402", "level": 3}});
+        let k = policy.incident(
+            &other,
+            "web1",
+            sf_policy::Bucket::Low,
+            at("2026-01-01T10:17:00Z"),
+        );
+        assert_eq!((k.group.as_str(), k.window_secs), ("default", 3600));
+        assert_eq!(k.key.len(), 2, "by rule.id and agent");
+    }
+}
