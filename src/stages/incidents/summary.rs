@@ -531,7 +531,10 @@ fn timeline_section(p: &mut Page, view: &IncidentView, timeline: &[MemberRef]) {
     p.out.push_str(&fence_escaped(&text));
     if more > 0 {
         p.blank();
-        p.line(&format!("… and {more} more members."));
+        p.line(&format!(
+            "… and {}.",
+            plural(more, "more member", "more members")
+        ));
     }
 }
 

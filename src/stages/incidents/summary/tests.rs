@@ -467,3 +467,20 @@ fn a_single_member_has_no_rate_and_no_escalation_line() {
     assert!(md.contains("- **Span:** not known; no rate"), "{md}");
     assert!(md.starts_with("# Incident `INC-0123456789abcdef0123` — high\n"));
 }
+
+#[test]
+fn more_alerts_than_the_sample_holds_are_not_tallied() {
+    let v = view(250);
+    let sample: Vec<Map<String, Value>> = (0..250).map(burst_alert).collect();
+    let md = render(&SummaryInput {
+        incident: &v,
+        timeline: &[],
+        sample: &sample,
+        aliases: &[],
+    });
+    assert!(
+        md.contains("- ip `203[.]0[.]113[.]7` in 200 alerts"),
+        "{md}"
+    );
+    assert!(md.contains("(in 200 of the 200 sampled alerts)"), "{md}");
+}
