@@ -32,8 +32,8 @@ use super::PackInput;
 
 mod kinds;
 
-use kinds::{key_fields, next_steps};
-pub use kinds::{kind_of, AlertKind};
+use kinds::key_fields;
+pub use kinds::{kind_of, next_steps, AlertKind};
 
 /// Related references shown in the summary (all of them, up to 50, are in `related.jsonl`).
 const RELATED_SHOWN: usize = 20;

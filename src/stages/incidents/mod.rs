@@ -4,4 +4,5 @@
 //! counts (maintained by triggers as rows become and stop being triaged or escalated), and the
 //! files below `incidents/` are views of it, rebuilt after the commits that touched them.
 
+pub mod summary;
 pub mod view;

@@ -27,7 +27,8 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
-    pub(super) fn title(self) -> &'static str {
+    /// A few words naming the kind, for headings.
+    pub fn title(self) -> &'static str {
         match self {
             AlertKind::Process => "process activity (Sysmon / Windows events / auditd)",
             AlertKind::Authentication => "authentication (sshd, PAM, sudo, Windows logon)",
@@ -353,7 +354,9 @@ fn generic_fields(p: &mut Page<'_>) -> usize {
     n
 }
 
-pub(super) fn next_steps(kind: AlertKind) -> &'static [&'static str] {
+/// What an analyst checks next for an alert of this kind (the steps refer to the sections of
+/// the pack's `summary.md`).
+pub fn next_steps(kind: AlertKind) -> &'static [&'static str] {
     match kind {
         AlertKind::Process => &[
             "Decide whether this process belongs on this host: check the image path, its signer and its parent. An Office application, browser or script host starting a shell or PowerShell is a red flag.",
