@@ -15,6 +15,89 @@ use std::process::Command;
 
 use common::{bench_dir, benching, config, field, seed_pipeline, settle, sf, size, write_alerts};
 
+/// The policies the grouping comparison triages with: the same thresholds and signature, without
+/// and with `[[group]]` rules (five, with matchers on rule ids, levels and agents, so that each
+/// alert is tried against several before one applies or the default does).
+const PLAIN_POLICY: &str = "[severity]\nmedium = 7\nhigh = 12\n\n[[suppress]]\nid = \"fp-bench\"\nreason = \"bench noise\"\nowner = \"bench\"\nmatch = { \"rule.id\" = \"5749\" }\n";
+const GROUP_RULES: &str = "
+[[group]]
+id = \"sshd-bruteforce\"
+by = [\"data.srcip\"]
+window = \"10m\"
+match = { \"rule.id\" = [\"5710\", \"5712\", \"5716\", \"5720\"] }
+
+[[group]]
+id = \"high-by-host\"
+by = [\"agent\"]
+window = \"30m\"
+buckets = [\"high\"]
+
+[[group]]
+id = \"web-tier\"
+by = [\"rule.id\", \"agent\"]
+window = \"15m\"
+match = { \"agent\" = { glob = \"host-1*\" }, \"rule.level\" = { gte = 5 } }
+
+[[group]]
+id = \"by-source\"
+by = [\"rule.id\", \"data.srcip\"]
+window = \"1h\"
+match = { \"full_log\" = { contains = \"from 10.0.7.\" } }
+
+[[group]]
+id = \"rare-rules\"
+by = [\"rule.id\"]
+window = \"1d\"
+match = { \"rule.id\" = [\"5747\", \"5748\"] }
+";
+
+/// Triage throughput with and without `[[group]]` rules, on the same alerts, in alternating
+/// fresh runs (the best of each when benchmarking); prints both and the ratio (target 0.9+).
+fn grouping_cost(
+    base: &std::path::Path,
+    jsonl: &std::path::Path,
+    setup: &std::path::Path,
+    n: usize,
+    bench: bool,
+) {
+    let plain = base.join("policy-plain.toml");
+    let grouped = base.join("policy-grouped.toml");
+    std::fs::write(&plain, PLAIN_POLICY).expect("policy");
+    std::fs::write(&grouped, format!("{PLAIN_POLICY}{GROUP_RULES}")).expect("policy");
+    let rounds = if bench { 3 } else { 1 };
+    let mut best = [f64::MAX; 2];
+    let mut incidents = [0.0; 2];
+    for round in 0..rounds {
+        for (k, policy) in [&plain, &grouped].into_iter().enumerate() {
+            let state = base.join(format!("grouping-{round}-{k}"));
+            sf(&state, setup, &["ingest", jsonl.to_str().expect("utf-8")]);
+            settle();
+            let cfg = config(
+                base,
+                &format!("grouping-{k}.toml"),
+                &format!(
+                    "[durability]\nfsync = \"batch\"\n[queue]\ncap = {}\n[policy]\nfile = {:?}\n",
+                    n + 1,
+                    policy.display().to_string()
+                ),
+            );
+            let (out, secs) = sf(&state, &cfg, &["triage"]);
+            let triaged = field(&out, "triage:", "triaged").unwrap_or(0.0);
+            assert_eq!(triaged as usize, n, "{out}");
+            best[k] = best[k].min(secs);
+            let (rec, _) = sf(&state, &cfg, &["reconcile"]);
+            incidents[k] = field(&rec, "reconcile:", "incidents").unwrap_or(0.0);
+            assert!(rec.ends_with("VERDICT=PASS\n"), "{rec}");
+            let _ = std::fs::remove_dir_all(&state);
+        }
+    }
+    let (without, with) = (n as f64 / best[0], n as f64 / best[1]);
+    println!(
+        "grouping: triage fsync=batch without [[group]] rules {without:.0} alerts/s ({} incidents), with 5 rules {with:.0} alerts/s ({} incidents); ratio {:.2} (target 0.9+)",
+        incidents[0], incidents[1], with / without
+    );
+}
+
 fn main() {
     let bench = benching();
     let n = size("SF_BENCH_N", 100_000, 100);
@@ -47,6 +130,7 @@ fn main() {
         }
         println!("signalfoundry triage fsync={mode}: {n} alerts in {secs:.2}s = {rate:.0} alerts/s (target 10,000+ with batch)");
     }
+    grouping_cost(&base, &jsonl, &setup, n, bench);
     if let (true, Some(seed)) = (bench, seed_pipeline()) {
         // The same alerts, as queued files, for the model.
         let state = base.join("seed");

@@ -46,6 +46,8 @@ pub struct Config {
     #[serde(default)]
     pub escalation: EscalationConfig,
     #[serde(default)]
+    pub incidents: IncidentsConfig,
+    #[serde(default)]
     pub heartbeat: HeartbeatConfig,
     #[serde(default)]
     pub durability: DurabilityConfig,
@@ -165,6 +167,23 @@ impl Default for EscalationConfig {
     }
 }
 
+/// `[incidents]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsConfig {
+    /// An incident stays `open` this long after its window ends (late alerts still join it).
+    #[serde(default = "d_15m", deserialize_with = "duration")]
+    pub close_after: Duration,
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        IncidentsConfig {
+            close_after: d_15m(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatConfig {
@@ -243,6 +262,9 @@ fn d_30s() -> Duration {
 }
 fn d_24h() -> Duration {
     Duration::from_secs(86_400)
+}
+fn d_15m() -> Duration {
+    Duration::from_secs(900)
 }
 fn d_30m() -> Duration {
     Duration::from_secs(1800)

@@ -8,7 +8,9 @@
 //! moves), `quarantine-entry-row` (a file moved into quarantine, before its entry row
 //! commits), `triage-commit` (a batch published, before its commit), `requeue-move` (a
 //! quarantine entry moved to `incoming/`, before admission), `admission-commit` (admission's
-//! files moved, before its batch commits).
+//! files moved, before its batch commits), `incident-backfill` (a batch of the incident
+//! backfill committed), `incident-rebuild` (a round's incident files written, before the
+//! ledger records them built).
 
 use std::sync::OnceLock;
 

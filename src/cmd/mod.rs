@@ -9,6 +9,7 @@
 pub mod daemon;
 mod debug;
 pub mod demo;
+pub mod incidents;
 pub mod ingest;
 mod policy;
 pub mod poll;
@@ -117,6 +118,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Incidents (repeated alerts grouped by the policy's [[group]] rules), latest first.
+    Incidents {
+        /// Only open incidents (their window plus `[incidents] close_after` not yet passed).
+        #[arg(long)]
+        open: bool,
+        /// Only incidents whose highest member is in this bucket.
+        #[arg(long, value_parser = parse_bucket)]
+        bucket: Option<sf_policy::Bucket>,
+        /// Only incidents with an alert within this long, e.g. 24h.
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only incidents with a member of this (canonical) agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// One JSON object per line (the incident.json shape).
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One incident.
+    Incident {
+        #[command(subcommand)]
+        command: IncidentCommand,
+    },
     /// Validate a policy file, or explain the decision for alerts.
     Policy {
         #[command(subcommand)]
@@ -158,6 +185,17 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// The incident's summary for a person (or its incident.json with --json).
+    Show {
+        /// The incident id (INC-...).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy file: every error with line and column. Exit 0 valid, 2 invalid.
     Check { file: PathBuf },
@@ -175,6 +213,11 @@ pub enum PolicyCommand {
         #[arg(required = true)]
         alerts: Vec<PathBuf>,
     },
+}
+
+fn parse_bucket(s: &str) -> Result<sf_policy::Bucket, String> {
+    sf_policy::Bucket::parse(s)
+        .ok_or_else(|| format!("unknown bucket {s:?}; one of suppressed, low, medium, high"))
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -328,6 +371,15 @@ impl Context {
         }
     }
 
+    /// How incident files are rebuilt by reconcile and the incident commands.
+    pub fn incident_rounds(&self) -> crate::stages::incidents::build::RoundOptions {
+        crate::stages::incidents::build::RoundOptions {
+            close_after: self.config.incidents.close_after,
+            durability: self.durability(),
+            wait: true,
+        }
+    }
+
     pub fn triage_options(
         &self,
         deadline: Option<std::time::Instant>,
@@ -346,6 +398,7 @@ impl Context {
             },
             related_window: chrono::Duration::from_std(self.config.escalation.related_window)
                 .unwrap_or(chrono::Duration::minutes(30)),
+            incidents_close_after: self.config.incidents.close_after,
             ..crate::stages::triage::TriageOptions::default()
         }
     }
@@ -387,7 +440,13 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     // not be stopped by an operator's typo; the queue priority then ignores overrides.
     let policy = match (&cli.command, ctx.policy()) {
         (_, Ok(p)) => p,
-        (Command::Ingest { .. } | Command::Status { .. }, Err(f)) => {
+        (
+            Command::Ingest { .. }
+            | Command::Status { .. }
+            | Command::Incidents { .. }
+            | Command::Incident { .. },
+            Err(f),
+        ) => {
             tracing::error!(
                 "the policy cannot be loaded, using severity thresholds only: {:#}",
                 f.error
@@ -466,8 +525,14 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Reconcile { deep, json } => {
             let (state, mut ledger) = ctx.open(Lock::Run)?;
-            let r = crate::stages::reconcile::run(&state, &mut ledger, *deep, true)
-                .map_err(Failure::failed)?;
+            let r = crate::stages::reconcile::run(
+                &state,
+                &mut ledger,
+                *deep,
+                true,
+                ctx.incident_rounds(),
+            )
+            .map_err(Failure::failed)?;
             if *json {
                 let line = serde_json::to_string(&r).map_err(|e| {
                     Failure::failed(anyhow::Error::new(e).context("serialize the reconcile report"))
@@ -481,6 +546,27 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Poll { audit } => poll::command(&ctx, &prio, *audit),
         Command::Run => crate::cmd::run::run(&ctx, &policy, &prio),
         Command::Status { json } => crate::cmd::status::run(&ctx, &policy, *json),
+        Command::Incidents {
+            open,
+            bucket,
+            since,
+            agent,
+            json,
+            limit,
+        } => incidents::list(
+            &ctx,
+            &incidents::ListArgs {
+                open: *open,
+                bucket: *bucket,
+                since: *since,
+                agent: agent.clone(),
+                json: *json,
+                limit: *limit,
+            },
+        ),
+        Command::Incident {
+            command: IncidentCommand::Show { id, json },
+        } => incidents::show(&ctx, id, *json),
         Command::Daemon { every } => crate::cmd::daemon::run(&ctx, *every),
         Command::Policy { .. }
         | Command::VerifyPack { .. }

@@ -235,7 +235,7 @@ pub fn execute(
     // 6. reconcile
     let t = Instant::now();
     let (block, summary, rec_stage) =
-        match crate::stages::reconcile::run(state, ledger, false, true) {
+        match crate::stages::reconcile::run(state, ledger, false, true, ctx.incident_rounds()) {
             Ok(r) => {
                 let s = ReconcileSummary {
                     verdict: r.verdict.to_string(),

@@ -37,6 +37,9 @@ pub struct Status {
     pub heartbeat: Option<HeartbeatStatus>,
     pub ledger: BTreeMap<String, u64>,
     pub ledger_total: u64,
+    /// Open incidents (their window plus `[incidents] close_after` not yet passed), by their
+    /// highest member's bucket.
+    pub open_incidents: BTreeMap<String, u64>,
     pub expiring_within_7_days: Vec<Expiring>,
 }
 
@@ -95,7 +98,23 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
         .into_iter()
         .map(|(s, n)| (s.as_str().to_string(), n))
         .collect();
+    let close = chrono::Duration::from_std(ctx.config.incidents.close_after)
+        .unwrap_or(chrono::Duration::zero());
+    let mut open_incidents: BTreeMap<String, u64> = sf_policy::Bucket::ALL
+        .iter()
+        .map(|b| (b.as_str().to_string(), 0))
+        .collect();
+    for (b, n) in ledger
+        .open_incidents_by_bucket(&crate::store::ledger::incidents::time_text(now - close))
+        .map_err(|e| Failure {
+            code: EXIT_FAILED,
+            error: e.into(),
+        })?
+    {
+        open_incidents.insert(b, n);
+    }
     let st = Status {
+        open_incidents,
         state_dir: crate::store::fsx::shown(state.path()),
         depths: state.depths(),
         heartbeat: heartbeat(&state, now),
@@ -158,6 +177,14 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
         "ledger: {} total={}",
         ledger.join(" "),
         st.ledger_total
+    );
+    let _ = writeln!(
+        out,
+        "open incidents: high={} medium={} low={} suppressed={} (signalfoundry incidents --open)",
+        st.open_incidents.get("high").unwrap_or(&0),
+        st.open_incidents.get("medium").unwrap_or(&0),
+        st.open_incidents.get("low").unwrap_or(&0),
+        st.open_incidents.get("suppressed").unwrap_or(&0),
     );
     if st.expiring_within_7_days.is_empty() {
         let _ = writeln!(out, "signatures expiring within a week: none");

@@ -47,6 +47,10 @@ pub struct StoredDecision {
     pub level: u32,
     pub policy_version: String,
     pub decided_at: String,
+    /// The alert's incident, fixed with the rest (absent from intents stored before incidents
+    /// existed: planning fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<sf_policy::IncidentKey>,
 }
 
 impl StoredDecision {
@@ -68,6 +72,7 @@ impl StoredDecision {
             level: d.level,
             policy_version: policy_version.to_string(),
             decided_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            incident: None,
         }
     }
 }
@@ -177,6 +182,7 @@ pub fn case_json(c: &CaseInput<'_>) -> Value {
             "trace": d.trace,
         },
         "dashboard_link": dashboard_link(c.dashboard_url, c.index_id),
+        "incident": d.incident.as_ref().map(|k| k.id.as_str()),
     });
     if let (Some(entry), Some(obj)) = (c.quarantine_entry, v.as_object_mut()) {
         obj.insert("quarantined".into(), Value::Bool(true));

@@ -33,7 +33,7 @@ pub enum StateError {
 }
 
 /// The subdirectories of a state directory.
-pub const SUBDIRS: [&str; 7] = [
+pub const SUBDIRS: [&str; 8] = [
     "incoming",
     "queue",
     "overflow",
@@ -41,6 +41,7 @@ pub const SUBDIRS: [&str; 7] = [
     "quarantine",
     "cases",
     "escalations",
+    "incidents",
 ];
 
 /// A state directory opened for work.
@@ -54,6 +55,8 @@ pub struct StateDir {
     pub quarantine: DirFd,
     pub cases: DirFd,
     pub escalations: DirFd,
+    /// `incidents/<YYYY>/<MM>/<DD>/<id>/`: views of the ledger's incidents.
+    pub incidents: DirFd,
     /// Held for the life of the value when the command takes the run lock.
     _lock: Option<File>,
 }
@@ -93,6 +96,7 @@ impl StateDir {
             quarantine: sub("quarantine")?,
             cases: sub("cases")?,
             escalations: sub("escalations")?,
+            incidents: sub("incidents")?,
             root,
             _lock: held,
         };
@@ -117,6 +121,7 @@ impl StateDir {
             ("quarantine", &self.quarantine),
             ("cases", &self.cases),
             ("escalations", &self.escalations),
+            ("incidents", &self.incidents),
         ] {
             if dev(d)? != root {
                 return Err(StateError::SpansFilesystems {

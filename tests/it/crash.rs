@@ -266,7 +266,48 @@ pub fn assert_drained_exactly_once(env: &Env, levels: &BTreeMap<String, u32>, ct
     let mut temps = Vec::new();
     temps_below(&state.join("cases"), &mut temps);
     temps_below(&state.join("escalations"), &mut temps);
+    temps_below(&state.join("incidents"), &mut temps);
     assert!(temps.is_empty(), "{ctx}: temp entries left: {temps:?}");
+    assert_incidents_exact(env, &cases, ctx);
+}
+
+/// Incidents under the default grouping (no policy: same `rule.id` and agent, one hour): the
+/// cases of one (rule, agent, hour) are one incident, each case names it, and the ledger's
+/// counts and every `incident.json` say exactly that many members; `reconcile --deep` passes.
+fn assert_incidents_exact(env: &Env, cases: &[CaseDir], ctx: &str) {
+    let mut by_key: BTreeMap<(String, String, i64), BTreeSet<String>> = BTreeMap::new();
+    let mut members: BTreeMap<String, u64> = BTreeMap::new();
+    for c in cases {
+        let case: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(c.path.join("case.json")).expect("case.json"))
+                .expect("json");
+        let t = chrono::DateTime::parse_from_rfc3339(case["alert_time"].as_str().expect("time"))
+            .expect("alert time");
+        let key = (
+            case["rule"]["id"].to_string(),
+            case["agent"]["canonical"].to_string(),
+            t.timestamp().div_euclid(3600),
+        );
+        let inc = case["incident"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{ctx}: case {} names no incident", c.id))
+            .to_string();
+        by_key.entry(key).or_default().insert(inc.clone());
+        *members.entry(inc).or_default() += 1;
+    }
+    for (k, ids) in &by_key {
+        assert_eq!(ids.len(), 1, "{ctx}: the alerts of {k:?} are in {ids:?}");
+    }
+    assert_eq!(members.len(), by_key.len(), "{ctx}: one incident per key");
+    let table = crate::incidents::incident_counts(env);
+    let table: BTreeMap<String, u64> = table.into_iter().map(|(k, v)| (k, v[0])).collect();
+    assert_eq!(table, members, "{ctx}: the ledger's incident counts");
+    let files: BTreeMap<String, u64> = crate::incidents::incident_files(&env.state)
+        .into_iter()
+        .map(|(k, v)| (k, v["members"]["total"].as_u64().expect("total")))
+        .collect();
+    assert_eq!(files, members, "{ctx}: incident.json counts");
+    crate::incidents::assert_deep_pass(env);
 }
 
 /// Where a kill landed, judged from what it left on disk and in the ledger.

@@ -12,6 +12,7 @@ mod crash;
 mod disk_full;
 mod escapes;
 mod holes;
+mod incidents;
 mod ingest;
 mod poll;
 mod product;

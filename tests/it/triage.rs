@@ -119,6 +119,15 @@ fn every_real_alert_becomes_a_case_in_its_policy_bucket_and_high_ones_get_verifi
             "{}",
             fixtures()[i].display()
         );
+        // The incident `policy test` shows is the one triage fixed for the alert.
+        let shown = expected[i]["incident"]["id"].as_str().expect("incident id");
+        assert!(shown.starts_with("INC-"), "{shown}");
+        assert_eq!(
+            case["incident"].as_str(),
+            Some(shown),
+            "{}",
+            fixtures()[i].display()
+        );
         *by_bucket.entry(bucket.clone()).or_default() += 1;
         if bucket == "high" {
             let pack = env.path("escalations").join(case_id);

@@ -52,7 +52,7 @@ mod value;
 pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};
-pub use group::{alert_time, IncidentKey, KeyField};
+pub use group::{alert_time, format_duration, IncidentKey, KeyField};
 pub use level::{Level, MAX_LEVEL};
 pub use value::collapse_backslashes;
 

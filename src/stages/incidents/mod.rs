@@ -4,5 +4,7 @@
 //! counts (maintained by triggers as rows become and stop being triaged or escalated), and the
 //! files below `incidents/` are views of it, rebuilt after the commits that touched them.
 
+pub mod backfill;
+pub mod build;
 pub mod summary;
 pub mod view;

@@ -13,6 +13,7 @@
 //! - Names read from disk are printed escaped; so are alert keys (attacker text: bidi, C1 and
 //!   zero-width characters pass JSON escaping), in the report's strings themselves.
 
+mod incidents;
 mod report;
 mod scan;
 pub use report::{BucketCount, ReconcileReport, StateCount};
@@ -20,6 +21,7 @@ use scan::{claims_in_temp_cases, requeued_in_incoming, scan, Disk};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::stages::incidents::build::RoundOptions;
 use crate::store::fsx::{escape_name, escape_text, DirFd, FsError};
 use crate::store::ledger::{Ledger, LedgerError, State};
 use crate::store::state::StateDir;
@@ -32,6 +34,8 @@ pub enum ReconcileError {
     Ledger(#[from] LedgerError),
     #[error("ledger query: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("incident files: {0}")]
+    Incidents(String),
 }
 
 pub const BUCKETS: [&str; 4] = ["suppressed", "low", "medium", "high"];
@@ -43,6 +47,7 @@ pub fn run(
     ledger: &mut Ledger,
     deep: bool,
     record_lost: bool,
+    incident_files: RoundOptions,
 ) -> Result<ReconcileReport, ReconcileError> {
     let mut disk = scan(state)?;
     crate::failpoint::pause_point("SIGNALFOUNDRY_DEBUG_RECONCILE_PAUSE_MS");
@@ -183,6 +188,7 @@ pub fn run(
             disk.pack_strays.len()
         ));
     }
+    let mut recounted = false;
     // Keyed pass: at every quiescent point (equal counts can hide a lost file and a rowless
     // one in the same state: the count pass never passes what `--deep` fails), and for
     // --deep. `--deep` names every orphan and ghost; the count pass too (they fail it).
@@ -194,7 +200,7 @@ pub fn run(
             || report.adopted > 0
         {
             // Recount after recording: what remains is a real mismatch.
-            let again = run(state, ledger, deep, false)?;
+            let again = run(state, ledger, deep, false, incident_files)?;
             let mut m = again.mismatches;
             m.extend(
                 report
@@ -210,11 +216,33 @@ pub fn run(
             report.ghosts = again.ghosts;
             report.awaiting_admission = again.awaiting_admission;
             report.strays = again.strays;
+            report.incidents = again.incidents;
+            report.open_incidents = again.open_incidents;
+            report.incident_members = again.incident_members;
+            report.incidents_repaired = again.incidents_repaired;
+            recounted = true;
         } else {
             report.mismatches = mismatches;
         }
     } else {
         report.mismatches = mismatches;
+    }
+    // The recount (above) checked the incidents against the rows as they are now.
+    if !recounted {
+        let inc = incidents::check(
+            state,
+            ledger,
+            deep,
+            quiescent,
+            c(State::Triaged) + c(State::Escalated),
+            incident_files,
+        )?;
+        report.incidents = inc.incidents;
+        report.open_incidents = inc.open;
+        report.incident_members = inc.members;
+        report.incidents_repaired = inc.repaired;
+        report.mismatches.extend(inc.mismatches);
+        report.strays.extend(inc.strays);
     }
     if deep {
         for s in &disk.case_strays {

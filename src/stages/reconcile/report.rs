@@ -49,6 +49,13 @@ pub struct ReconcileReport {
     /// Entries that belong nowhere: in `escalations/` (not a pack: a mismatch), in
     /// `quarantine/` or in a dead worker's folder (reported).
     pub strays: Vec<String>,
+    /// Incidents with members, the open ones, and their members (the triaged and escalated
+    /// rows, each in exactly one).
+    pub incidents: u64,
+    pub open_incidents: u64,
+    pub incident_members: u64,
+    /// Incidents whose files were behind the ledger (missing, stale) and were rebuilt.
+    pub incidents_repaired: u64,
     pub deep: bool,
     pub orphans: Vec<String>,
     pub ghosts: Vec<String>,
@@ -114,6 +121,16 @@ impl ReconcileReport {
             thousands(self.packs),
             thousands(self.quarantine_packs)
         ));
+        o.push_str(&format!(
+            "  incidents={} open={} members={}\n",
+            self.incidents, self.open_incidents, self.incident_members
+        ));
+        if self.incidents_repaired > 0 {
+            o.push_str(&format!(
+                "  incidents repaired (files rebuilt from the ledger): {}\n",
+                self.incidents_repaired
+            ));
+        }
         let state_sum: u64 = self.states.iter().map(|s| s.ledger).sum();
         o.push_str(&format!(
             "  rows: {} (states sum to {})\n",
@@ -189,6 +206,10 @@ impl Report for ReconcileReport {
             ("quarantine_packs", self.quarantine_packs),
             ("orphans", n(&self.orphans)),
             ("ghosts", n(&self.ghosts)),
+            ("incidents", self.incidents),
+            ("open_incidents", self.open_incidents),
+            ("incident_members", self.incident_members),
+            ("incidents_repaired", self.incidents_repaired),
         ])
     }
 }

@@ -131,6 +131,9 @@ fn record_intent(
     at: &str,
 ) -> Result<(), rusqlite::Error> {
     let d = &it.case.decision;
+    if let Some(k) = &d.incident {
+        tx.ensure_incident(k, at)?;
+    }
     tx.intend(&Intent {
         id,
         worker,
@@ -147,6 +150,7 @@ fn record_intent(
             .and_then(|r| r.get("description"))
             .and_then(Value::as_str),
         level: d.level,
+        incident: d.incident.as_ref().map(|k| k.id.as_str()),
         at,
     })?;
     Ok(())
@@ -185,7 +189,7 @@ fn finish_row(
 }
 
 /// Other names of the host, from the alert's own fields, for the pack's "aliases" line.
-pub(super) fn agent_aliases(alert: &Map<String, Value>, canonical: &str) -> Vec<String> {
+pub(crate) fn agent_aliases(alert: &Map<String, Value>, canonical: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let paths: [&[&str]; 3] = [
         &["agent", "name"],

@@ -34,6 +34,7 @@ mod quarantine;
 mod recover;
 mod report;
 mod workers;
+pub(crate) use batch::agent_aliases;
 pub use report::TriageReport;
 
 use std::sync::atomic::AtomicBool;
@@ -41,6 +42,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
+use crate::stages::incidents;
 use crate::store::claim::{self, Worker};
 use crate::store::fsx::{Durability, FsError};
 use crate::store::ledger::{Ledger, LedgerError};
@@ -56,6 +58,8 @@ pub enum TriageError {
     Fs(#[from] FsError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Backfill(#[from] crate::stages::incidents::backfill::BackfillError),
     #[error("a triage thread panicked; its batch is recovered by the next run")]
     Panicked,
     /// SQLite's "database or disk is full", said the way every other full-disk error is.
@@ -103,6 +107,9 @@ impl TriageError {
         }
     }
 }
+
+/// How often the rebuilder thread brings incident files up to the ledger during a triage.
+const REBUILD_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Tries in all for a batch step that fails because the disk is full.
 pub const DISK_FULL_TRIES: u32 = 3;
@@ -153,6 +160,8 @@ pub struct TriageOptions {
     pub related_window: chrono::Duration,
     /// Set by a signal: finish the batch in hand, claim no more.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// `[incidents] close_after`.
+    pub incidents_close_after: std::time::Duration,
 }
 
 impl TriageOptions {
@@ -175,6 +184,7 @@ impl Default for TriageOptions {
             dashboard_url: None,
             related_window: chrono::Duration::minutes(30),
             stop: None,
+            incidents_close_after: std::time::Duration::from_secs(900),
         }
     }
 }
@@ -227,6 +237,10 @@ impl Triage<'_> {
             .saturating_sub(workers.len() as u64);
         report.recovery.temps_removed += self.sweep_dead_temps()?;
         self.recover_intents(ledger, &mut report, notices)?;
+        if incidents::backfill::pending(ledger)? {
+            let b = incidents::backfill::run(self.sp.state, ledger, self.policy, now)?;
+            report.incidents_backfilled = b.assigned;
+        }
         let shared = Ledger::open(ledger.path(), self.durability())?;
         // The batches' commits do not checkpoint: a thread checkpointing (copying the WAL into
         // the database and waiting for two fsyncs) while holding the shared connection stalled
@@ -235,11 +249,14 @@ impl Triage<'_> {
         shared.manual_checkpoints()?;
         let shared = Shared::new(shared);
         let checkpointer = Ledger::open(ledger.path(), self.durability())?;
+        let mut rebuilder = Ledger::open(ledger.path(), self.durability())?;
         let done = AtomicBool::new(false);
         let result = std::thread::scope(|s| {
             let shared = &shared;
             let done_ref = &done;
             s.spawn(move || checkpoints(&checkpointer, shared, done_ref));
+            let rebuilder = &mut rebuilder;
+            s.spawn(move || self.rebuild_incidents(rebuilder, done_ref));
             // `done` is set however drain ends (a panic included), so the scope can end.
             let _stop = SetOnDrop(&done);
             self.drain(&mut workers, shared, &mut report, notices)
@@ -257,7 +274,52 @@ impl Triage<'_> {
                 });
             }
         }
+        // The files of every incident this run touched (and any an earlier run left behind)
+        // show the ledger before the run ends.
+        match incidents::build::round(self.sp.state, ledger, self.round_options(true), Utc::now()) {
+            Ok(r) => report.incidents_built += r.built + r.emptied,
+            Err(e) => notices.push(Notice {
+                what: "incidents".into(),
+                reason: format!("incident files not rebuilt (the next run does): {e}"),
+            }),
+        }
         result.map(|()| report)
+    }
+
+    fn round_options(&self, wait: bool) -> incidents::build::RoundOptions {
+        incidents::build::RoundOptions {
+            close_after: self.opts.incidents_close_after,
+            durability: self.durability(),
+            wait,
+        }
+    }
+
+    /// Beside the batches: brings the files of the incidents their commits touched up to the
+    /// ledger, a round every [`REBUILD_EVERY`], so a crash leaves them little behind. A
+    /// failed round is retried by the next (and by the final one).
+    ///
+    /// A round that took long spaces the next out (at least four times its length), so that
+    /// rebuilding takes at most about a fifth of a core from the batches.
+    fn rebuild_incidents(&self, ledger: &mut Ledger, done: &AtomicBool) {
+        let mut since = Instant::now();
+        let mut pause = REBUILD_EVERY;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if since.elapsed() < pause {
+                continue;
+            }
+            let started = Instant::now();
+            if let Err(e) = incidents::build::round(
+                self.sp.state,
+                ledger,
+                self.round_options(false),
+                Utc::now(),
+            ) {
+                tracing::debug!("incident rebuild: {e}");
+            }
+            pause = REBUILD_EVERY.max(started.elapsed() * 4);
+            since = Instant::now();
+        }
     }
 
     fn drain(

@@ -247,6 +247,13 @@ pub(super) fn plan(input: Input<'_>) -> Outcome {
             (meta.key.as_str().to_string(), None, meta.time, Some(row))
         }
     };
+    // The incident is fixed with the decision (an intent stored before incidents existed
+    // gets it now, from the same alert, agent, bucket and time).
+    let mut decision = decision;
+    if decision.incident.is_none() {
+        decision.incident =
+            Some(policy.incident(&value, &decision.agent, decision.bucket, alert_time));
+    }
     let case_id = CaseId::for_key(&name.key_hash);
     let case_path = row
         .and_then(|i| i.case_path.clone())

@@ -262,6 +262,8 @@ impl Triage<'_> {
             level,
             policy_version: self.policy.version().to_string(),
             decided_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            // A quarantined alert belongs to no incident: it is not triaged.
+            incident: None,
         };
         let alert_time = alert::meta(alert, None, now).time;
         let case = cases::case_json(&CaseInput {

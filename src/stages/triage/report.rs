@@ -36,6 +36,10 @@ pub struct TriageReport {
     pub batches: u64,
     /// True when the deadline stopped triage with work left.
     pub stopped_by_deadline: bool,
+    /// Rows triaged before incidents existed, given theirs by this run.
+    pub incidents_backfilled: u64,
+    /// Incidents whose files this run wrote (or removed, without members).
+    pub incidents_built: u64,
 }
 
 impl TriageReport {
@@ -62,6 +66,8 @@ impl TriageReport {
         self.held_back += o.held_back;
         self.batches += o.batches;
         self.stopped_by_deadline |= o.stopped_by_deadline;
+        self.incidents_backfilled += o.incidents_backfilled;
+        self.incidents_built += o.incidents_built;
         let r = &mut self.recovery;
         r.dead_workers += o.recovery.dead_workers;
         r.requeued += o.recovery.requeued;
@@ -111,6 +117,8 @@ impl Report for TriageReport {
             ("batches", self.batches),
             ("dead_workers", self.recovery.dead_workers),
             ("stopped_by_deadline", u64::from(self.stopped_by_deadline)),
+            ("incidents_built", self.incidents_built),
+            ("incidents_backfilled", self.incidents_backfilled),
         ])
     }
 }

@@ -21,6 +21,8 @@ pub struct Intent<'a> {
     pub rule_id: Option<&'a str>,
     pub description: Option<&'a str>,
     pub level: u32,
+    /// The incident (its row exists: [`Tx::ensure_incident`] in the same transaction).
+    pub incident: Option<&'a str>,
     pub at: &'a str,
 }
 
@@ -32,7 +34,7 @@ impl Tx<'_> {
             .prepare_cached(
                 "UPDATE alerts SET state = 'triaging', worker = ?2, bucket = ?3, critical = ?4, case_id = ?5,
                    case_path = ?6, agent = ?7, rule_id = ?8, description = ?9, level = ?10,
-                   updated_at = ?11 WHERE id = ?1",
+                   updated_at = ?11, incident = ?12 WHERE id = ?1",
             )?
             .execute(params![
                 i.id,
@@ -46,6 +48,7 @@ impl Tx<'_> {
                 i.description,
                 i.level,
                 i.at,
+                i.incident,
             ])?;
         Ok(())
     }
@@ -157,7 +160,7 @@ impl Tx<'_> {
         let sql = format!(
             "UPDATE alerts SET state = ?2, name = ?3, content_hash = ?4, level = ?5, priority = ?6,
                alert_time = ?7, worker = NULL, source = ?8, updated_at = ?9, bucket = NULL,
-               critical = NULL, case_id = NULL, case_path = NULL, pack = 0
+               critical = NULL, case_id = NULL, case_path = NULL, pack = 0, incident = NULL
              WHERE key_hash = ?1 AND {cond}"
         );
         let mut st = self.tx.prepare_cached(&sql)?;

@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::model::alert::KeyHash;
 use crate::store::fsx::Durability;
 
+pub mod incidents;
 mod lifecycle;
 pub use lifecycle::Intent;
 mod queries;
@@ -188,6 +189,103 @@ const MIGRATIONS: &[&str] = &[
       SELECT key_hash, decision FROM alerts
       WHERE decision IS NOT NULL AND state IN ('queued', 'overflow', 'processing', 'triaging');
     UPDATE alerts SET decision = NULL WHERE decision IS NOT NULL;",
+    // 5: incidents. A row's incident is fixed with its intent; `incidents` keeps each
+    //    incident's member counts (a member is a `triaged` or `escalated` row), maintained by
+    //    the triggers below in the transaction that moves the row, so the counts can never
+    //    drift from the rows. `rev` counts changes, `built_rev` the change its files show.
+    //    The row index holds only what never changes after the intent (a state change does
+    //    not touch it).
+    "ALTER TABLE alerts ADD COLUMN incident TEXT;
+    CREATE INDEX alerts_by_incident ON alerts(incident, alert_time, case_id)
+      WHERE incident IS NOT NULL;
+    CREATE TABLE incidents (
+        id           TEXT PRIMARY KEY,
+        group_id     TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        window_secs  INTEGER NOT NULL,
+        window_start TEXT NOT NULL,
+        window_end   TEXT NOT NULL,
+        previous     TEXT NOT NULL,
+        members      INTEGER NOT NULL DEFAULT 0,
+        suppressed   INTEGER NOT NULL DEFAULT 0,
+        low          INTEGER NOT NULL DEFAULT 0,
+        medium       INTEGER NOT NULL DEFAULT 0,
+        high         INTEGER NOT NULL DEFAULT 0,
+        critical     INTEGER NOT NULL DEFAULT 0,
+        max_level    INTEGER,
+        first_time   TEXT,
+        last_time    TEXT,
+        rev          INTEGER NOT NULL DEFAULT 1,
+        built_rev    INTEGER NOT NULL DEFAULT 0,
+        built_status TEXT,
+        created_at   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX incidents_dirty ON incidents(id) WHERE rev != built_rev;
+    CREATE INDEX incidents_open ON incidents(window_end) WHERE built_status = 'open';
+    CREATE INDEX incidents_by_start ON incidents(window_start);
+    CREATE INDEX incidents_by_previous ON incidents(previous);
+    CREATE TRIGGER incident_member_in AFTER UPDATE OF state, incident ON alerts
+    WHEN NEW.incident IS NOT NULL AND NEW.state IN ('triaged', 'escalated')
+      AND NOT (OLD.incident IS NEW.incident AND OLD.state IN ('triaged', 'escalated'))
+    BEGIN
+      UPDATE incidents SET members = members + 1,
+        suppressed = suppressed + (NEW.bucket IS 'suppressed'),
+        low = low + (NEW.bucket IS 'low'),
+        medium = medium + (NEW.bucket IS 'medium'),
+        high = high + (NEW.bucket IS 'high'),
+        critical = critical + (COALESCE(NEW.critical, 0) != 0),
+        max_level = CASE WHEN max_level IS NULL OR NEW.level > max_level THEN NEW.level ELSE max_level END,
+        first_time = CASE WHEN first_time IS NULL OR NEW.alert_time < first_time THEN NEW.alert_time ELSE first_time END,
+        last_time = CASE WHEN last_time IS NULL OR NEW.alert_time > last_time THEN NEW.alert_time ELSE last_time END,
+        rev = rev + 1
+      WHERE id = NEW.incident;
+      -- The incident's first member: the next window's incident now continues it.
+      UPDATE incidents SET rev = rev + 1 WHERE previous = NEW.incident
+        AND (SELECT members FROM incidents WHERE id = NEW.incident) = 1;
+    END;
+    CREATE TRIGGER incident_member_out AFTER UPDATE OF state, incident ON alerts
+    WHEN OLD.incident IS NOT NULL AND OLD.state IN ('triaged', 'escalated')
+      AND NOT (OLD.incident IS NEW.incident AND NEW.state IN ('triaged', 'escalated'))
+    BEGIN
+      UPDATE incidents SET members = members - 1,
+        suppressed = suppressed - (OLD.bucket IS 'suppressed'),
+        low = low - (OLD.bucket IS 'low'),
+        medium = medium - (OLD.bucket IS 'medium'),
+        high = high - (OLD.bucket IS 'high'),
+        critical = critical - (COALESCE(OLD.critical, 0) != 0),
+        rev = rev + 1
+      WHERE id = OLD.incident;
+      UPDATE incidents SET
+        max_level = (SELECT MAX(level) FROM alerts WHERE incident = OLD.incident AND state IN ('triaged', 'escalated')),
+        first_time = (SELECT MIN(alert_time) FROM alerts WHERE incident = OLD.incident AND state IN ('triaged', 'escalated')),
+        last_time = (SELECT MAX(alert_time) FROM alerts WHERE incident = OLD.incident AND state IN ('triaged', 'escalated'))
+      WHERE id = OLD.incident;
+      UPDATE incidents SET rev = rev + 1 WHERE previous = OLD.incident
+        AND (SELECT members FROM incidents WHERE id = OLD.incident) = 0;
+    END;
+    -- No insert trigger: a row is inserted without an incident (its intent sets it).
+    CREATE TRIGGER incident_member_delete AFTER DELETE ON alerts
+    WHEN OLD.incident IS NOT NULL AND OLD.state IN ('triaged', 'escalated')
+    BEGIN
+      UPDATE incidents SET members = members - 1,
+        suppressed = suppressed - (OLD.bucket IS 'suppressed'),
+        low = low - (OLD.bucket IS 'low'),
+        medium = medium - (OLD.bucket IS 'medium'),
+        high = high - (OLD.bucket IS 'high'),
+        critical = critical - (COALESCE(OLD.critical, 0) != 0),
+        rev = rev + 1
+      WHERE id = OLD.incident;
+      UPDATE incidents SET
+        max_level = (SELECT MAX(level) FROM alerts WHERE incident = OLD.incident AND state IN ('triaged', 'escalated')),
+        first_time = (SELECT MIN(alert_time) FROM alerts WHERE incident = OLD.incident AND state IN ('triaged', 'escalated')),
+        last_time = (SELECT MAX(alert_time) FROM alerts WHERE incident = OLD.incident AND state IN ('triaged', 'escalated'))
+      WHERE id = OLD.incident;
+      UPDATE incidents SET rev = rev + 1 WHERE previous = OLD.incident
+        AND (SELECT members FROM incidents WHERE id = OLD.incident) = 0;
+    END;
+    -- Rows triaged before incidents existed get theirs from the next triage (the backfill).
+    INSERT INTO meta (k, v) SELECT 'incident_backfill', 'pending'
+      WHERE EXISTS (SELECT 1 FROM alerts WHERE state IN ('triaged', 'escalated'));",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
