@@ -32,19 +32,15 @@ fn failed(e: impl Into<anyhow::Error>) -> Failure {
     }
 }
 
-fn chrono_of(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
 /// `signalfoundry incidents`.
 pub fn list(ctx: &Context, args: &ListArgs) -> Result<u8, Failure> {
     let (_state, ledger) = ctx.open(Lock::None)?;
     let now = Utc::now();
     let close_after = ctx.config.incidents.close_after;
     let filter = IncidentFilter {
-        window_ends_after: args.open.then(|| time_text(now - chrono_of(close_after))),
+        window_ends_after: args.open.then(|| time_text(build::minus(now, close_after))),
         bucket: args.bucket.map(sf_policy::Bucket::as_str),
-        active_since: args.since.map(|d| time_text(now - chrono_of(d))),
+        active_since: args.since.map(|d| time_text(build::minus(now, d))),
         agent: args.agent.as_deref(),
         limit: args.limit,
     };

@@ -98,14 +98,14 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
         .into_iter()
         .map(|(s, n)| (s.as_str().to_string(), n))
         .collect();
-    let close = chrono::Duration::from_std(ctx.config.incidents.close_after)
-        .unwrap_or(chrono::Duration::zero());
     let mut open_incidents: BTreeMap<String, u64> = sf_policy::Bucket::ALL
         .iter()
         .map(|b| (b.as_str().to_string(), 0))
         .collect();
     for (b, n) in ledger
-        .open_incidents_by_bucket(&crate::store::ledger::incidents::time_text(now - close))
+        .open_incidents_by_bucket(&crate::store::ledger::incidents::time_text(
+            crate::stages::incidents::build::minus(now, ctx.config.incidents.close_after),
+        ))
         .map_err(|e| Failure {
             code: EXIT_FAILED,
             error: e.into(),

@@ -100,10 +100,11 @@ pub fn run(
 }
 
 /// The row's alert: its case's `alert.json`, else one rebuilt from the row (`false`).
+/// Any error reading the case (not a directory, a link, unreadable) falls back to the row.
 fn alert_of(state: &StateDir, row: &BackfillRow) -> Result<(Value, bool), FsError> {
     if let Some(path) = &row.case_path {
-        if let Some(dir) = state.cases.open_path_opt(path)? {
-            if let ReadOutcome::Bytes(b) = dir.read_regular(b"alert.json", ALERT_MAX)? {
+        if let Ok(Some(dir)) = state.cases.open_path_opt(path) {
+            if let Ok(ReadOutcome::Bytes(b)) = dir.read_regular(b"alert.json", ALERT_MAX) {
                 if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(&b) {
                     return Ok((v, true));
                 }

@@ -56,6 +56,8 @@ pub struct RoundReport {
     pub emptied: u64,
     /// The round did not run: another process holds the lock.
     pub skipped: bool,
+    /// Incidents whose files could not be written (they stay dirty; the reason is logged).
+    pub failed: u64,
 }
 
 /// How a round runs.
@@ -66,6 +68,14 @@ pub struct RoundOptions {
     pub durability: Durability,
     /// Wait for the lock instead of skipping.
     pub wait: bool,
+}
+
+/// `t - d`, or the earliest time when that is out of range (never a panic).
+pub fn minus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// `incidents/<YYYY>/<MM>/<DD>` of a window start (UTC).
@@ -85,32 +95,38 @@ pub fn round(
         report.skipped = true;
         return Ok(report);
     };
-    let close = chrono::Duration::from_std(opts.close_after).unwrap_or(chrono::Duration::zero());
-    let cutoff = time_text(now - close);
-    // An id that stays dirty after its round (a commit moved it on meanwhile) is met again in
-    // the next chunk; rounds end when a chunk builds nothing new, so a writer that keeps
-    // touching one incident cannot hold a round forever.
-    let mut seen = std::collections::HashSet::new();
+    let cutoff = time_text(minus(now, opts.close_after));
+    // One pass over the dirty set by id: an incident that commits dirty again meanwhile is met
+    // by the next round, so a writer that keeps touching one cannot hold a round forever.
+    let mut after = String::new();
     loop {
-        let ids = ledger.dirty_incidents(&cutoff, ROUND_CHUNK)?;
-        let fresh: Vec<String> = ids
-            .into_iter()
-            .filter(|id| seen.insert(id.clone()))
-            .collect();
-        if fresh.is_empty() {
+        let fresh = ledger.dirty_incidents(&cutoff, &after, ROUND_CHUNK)?;
+        let Some(last) = fresh.last() else {
             return Ok(report);
-        }
+        };
+        after = last.clone();
         let mut built = Vec::with_capacity(fresh.len());
         for id in &fresh {
-            let Some(snap) = snapshot(ledger, id)? else {
-                continue;
-            };
-            let status = write_files(state, &snap, opts, now)?;
-            match status {
-                Some(_) => report.built += 1,
-                None => report.emptied += 1,
+            // One incident that cannot be built (a case or a directory replaced by something
+            // else) stays dirty and is said once per round; the others go on.
+            let done = snapshot(ledger, id).and_then(|snap| match snap {
+                Some(snap) => write_files(state, &snap, opts, now).map(|st| Some((snap, st))),
+                None => Ok(None),
+            });
+            match done {
+                Ok(Some((snap, status))) => {
+                    match status {
+                        Some(_) => report.built += 1,
+                        None => report.emptied += 1,
+                    }
+                    built.push((id.clone(), snap.row.rev, status));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!("incident files not rebuilt: {e}");
+                }
             }
-            built.push((id.clone(), snap.row.rev, status));
         }
         crate::failpoint::crash_point("incident-rebuild");
         // The files are durable before the ledger says they show these revisions.
@@ -235,8 +251,10 @@ pub fn view_of(
         high: r.high,
         critical: r.critical,
     };
-    let closes_at =
-        end + chrono::Duration::from_std(close_after).unwrap_or(chrono::Duration::zero());
+    let closes_at = chrono::Duration::from_std(close_after)
+        .ok()
+        .and_then(|d| end.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     let ids = |v: &[MemberRow]| v.iter().map(|m| m.case_id.clone()).collect::<Vec<_>>();
     let cases = if snap.last.is_empty() {
         CaseList {
@@ -306,10 +324,10 @@ pub fn member_ref(m: &MemberRow) -> Option<MemberRef> {
 fn sample(state: &StateDir, members: &[MemberRow]) -> Result<Vec<Map<String, Value>>, FsError> {
     let mut out = Vec::new();
     for m in members.iter().take(SAMPLE_MAX) {
-        let Some(dir) = state.cases.open_path_opt(&m.case_path)? else {
+        let Ok(Some(dir)) = state.cases.open_path_opt(&m.case_path) else {
             continue;
         };
-        if let ReadOutcome::Bytes(b) = dir.read_regular(b"alert.json", SAMPLE_FILE_MAX)? {
+        if let Ok(ReadOutcome::Bytes(b)) = dir.read_regular(b"alert.json", SAMPLE_FILE_MAX) {
             if let Ok(Value::Object(map)) = serde_json::from_slice(&b) {
                 out.push(map);
             }

@@ -29,6 +29,8 @@ pub(super) struct IncidentCheck {
     pub open: u64,
     pub members: u64,
     pub repaired: u64,
+    /// Member rows from before incidents that the next triage's backfill assigns.
+    pub awaiting_backfill: u64,
     pub mismatches: Vec<String>,
     /// Entries under `incidents/` that are not an incident's directory.
     pub strays: Vec<String>,
@@ -45,7 +47,10 @@ pub(super) fn check(
 ) -> Result<IncidentCheck, ReconcileError> {
     let mut out = IncidentCheck::default();
     let orphans = ledger.members_without_incident()?;
-    if orphans > 0 {
+    let pending = ledger.meta_get(BACKFILL_META)?.is_some();
+    if orphans > 0 && pending {
+        out.awaiting_backfill = orphans;
+    } else if orphans > 0 {
         out.mismatches.push(format!(
             "{orphans} triaged or escalated rows belong to no incident (the next triage assigns them)"
         ));
@@ -112,8 +117,11 @@ pub(super) fn check(
     .map_err(|e| ReconcileError::Incidents(e.to_string()))?;
     // Incidents a triage left behind (a crash before its round) are repaired too.
     out.repaired = (stale.len() as u64).max(round.built + round.emptied);
-    // After the repair, what the files say must be what the ledger says.
-    let check_ids: Vec<&String> = if deep {
+    // After the repair, what the files say must be what the ledger says (at a quiescent
+    // point: a live triage's commits move the ledger on between the round and this read).
+    let check_ids: Vec<&String> = if !quiescent {
+        Vec::new()
+    } else if deep {
         known.keys().collect()
     } else {
         stale.iter().collect()
@@ -149,7 +157,7 @@ pub(super) fn check(
     out.incidents = totals.incidents;
     out.open = totals.open;
     out.members = totals.members;
-    if quiescent && totals.members != member_rows {
+    if quiescent && totals.members + out.awaiting_backfill != member_rows {
         out.mismatches.push(format!(
             "incident members: {} in incidents, {} triaged or escalated rows",
             totals.members, member_rows
@@ -216,13 +224,13 @@ fn listed(root: &DirFd) -> Result<(BTreeMap<String, String>, Vec<String>), Recon
         };
         for m in yd.list()?.into_iter().filter(|e| !e.is_dot()) {
             let mn = m.name_str().unwrap_or("").to_string();
-            let Some(md) = yd.open_subdir_opt(&m.name)?.filter(|_| digits(&mn, 2)) else {
+            let Some(md) = dir_of(&yd, &m).filter(|_| digits(&mn, 2)) else {
                 strays.push(format!("incidents/{yn}/{}", escape_name(&m.name)));
                 continue;
             };
             for d in md.list()?.into_iter().filter(|e| !e.is_dot()) {
                 let dn = d.name_str().unwrap_or("").to_string();
-                let Some(dd) = md.open_subdir_opt(&d.name)?.filter(|_| digits(&dn, 2)) else {
+                let Some(dd) = dir_of(&md, &d).filter(|_| digits(&dn, 2)) else {
                     strays.push(format!("incidents/{yn}/{mn}/{}", escape_name(&d.name)));
                     continue;
                 };
@@ -232,7 +240,7 @@ fn listed(root: &DirFd) -> Result<(BTreeMap<String, String>, Vec<String>), Recon
                         && name[4..]
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                    if let Some(inc) = dd.open_subdir_opt(&i.name)?.filter(|_| ok) {
+                    if let Some(inc) = dir_of(&dd, &i).filter(|_| ok) {
                         // A directory without its incident.json is not a view (to repair).
                         if inc.has_entry("incident.json")? {
                             ids.insert(name.to_string(), format!("{yn}/{mn}/{dn}"));
@@ -247,6 +255,11 @@ fn listed(root: &DirFd) -> Result<(BTreeMap<String, String>, Vec<String>), Recon
         }
     }
     Ok((ids, strays))
+}
+
+/// The entry as a directory; `None` when it is not one (a file, a link: a stray) or is gone.
+fn dir_of(parent: &DirFd, e: &crate::store::fsx::Entry) -> Option<DirFd> {
+    parent.open_subdir_opt(&e.name).ok().flatten()
 }
 
 /// The incident's `incident.json`, when it is there and readable.

@@ -220,6 +220,7 @@ pub fn run(
             report.open_incidents = again.open_incidents;
             report.incident_members = again.incident_members;
             report.incidents_repaired = again.incidents_repaired;
+            report.awaiting_incident_backfill = again.awaiting_incident_backfill;
             recounted = true;
         } else {
             report.mismatches = mismatches;
@@ -241,6 +242,7 @@ pub fn run(
         report.open_incidents = inc.open;
         report.incident_members = inc.members;
         report.incidents_repaired = inc.repaired;
+        report.awaiting_incident_backfill = inc.awaiting_backfill;
         report.mismatches.extend(inc.mismatches);
         report.strays.extend(inc.strays);
     }

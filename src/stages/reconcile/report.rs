@@ -56,6 +56,8 @@ pub struct ReconcileReport {
     pub incident_members: u64,
     /// Incidents whose files were behind the ledger (missing, stale) and were rebuilt.
     pub incidents_repaired: u64,
+    /// Triaged rows from before incidents, waiting for the next triage's backfill.
+    pub awaiting_incident_backfill: u64,
     pub deep: bool,
     pub orphans: Vec<String>,
     pub ghosts: Vec<String>,
@@ -125,6 +127,12 @@ impl ReconcileReport {
             "  incidents={} open={} members={}\n",
             self.incidents, self.open_incidents, self.incident_members
         ));
+        if self.awaiting_incident_backfill > 0 {
+            o.push_str(&format!(
+                "  awaiting the incident backfill (the next triage): {} rows\n",
+                self.awaiting_incident_backfill
+            ));
+        }
         if self.incidents_repaired > 0 {
             o.push_str(&format!(
                 "  incidents repaired (files rebuilt from the ledger): {}\n",

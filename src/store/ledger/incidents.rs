@@ -223,13 +223,19 @@ impl Ledger {
 
     /// Incidents whose files are behind the ledger: changed since built, or shown `open`
     /// though their window closed before `cutoff` (the window's end plus `close_after` has
-    /// passed). At most `limit`.
-    pub fn dirty_incidents(&self, cutoff: &str, limit: usize) -> Result<Vec<String>, LedgerError> {
+    /// passed). At most `limit`, by id, after `after` (a round pages through them, so
+    /// incidents that commits keep dirtying cannot hide the others).
+    pub fn dirty_incidents(
+        &self,
+        cutoff: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
         self.all(
-            "SELECT id FROM incidents WHERE rev != built_rev
-                 UNION SELECT id FROM incidents WHERE built_status = 'open' AND window_end <= ?1
-                 LIMIT ?2",
-            params![cutoff, limit as i64],
+            "SELECT id FROM (SELECT id FROM incidents WHERE rev != built_rev
+               UNION SELECT id FROM incidents WHERE built_status = 'open' AND window_end <= ?1)
+             WHERE id > ?2 ORDER BY id LIMIT ?3",
+            params![cutoff, after, limit as i64],
             |r| r.get(0),
         )
     }
@@ -583,9 +589,9 @@ mod tests {
         set(&mut l, "b", "triaging", "high", Some(&k.id));
         set(&mut l, "b", "triaged", "high", None);
         assert_eq!(counts(&l, &k.id), (2, 1, 1, 3));
-        // triaged -> escalated keeps the member (no change of counts or revision).
+        // triaged -> escalated keeps the member and its counts; the files change (a pack link).
         set(&mut l, "b", "escalated", "high", None);
-        assert_eq!(counts(&l, &k.id), (2, 1, 1, 3));
+        assert_eq!(counts(&l, &k.id), (2, 1, 1, 4));
         let r = l.incident(&k.id).expect("read").expect("row");
         assert_eq!(r.first_time.as_deref(), Some("2026-01-01T00:10:00.000Z"));
         // The next window's incident of the same key names this one as previous; a member

@@ -263,6 +263,14 @@ const MIGRATIONS: &[&str] = &[
       UPDATE incidents SET rev = rev + 1 WHERE previous = OLD.incident
         AND (SELECT members FROM incidents WHERE id = OLD.incident) = 0;
     END;
+    -- A member moving between member states (triaged -> escalated: its pack published)
+    -- changes what the files show (the pack link), not the counts.
+    CREATE TRIGGER incident_member_moves AFTER UPDATE OF state ON alerts
+    WHEN NEW.incident IS NOT NULL AND OLD.incident IS NEW.incident AND OLD.state != NEW.state
+      AND OLD.state IN ('triaged', 'escalated') AND NEW.state IN ('triaged', 'escalated')
+    BEGIN
+      UPDATE incidents SET rev = rev + 1 WHERE id = NEW.incident;
+    END;
     -- No insert trigger: a row is inserted without an incident (its intent sets it).
     CREATE TRIGGER incident_member_delete AFTER DELETE ON alerts
     WHEN OLD.incident IS NOT NULL AND OLD.state IN ('triaged', 'escalated')
@@ -285,7 +293,7 @@ const MIGRATIONS: &[&str] = &[
     END;
     -- Rows triaged before incidents existed get theirs from the next triage (the backfill).
     INSERT INTO meta (k, v) SELECT 'incident_backfill', 'pending'
-      WHERE EXISTS (SELECT 1 FROM alerts WHERE state IN ('triaged', 'escalated'));",
+      WHERE EXISTS (SELECT 1 FROM alerts WHERE state IN ('triaged', 'escalated', 'triaging'));",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
