@@ -55,7 +55,7 @@ pub fn list(ctx: &Context, args: &ListArgs) -> Result<u8, Failure> {
         };
         let view = build::view_of(&snap, close_after, now).map_err(failed)?;
         let line = if args.json {
-            serde_json::to_string(&view).map_err(failed)?
+            serde_json::to_string(&for_stdout(view)).map_err(failed)?
         } else {
             one_line(&view, &snap)
         };
@@ -65,6 +65,20 @@ pub fn list(ctx: &Context, args: &ListArgs) -> Result<u8, Failure> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The view with the alert's text in it (key fields and values, agents) escaped for a
+/// terminal: JSON escaping lets C1, bidi and zero-width characters through.
+fn for_stdout(mut v: IncidentView) -> IncidentView {
+    for k in &mut v.key {
+        k.field = escape_text(&k.field);
+        k.value = k.value.as_deref().map(escape_text);
+    }
+    for a in &mut v.agents {
+        *a = escape_text(a);
+    }
+    v.group = escape_text(&v.group);
+    v
 }
 
 /// One readable line: id, bucket, status, counts, window, key, first member's rule.
@@ -129,7 +143,7 @@ pub fn show(ctx: &Context, id: &str, json: bool) -> Result<u8, Failure> {
         .ok_or_else(|| failed(anyhow::anyhow!("no incident {id} in this state directory")))?;
     let view = build::view_of(&snap, ctx.config.incidents.close_after, now).map_err(failed)?;
     let text = if json {
-        let mut s = serde_json::to_string_pretty(&view).map_err(failed)?;
+        let mut s = serde_json::to_string_pretty(&for_stdout(view)).map_err(failed)?;
         s.push('\n');
         s
     } else {

@@ -527,3 +527,21 @@ fn the_backfill_of_rows_from_before_incidents_killed_twice_then_finished_puts_ev
     assert_eq!(incident_files(&env.state).len(), want.len());
     assert_deep_pass(&env);
 }
+
+#[test]
+fn incidents_json_on_stdout_escapes_bidi_and_control_characters_of_the_alert() {
+    let env = Env::new("");
+    let lines: Vec<String> = (0..3)
+        .map(|i| alert(i, "5716", "web\u{202e}\u{85}01", 5, i as i64))
+        .collect();
+    env.ingest_lines(&lines);
+    env.ok(&["triage"]);
+    for args in [&["incidents", "--json"][..], &["incidents"][..]] {
+        let out = env.ok(args);
+        assert!(out.contains("web"), "{out}");
+        assert!(
+            !out.contains('\u{202e}') && !out.contains('\u{85}'),
+            "{args:?}: raw bidi or C1 character on stdout: {out:?}"
+        );
+    }
+}
