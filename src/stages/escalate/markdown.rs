@@ -61,6 +61,28 @@ pub fn escape_block(s: &str) -> String {
     fence_escaped(&text)
 }
 
+/// Rows of already escaped cells as aligned text columns (two spaces apart, no trailing
+/// blanks), one line a row: the body of a fenced table.
+pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, w) in row.iter().zip(widths) {
+            line.push_str(c);
+            line.extend(std::iter::repeat_n(' ', w - c.chars().count() + 2));
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 /// Wraps text that is already escaped and defanged in a fenced code block it cannot close.
 pub fn fence_escaped(text: &str) -> String {
     let fence = "`".repeat((longest_backtick_run(text) + 1).max(3));

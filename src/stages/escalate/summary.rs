@@ -26,7 +26,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use super::markdown::{escape_block, escape_inline, escape_plain, fence_escaped, truncate_chars};
+use super::markdown::{
+    columns, escape_block, escape_inline, escape_plain, fence_escaped, truncate_chars,
+};
 use super::observables::{get, Observable};
 use super::PackInput;
 
@@ -542,22 +544,7 @@ fn related_table(p: &mut Page<'_>, input: &PackInput<'_>) {
             cell(&r.case_id, 48),
         ]);
     }
-    let mut widths = [0usize; 5];
-    for row in &rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            let _ = write!(line, "{c:<w$}  ", w = widths[i]);
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    p.out.push_str(&fence_escaped(&text));
+    p.out.push_str(&fence_escaped(&columns(&rows)));
 }
 
 /// The dashboard link as a Markdown destination, and whether it points at this alert (`false`:

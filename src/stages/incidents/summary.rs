@@ -26,14 +26,12 @@
 //!
 //! Layout: this file renders the page; [`tally`] counts what the sampled alerts share.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::view::{IncidentView, MemberRef, Status};
 use crate::stages::escalate::markdown::{
-    escape_inline, escape_plain, fence_escaped, truncate_chars,
+    columns, escape_inline, escape_plain, fence_escaped, truncate_chars,
 };
 use crate::stages::escalate::summary::{kind_of, next_steps, AlertKind};
 
@@ -513,22 +511,7 @@ fn timeline_section(p: &mut Page, view: &IncidentView, timeline: &[MemberRef]) {
             if m.packed { "yes" } else { "-" }.into(),
         ]);
     }
-    let mut widths = [0usize; 7];
-    for row in &rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            let _ = write!(line, "{c:<w$}  ", w = widths[i]);
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    p.out.push_str(&fence_escaped(&text));
+    p.out.push_str(&fence_escaped(&columns(&rows)));
     if more > 0 {
         p.blank();
         p.line(&format!(

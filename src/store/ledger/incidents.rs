@@ -374,26 +374,20 @@ impl Ledger {
                c.critical
              FROM counted c WHERE NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = c.id)"
         );
-        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                let n =
-                    |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
-                let counts = |o: usize| -> rusqlite::Result<CountedMembers> {
-                    Ok(CountedMembers {
-                        members: n(o)?,
-                        suppressed: n(o + 1)?,
-                        low: n(o + 2)?,
-                        medium: n(o + 3)?,
-                        high: n(o + 4)?,
-                        critical: n(o + 5)?,
-                    })
-                };
-                Ok((r.get(0)?, counts(1)?, counts(7)?))
-            })
-            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.all(&sql, [], |r| {
+            let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+            let counts = |o: usize| -> rusqlite::Result<CountedMembers> {
+                Ok(CountedMembers {
+                    members: n(o)?,
+                    suppressed: n(o + 1)?,
+                    low: n(o + 2)?,
+                    medium: n(o + 3)?,
+                    high: n(o + 4)?,
+                    critical: n(o + 5)?,
+                })
+            };
+            Ok((r.get(0)?, counts(1)?, counts(7)?))
+        })
     }
 
     /// Member rows (triaged or escalated) without an incident.
@@ -471,21 +465,17 @@ impl Ledger {
                       AND a.incident = i.id AND a.state IN {MEMBER_STATES}))
              ORDER BY last_time DESC, id LIMIT ?5"
         );
-        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(
-                params![
-                    f.window_ends_after,
-                    f.bucket,
-                    f.active_since,
-                    f.agent,
-                    f.limit.min(i64::MAX as usize) as i64
-                ],
-                incident_row,
-            )
-            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.all(
+            &sql,
+            params![
+                f.window_ends_after,
+                f.bucket,
+                f.active_since,
+                f.agent,
+                f.limit.min(i64::MAX as usize) as i64
+            ],
+            incident_row,
+        )
     }
 
     /// Open incidents (window end after `window_ends_after`) by their highest bucket.
@@ -497,14 +487,9 @@ impl Ledger {
             "SELECT {HIGHEST_BUCKET_SQL} AS b, COUNT(*) FROM incidents
              WHERE members > 0 AND window_end > ?1 GROUP BY b"
         );
-        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([window_ends_after], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-            })
-            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.all(&sql, [window_ends_after], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })
     }
 }
 
@@ -526,22 +511,13 @@ pub struct BackfillRow {
 mod tests {
     use super::super::{Durability, NewRow, State, MIGRATIONS};
     use super::*;
-    use crate::model::alert::KeyHash;
     use chrono::{TimeZone, Utc};
 
+    /// The ledger tests' row, at 00:10 (inside the first hour's window).
     fn row(k: &str) -> NewRow {
         NewRow {
-            key_hash: KeyHash::of(k.as_bytes()),
-            alert_key: k.into(),
-            state: State::Queued,
-            name: format!("{k}.json"),
-            content_hash: "c".into(),
-            level: Some(3),
-            priority: 3,
             alert_time: "2026-01-01T00:10:00.000Z".into(),
-            index_name: None,
-            doc_id: None,
-            source: "test",
+            ..super::super::tests::row(k)
         }
     }
 

@@ -612,7 +612,7 @@ impl Tx<'_> {
 mod tests {
     use super::*;
 
-    fn row(k: &str) -> NewRow {
+    pub(super) fn row(k: &str) -> NewRow {
         NewRow {
             key_hash: KeyHash::of(k.as_bytes()),
             alert_key: k.into(),
