@@ -8,6 +8,7 @@
 //! a figure a summary line shows is by construction a figure the heartbeat and the metrics show.
 
 pub mod cap;
+pub mod deliver;
 pub mod escalate;
 pub mod heartbeat;
 pub mod incidents;

@@ -1,0 +1,1 @@
+//! Each kind's wire format, rendered from an `Event` (pure: no IO, no clock).
