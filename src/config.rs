@@ -15,6 +15,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::store::fsx::Durability;
 
+pub mod notify;
+pub use notify::{DeliveryConfig, NotifyConfig, NotifyKind};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
@@ -53,6 +56,11 @@ pub struct Config {
     pub durability: DurabilityConfig,
     #[serde(default)]
     pub run: RunConfig,
+    /// `[[notify]]`: delivery routes.
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for Config {
@@ -374,6 +382,16 @@ impl Config {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 message: "queue.cap must be at least 1".into(),
+            });
+        }
+        notify::validate(&cfg.notify).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        if cfg.delivery.max_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "delivery.max_attempts must be at least 1".into(),
             });
         }
         if let Some(ix) = &cfg.indexer {

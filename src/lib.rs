@@ -21,5 +21,6 @@ pub mod cmd;
 pub mod config;
 pub mod failpoint;
 pub mod model;
+pub mod secret;
 pub mod stages;
 pub mod store;

@@ -1799,3 +1799,33 @@ mod tests {
         assert_eq!(version_of(""), "e3b0c44298fc");
     }
 }
+
+/// A standalone `match` table (a delivery route's): the document's `match` key, compiled as a
+/// rule's `match` is. `label` names it in diagnostics.
+pub(crate) fn compile_match(src: &str, label: &str) -> Result<Vec<Clause>, Vec<Diagnostic>> {
+    let mut cx = Cx::new(src);
+    let doc = match ImDocument::parse(src) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let message = e.message().trim().to_lowercase();
+            cx.error(
+                e.span().map(|r| r.start),
+                format!("{label}: invalid toml: {message}"),
+                None,
+            );
+            return Err(cx.finish());
+        }
+    };
+    let Some(item) = doc.as_table().get("match") else {
+        cx.error(
+            None,
+            format!("{label}: no `match` table"),
+            Some(MATCH_EXAMPLE.into()),
+        );
+        return Err(cx.finish());
+    };
+    match cx.match_table(item, label) {
+        Some(clauses) if cx.error_count() == 0 => Ok(clauses),
+        _ => Err(cx.finish()),
+    }
+}

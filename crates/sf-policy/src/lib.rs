@@ -47,6 +47,7 @@ pub mod diagnostic;
 pub mod group;
 pub mod level;
 mod matcher;
+mod route_match;
 mod value;
 
 pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
@@ -54,6 +55,7 @@ pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};
 pub use group::{alert_time, format_duration, IncidentKey, KeyField};
 pub use level::{Level, MAX_LEVEL};
+pub use route_match::MatchTable;
 pub use value::collapse_backslashes;
 
 /// The default policy shipped with SignalFoundry (`crates/sf-policy/default-policy.toml`):
