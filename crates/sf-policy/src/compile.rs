@@ -1777,29 +1777,6 @@ impl<'s> Cx<'s> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_escape_everything_but_star_and_question_mark() {
-        assert_eq!(glob_to_regex(r"C:\a.b*?"), r"C:\\a\.b.*.");
-    }
-
-    #[test]
-    fn near_misses_are_suggested() {
-        assert_eq!(closest("contians", &MATCHER_KEYS), Some("contains"));
-        assert_eq!(closest("owner", &["owners", "id"]), Some("owners"));
-        assert_eq!(closest("zzzzzz", &MATCHER_KEYS), None);
-    }
-
-    #[test]
-    fn versions_are_short_stable_hashes() {
-        assert_eq!(version_of("").len(), 12);
-        assert_eq!(version_of(""), "e3b0c44298fc");
-    }
-}
-
 /// A standalone `match` table (a delivery route's): the document's `match` key, compiled as a
 /// rule's `match` is. `label` names it in diagnostics.
 pub(crate) fn compile_match(src: &str, label: &str) -> Result<Vec<Clause>, Vec<Diagnostic>> {
@@ -1827,5 +1804,28 @@ pub(crate) fn compile_match(src: &str, label: &str) -> Result<Vec<Clause>, Vec<D
     match cx.match_table(item, label) {
         Some(clauses) if cx.error_count() == 0 => Ok(clauses),
         _ => Err(cx.finish()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_escape_everything_but_star_and_question_mark() {
+        assert_eq!(glob_to_regex(r"C:\a.b*?"), r"C:\\a\.b.*.");
+    }
+
+    #[test]
+    fn near_misses_are_suggested() {
+        assert_eq!(closest("contians", &MATCHER_KEYS), Some("contains"));
+        assert_eq!(closest("owner", &["owners", "id"]), Some("owners"));
+        assert_eq!(closest("zzzzzz", &MATCHER_KEYS), None);
+    }
+
+    #[test]
+    fn versions_are_short_stable_hashes() {
+        assert_eq!(version_of("").len(), 12);
+        assert_eq!(version_of(""), "e3b0c44298fc");
     }
 }
