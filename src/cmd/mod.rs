@@ -380,6 +380,11 @@ impl Context {
         }
     }
 
+    /// The delivery routes as incident rounds need them (no secrets).
+    pub fn routes(&self) -> Vec<crate::stages::deliver::due::RouteSpec> {
+        crate::stages::deliver::due::RouteSpec::all(&self.config.notify)
+    }
+
     pub fn triage_options(
         &self,
         deadline: Option<std::time::Instant>,
@@ -399,6 +404,7 @@ impl Context {
             related_window: chrono::Duration::from_std(self.config.escalation.related_window)
                 .unwrap_or(chrono::Duration::minutes(30)),
             incidents_close_after: self.config.incidents.close_after,
+            notify: self.routes(),
             ..crate::stages::triage::TriageOptions::default()
         }
     }
@@ -531,6 +537,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 *deep,
                 true,
                 ctx.incident_rounds(),
+                &ctx.routes(),
             )
             .map_err(Failure::failed)?;
             if *json {

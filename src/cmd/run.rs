@@ -234,33 +234,39 @@ pub fn execute(
 
     // 6. reconcile
     let t = Instant::now();
-    let (block, summary, rec_stage) =
-        match crate::stages::reconcile::run(state, ledger, false, true, ctx.incident_rounds()) {
-            Ok(r) => {
-                let s = ReconcileSummary {
-                    verdict: r.verdict.to_string(),
-                    mismatches: r.mismatches.len() as u64,
-                    newly_lost: r.newly_lost.len() as u64,
-                    rows: r.rows,
-                    in_flight: r.in_flight,
-                };
-                // The block's first line is `r.summary("OK")`: the same counters.
-                let stage = StageReport::of(&r, StageStatus::Ok, ms(t), None);
-                (r.block(), s, stage)
-            }
-            Err(e) => {
-                let msg = format!("{e:#}");
-                let s = ReconcileSummary {
-                    verdict: "FAIL".into(),
-                    ..ReconcileSummary::default()
-                };
-                (
-                    format!("{}: status=FAILED\nVERDICT=FAIL", ReconcileReport::NAME),
-                    s,
-                    StageReport::bare(ReconcileReport::NAME, StageStatus::Failed, ms(t), Some(msg)),
-                )
-            }
-        };
+    let (block, summary, rec_stage) = match crate::stages::reconcile::run(
+        state,
+        ledger,
+        false,
+        true,
+        ctx.incident_rounds(),
+        &ctx.routes(),
+    ) {
+        Ok(r) => {
+            let s = ReconcileSummary {
+                verdict: r.verdict.to_string(),
+                mismatches: r.mismatches.len() as u64,
+                newly_lost: r.newly_lost.len() as u64,
+                rows: r.rows,
+                in_flight: r.in_flight,
+            };
+            // The block's first line is `r.summary("OK")`: the same counters.
+            let stage = StageReport::of(&r, StageStatus::Ok, ms(t), None);
+            (r.block(), s, stage)
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let s = ReconcileSummary {
+                verdict: "FAIL".into(),
+                ..ReconcileSummary::default()
+            };
+            (
+                format!("{}: status=FAILED\nVERDICT=FAIL", ReconcileReport::NAME),
+                s,
+                StageReport::bare(ReconcileReport::NAME, StageStatus::Failed, ms(t), Some(msg)),
+            )
+        }
+    };
     if summary.verdict != "PASS" {
         reasons.push(format!(
             "reconcile said {} ({} mismatches, {} newly lost)",

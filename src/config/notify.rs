@@ -182,7 +182,7 @@ fn bucket<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Bucket, D::Error> {
     let s = String::deserialize(d)?;
     Bucket::parse(&s).ok_or_else(|| {
         serde::de::Error::custom(format!(
-            "min_bucket {s:?} is not a bucket (suppressed, low, medium, high, critical)"
+            "min_bucket {s:?} is not a bucket (suppressed, low, medium, high)"
         ))
     })
 }

@@ -4,5 +4,6 @@
 //! transaction that records the incident's built revision; this stage sends what is due, per
 //! route, and records every attempt. `formats` renders an event for each kind (pure).
 
+pub mod due;
 pub mod event;
 pub mod formats;

@@ -25,6 +25,7 @@ use super::summary::{self, SummaryInput, SAMPLE_MAX, TIMELINE_MAX};
 use super::view::{
     CaseList, IncidentView, MemberCounts, MemberRef, Status, Window, CASES_LISTED_MAX,
 };
+use crate::stages::deliver::due::{self, RouteSpec};
 use crate::store::fsx::{DirFd, Durability, FsError, ReadOutcome};
 use crate::store::ledger::incidents::{time_text, IncidentRow, MemberRow};
 use crate::store::ledger::{Ledger, LedgerError};
@@ -58,6 +59,8 @@ pub struct RoundReport {
     pub skipped: bool,
     /// Incidents whose files could not be written (they stay dirty; the reason is logged).
     pub failed: u64,
+    /// Outbox messages made due (or refreshed) for delivery routes.
+    pub messages: u64,
 }
 
 /// How a round runs.
@@ -88,6 +91,7 @@ pub fn round(
     state: &StateDir,
     ledger: &mut Ledger,
     opts: RoundOptions,
+    routes: &[RouteSpec],
     now: DateTime<Utc>,
 ) -> Result<RoundReport, IncidentError> {
     let mut report = RoundReport::default();
@@ -106,20 +110,24 @@ pub fn round(
         };
         after = last.clone();
         let mut built = Vec::with_capacity(fresh.len());
+        let mut planned = Vec::new();
         for id in &fresh {
             // One incident that cannot be built (a case or a directory replaced by something
             // else) stays dirty and is said once per round; the others go on.
             let done = snapshot(ledger, id).and_then(|snap| match snap {
-                Some(snap) => write_files(state, &snap, opts, now).map(|st| Some((snap, st))),
+                Some(snap) => write_files(state, &snap, opts, now).map(|v| Some((snap, v))),
                 None => Ok(None),
             });
             match done {
-                Ok(Some((snap, status))) => {
-                    match status {
-                        Some(_) => report.built += 1,
+                Ok(Some((snap, view))) => {
+                    match &view {
+                        Some(v) => {
+                            report.built += 1;
+                            planned.extend(messages(state, ledger, routes, &snap, v, now)?);
+                        }
                         None => report.emptied += 1,
                     }
-                    built.push((id.clone(), snap.row.rev, status));
+                    built.push((id.clone(), snap.row.rev, view.map(|v| v.status)));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -131,12 +139,19 @@ pub fn round(
         crate::failpoint::crash_point("incident-rebuild");
         // The files are durable before the ledger says they show these revisions.
         state.incidents.barrier(opts.durability)?;
+        let now_s = time_text(now);
         ledger.write(|tx| {
+            for r in routes {
+                tx.notify_route_seen(&r.name, r.kind.as_str(), &now_s)?;
+            }
             for (id, rev, status) in &built {
                 tx.incident_built(id, *rev, status.map(Status::as_str))?;
             }
-            Ok(())
+            // The messages these revisions make due, in the same commit (a crash before it
+            // leaves the incidents dirty; the next round plans them again, under the same ids).
+            due::record(tx, &planned, now)
         })?;
+        report.messages += planned.len() as u64;
     }
 }
 
@@ -375,13 +390,13 @@ pub fn summary_of(
     }))
 }
 
-/// Writes (or removes) one incident's files; its status, or `None` when it has no members.
+/// Writes (or removes) one incident's files; its view, or `None` when it has no members.
 fn write_files(
     state: &StateDir,
     snap: &Snapshot,
     opts: RoundOptions,
     now: DateTime<Utc>,
-) -> Result<Option<Status>, IncidentError> {
+) -> Result<Option<IncidentView>, IncidentError> {
     let r = &snap.row;
     let start = stored_time(r, "window start", &r.window_start)?;
     let day = day_rel(start);
@@ -419,5 +434,46 @@ fn write_files(
     } else {
         dir.remove_file(b"summary.md")?;
     }
-    Ok(Some(view.status))
+    Ok(Some(view))
+}
+
+/// The messages one built incident makes due for the routes (reads only: the progress rows,
+/// and the sampled members' files when some route may be due).
+fn messages(
+    state: &StateDir,
+    ledger: &Ledger,
+    routes: &[RouteSpec],
+    snap: &Snapshot,
+    view: &IncidentView,
+    now: DateTime<Utc>,
+) -> Result<Vec<due::Planned>, IncidentError> {
+    if routes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut progress = Vec::with_capacity(routes.len());
+    for r in routes {
+        progress.push(ledger.notify_progress_of(&r.name, &view.id)?);
+    }
+    let first_bucket = snap
+        .first
+        .first()
+        .and_then(|f| sf_policy::Bucket::parse(&f.bucket));
+    // Nothing can be due (even if every match held): no file is read.
+    if routes
+        .iter()
+        .zip(&progress)
+        .all(|(r, p)| due::decide(r, view, first_bucket, true, p.as_ref()) == due::Due::Nothing)
+    {
+        return Ok(Vec::new());
+    }
+    let sample = sample(state, &snap.first)?;
+    let start = stored_time(&snap.row, "window start", &snap.row.window_start)?;
+    let material = due::Material {
+        view,
+        members: &snap.first,
+        sample: &sample,
+        dir: format!("incidents/{}/{}", day_rel(start), view.id),
+        summary: due::summary_lines(view, snap.first.first()),
+    };
+    Ok(due::plan(routes, &material, &progress, now))
 }

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Utc;
 
 use super::ReconcileError;
+use crate::stages::deliver::due::RouteSpec;
 use crate::stages::incidents::build::{self, RoundOptions};
 use crate::stages::incidents::view::IncidentView;
 use crate::store::fsx::{escape_name, escape_text, DirFd, ReadOutcome};
@@ -44,6 +45,7 @@ pub(super) fn check(
     quiescent: bool,
     member_rows: u64,
     opts: RoundOptions,
+    routes: &[RouteSpec],
 ) -> Result<IncidentCheck, ReconcileError> {
     let mut out = IncidentCheck::default();
     let orphans = ledger.members_without_incident()?;
@@ -112,6 +114,7 @@ pub(super) fn check(
         state,
         ledger,
         RoundOptions { wait: true, ..opts },
+        routes,
         Utc::now(),
     )
     .map_err(|e| ReconcileError::Incidents(e.to_string()))?;

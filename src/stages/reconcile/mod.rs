@@ -21,6 +21,7 @@ use scan::{claims_in_temp_cases, requeued_in_incoming, scan, Disk};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::stages::deliver::due::RouteSpec;
 use crate::stages::incidents::build::RoundOptions;
 use crate::store::fsx::{escape_name, escape_text, DirFd, FsError};
 use crate::store::ledger::{Ledger, LedgerError, State};
@@ -48,6 +49,7 @@ pub fn run(
     deep: bool,
     record_lost: bool,
     incident_files: RoundOptions,
+    routes: &[RouteSpec],
 ) -> Result<ReconcileReport, ReconcileError> {
     let mut disk = scan(state)?;
     crate::failpoint::pause_point("SIGNALFOUNDRY_DEBUG_RECONCILE_PAUSE_MS");
@@ -200,7 +202,7 @@ pub fn run(
             || report.adopted > 0
         {
             // Recount after recording: what remains is a real mismatch.
-            let again = run(state, ledger, deep, false, incident_files)?;
+            let again = run(state, ledger, deep, false, incident_files, routes)?;
             let mut m = again.mismatches;
             m.extend(
                 report
@@ -237,6 +239,7 @@ pub fn run(
             quiescent,
             c(State::Triaged) + c(State::Escalated),
             incident_files,
+            routes,
         )?;
         report.incidents = inc.incidents;
         report.open_incidents = inc.open;

@@ -162,6 +162,8 @@ pub struct TriageOptions {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// `[incidents] close_after`.
     pub incidents_close_after: std::time::Duration,
+    /// The delivery routes, whose messages incident rounds make due.
+    pub notify: Vec<crate::stages::deliver::due::RouteSpec>,
 }
 
 impl TriageOptions {
@@ -185,6 +187,7 @@ impl Default for TriageOptions {
             related_window: chrono::Duration::minutes(30),
             stop: None,
             incidents_close_after: std::time::Duration::from_secs(900),
+            notify: Vec::new(),
         }
     }
 }
@@ -276,7 +279,13 @@ impl Triage<'_> {
         }
         // The files of every incident this run touched (and any an earlier run left behind)
         // show the ledger before the run ends.
-        match incidents::build::round(self.sp.state, ledger, self.round_options(true), Utc::now()) {
+        match incidents::build::round(
+            self.sp.state,
+            ledger,
+            self.round_options(true),
+            &self.opts.notify,
+            Utc::now(),
+        ) {
             Ok(r) => report.incidents_built += r.built + r.emptied,
             Err(e) => notices.push(Notice {
                 what: "incidents".into(),
@@ -313,6 +322,7 @@ impl Triage<'_> {
                 self.sp.state,
                 ledger,
                 self.round_options(false),
+                &self.opts.notify,
                 Utc::now(),
             ) {
                 tracing::debug!("incident rebuild: {e}");

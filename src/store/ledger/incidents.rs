@@ -207,7 +207,7 @@ impl Tx<'_> {
 
 impl Ledger {
     /// Every row `sql` returns with `p`, each mapped by `f`.
-    fn all<T, P: rusqlite::Params>(
+    pub(super) fn all<T, P: rusqlite::Params>(
         &self,
         sql: &str,
         p: P,

@@ -18,6 +18,7 @@ use crate::store::fsx::Durability;
 
 pub mod incidents;
 mod lifecycle;
+pub mod outbox;
 pub use lifecycle::Intent;
 mod queries;
 
@@ -294,6 +295,41 @@ const MIGRATIONS: &[&str] = &[
     -- Rows triaged before incidents existed get theirs from the next triage (the backfill).
     INSERT INTO meta (k, v) SELECT 'incident_backfill', 'pending'
       WHERE EXISTS (SELECT 1 FROM alerts WHERE state IN ('triaged', 'escalated', 'triaging'));",
+    // 6: the delivery outbox (messages per route and incident), each route's progress per
+    //    incident, and the routes seen.
+    "CREATE TABLE outbox (
+        id          TEXT PRIMARY KEY,
+        route       TEXT NOT NULL,
+        incident    TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        type        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        not_before  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        first_attempt_at TEXT,
+        sent_at     TEXT,
+        last_error  TEXT,
+        UNIQUE (route, incident, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_pending ON outbox(route, not_before) WHERE state = 'pending';
+    CREATE INDEX outbox_sent ON outbox(route, sent_at) WHERE state = 'sent';
+    CREATE INDEX outbox_by_state ON outbox(route, state);
+    CREATE TABLE notify_progress (
+        route     TEXT NOT NULL,
+        incident  TEXT NOT NULL,
+        next_seq  INTEGER NOT NULL,
+        members   INTEGER NOT NULL,
+        last_due  TEXT NOT NULL,
+        closed    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (route, incident)
+    ) WITHOUT ROWID;
+    CREATE TABLE notify_routes (
+        name       TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,
+        first_seen TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
