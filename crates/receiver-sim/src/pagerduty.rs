@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::record::{Kind, PdState};
+use crate::record::Kind;
 use crate::server::Shared;
 use crate::wire::{secret_eq, Out, Req};
 
@@ -106,7 +106,7 @@ pub fn enqueue(sh: &Shared, req: &Req) -> Out {
 
     let mut r = sh.records();
     let key = dedup.unwrap_or_else(|| format!("{:032x}", r.deliveries.len() as u128 + 1));
-    let st = r.pd.entry(key.clone()).or_insert_with(PdState::default);
+    let st = r.pd.entry(key.clone()).or_default();
     let duplicate = match action {
         "trigger" => {
             st.triggers += 1;

@@ -79,7 +79,10 @@ fn pagerduty_refuses_invalid_events_with_its_error_body() {
     let mut long_summary = pd_event("trigger", "k");
     long_summary["payload"]["summary"] = json!("s".repeat(1025));
     let mut no_source = pd_event("trigger", "k");
-    no_source["payload"].as_object_mut().unwrap().remove("source");
+    no_source["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("source");
     let long_key = pd_event("trigger", &"k".repeat(256));
     let bad_action = pd_event("escalate", "k");
     let mut resolve_no_key = pd_event("resolve", "");
@@ -128,7 +131,12 @@ fn thehive_creates_once_and_answers_a_duplicate_sourceref_with_createerror() {
     let c = client(&h);
     let key = ReceiverConfig::default().thehive_api_key;
     let url = format!("{}/api/v1/alert", h.https_url());
-    let r = c.post(&url).bearer_auth(&key).json(&thehive_alert("inc-1")).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&thehive_alert("inc-1"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
     let out: Value = r.json().unwrap();
     assert!(out["_id"].as_str().unwrap().starts_with('~'));
@@ -140,7 +148,12 @@ fn thehive_creates_once_and_answers_a_duplicate_sourceref_with_createerror() {
     assert_eq!(out["severityLabel"], "HIGH");
     assert!(out["timeToDetect"].as_i64().unwrap() > 0);
 
-    let r = c.post(&url).bearer_auth(&key).json(&thehive_alert("inc-1")).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&thehive_alert("inc-1"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
     let b: Value = r.json().unwrap();
     assert_eq!(b["type"], "CreateError");
@@ -168,9 +181,20 @@ fn thehive_creates_once_and_answers_a_duplicate_sourceref_with_createerror() {
         assert_eq!(hits[0]["_id"], out["_id"]);
     }
     let body = json!({"query": [{"_name": "listAlert"}, {"_name": "filter", "_field": "sourceRef", "_value": "nope"}]});
-    let hits: Value = c.post(&q).bearer_auth(&key).json(&body).send().unwrap().json().unwrap();
+    let hits: Value = c
+        .post(&q)
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(hits, json!([]));
-    assert_eq!(h.deliveries_of(Kind::TheHive).len(), 2, "a query is not a delivery");
+    assert_eq!(
+        h.deliveries_of(Kind::TheHive).len(),
+        2,
+        "a query is not a delivery"
+    );
     assert!(h.rejected().is_empty(), "{:?}", h.rejected());
 }
 
@@ -180,7 +204,12 @@ fn thehive_refuses_bad_auth_bad_attributes_and_duplicate_observables() {
     let c = client(&h);
     let key = ReceiverConfig::default().thehive_api_key;
     let url = format!("{}/api/v1/alert", h.https_url());
-    let r = c.post(&url).bearer_auth("wrong").json(&thehive_alert("a")).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&thehive_alert("a"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.json::<Value>().unwrap(),
@@ -194,7 +223,12 @@ fn thehive_refuses_bad_auth_bad_attributes_and_duplicate_observables() {
         .as_array_mut()
         .unwrap()
         .push(json!({"dataType": "ip", "data": "203.0.113.7"}));
-    let r = c.post(&url).bearer_auth(&key).json(&dup_obs).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&dup_obs)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(
         r.json::<Value>().unwrap(),
@@ -252,7 +286,12 @@ fn iris_creates_every_time_and_filters_by_source_reference() {
     let c = client(&h);
     let key = ReceiverConfig::default().iris_api_key;
     let url = format!("{}/alerts/add", h.https_url());
-    let r = c.post(&url).bearer_auth(&key).json(&iris_alert("inc-1")).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&iris_alert("inc-1"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     let b: Value = r.json().unwrap();
     assert_eq!(b["status"], "success");
@@ -261,12 +300,20 @@ fn iris_creates_every_time_and_filters_by_source_reference() {
     assert_eq!(b["data"]["alert_source_ref"], "inc-1");
     assert_eq!(b["data"]["alert_source_event_time"], "2025-09-12T10:00:00");
     // No dedup in IRIS: a second create makes a second alert, flagged for the test.
-    let r = c.post(&url).bearer_auth(&key).json(&iris_alert("inc-1")).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&iris_alert("inc-1"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().unwrap()["data"]["alert_id"], 2);
     assert_eq!(h.iris_alerts().len(), 2);
     let d = h.deliveries_of(Kind::Iris);
-    assert_eq!(d.iter().map(|d| d.duplicate).collect::<Vec<_>>(), [false, true]);
+    assert_eq!(
+        d.iter().map(|d| d.duplicate).collect::<Vec<_>>(),
+        [false, true]
+    );
     assert_eq!(d[0].id.as_deref(), Some("inc-1"));
 
     let f = format!(
@@ -280,8 +327,17 @@ fn iris_creates_every_time_and_filters_by_source_reference() {
     assert_eq!(b["data"]["current_page"], 1);
     assert_eq!(b["data"]["last_page"], 1);
     assert_eq!(b["data"]["next_page"], Value::Null);
-    let none = format!("{}/alerts/filter?source_reference=other&alert_customer_id=1", h.https_url());
-    let b: Value = c.get(&none).bearer_auth(&key).send().unwrap().json().unwrap();
+    let none = format!(
+        "{}/alerts/filter?source_reference=other&alert_customer_id=1",
+        h.https_url()
+    );
+    let b: Value = c
+        .get(&none)
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(b["data"]["total"], 0);
     assert!(h.rejected().is_empty(), "{:?}", h.rejected());
 }
@@ -292,7 +348,12 @@ fn iris_refuses_bad_auth_missing_fields_and_other_customers() {
     let c = client(&h);
     let key = ReceiverConfig::default().iris_api_key;
     let url = format!("{}/alerts/add", h.https_url());
-    let r = c.post(&url).bearer_auth("nope").json(&iris_alert("a")).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth("nope")
+        .json(&iris_alert("a"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
     let f = format!("{}/alerts/filter?source_reference=a", h.https_url());
     assert_eq!(c.get(&f).send().unwrap().status(), 401);
@@ -303,13 +364,21 @@ fn iris_refuses_bad_auth_missing_fields_and_other_customers() {
     assert_eq!(r.status(), 400);
     let b: Value = r.json().unwrap();
     assert_eq!(b["status"], "error");
-    assert_eq!(b["message"], "User not entitled to create alerts for the client");
+    assert_eq!(
+        b["message"],
+        "User not entitled to create alerts for the client"
+    );
 
     let mut missing = iris_alert("a");
     missing.as_object_mut().unwrap().remove("alert_title");
     missing["alert_severity_id"] = json!(7);
     missing["alert_tags"] = json!(["wazuh"]);
-    let r = c.post(&url).bearer_auth(&key).json(&missing).send().unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&missing)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
     let b: Value = r.json().unwrap();
     assert_eq!(b["status"], "error");
@@ -318,7 +387,15 @@ fn iris_refuses_bad_auth_missing_fields_and_other_customers() {
     }
     let mut bad_ioc = iris_alert("a");
     bad_ioc["alert_iocs"][0]["ioc_type_id"] = json!("ip");
-    assert_eq!(c.post(&url).bearer_auth(&key).json(&bad_ioc).send().unwrap().status(), 400);
+    assert_eq!(
+        c.post(&url)
+            .bearer_auth(&key)
+            .json(&bad_ioc)
+            .send()
+            .unwrap()
+            .status(),
+        400
+    );
     assert!(h.iris_alerts().is_empty());
     assert!(h.deliveries().is_empty());
     assert_eq!(h.rejected().len(), 5);

@@ -30,8 +30,8 @@ fn a_signed_webhook_is_delivered_and_a_repeat_is_flagged_duplicate() {
     let c = client(&h);
     let url = format!("{}/webhook/soc", h.https_url());
     let secret = ReceiverConfig::default().webhook_secret;
-    let body = json!({"type": "incident.opened", "id": "n-1", "incident": {"id": "inc-1"}})
-        .to_string();
+    let body =
+        json!({"type": "incident.opened", "id": "n-1", "incident": {"id": "inc-1"}}).to_string();
     let ts = now_secs();
     // A rotated list: an old signature first, the current one second.
     let sig = format!("v1,b2xk {}", sign(&secret, "msg_1", ts, &body));
@@ -39,7 +39,14 @@ fn a_signed_webhook_is_delivered_and_a_repeat_is_flagged_duplicate() {
     assert_eq!(r.status(), 204);
     // The retry of the same message (a new attempt timestamp, re-signed).
     let ts2 = ts + 1;
-    let r = post_webhook(&c, &url, "msg_1", ts2, &body, &sign(&secret, "msg_1", ts2, &body));
+    let r = post_webhook(
+        &c,
+        &url,
+        "msg_1",
+        ts2,
+        &body,
+        &sign(&secret, "msg_1", ts2, &body),
+    );
     assert_eq!(r.status(), 204);
     let d = h.deliveries();
     assert_eq!(d.len(), 2);
@@ -150,7 +157,11 @@ fn slack_rate_limits_a_burst_with_retry_after() {
             r.status().as_u16()
         })
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
     assert_eq!(&statuses[5..], [429, 429, 429]);
     let t = h.throttled();
     assert_eq!(t.len(), 3);
@@ -230,7 +241,11 @@ fn teams_refuses_over_28_kb_and_records_a_card_the_flow_would_fail() {
         rej.iter().map(|r| r.status).collect::<Vec<_>>(),
         [413, 202, 400]
     );
-    assert!(rej[1].reason.contains("flow would fail"), "{}", rej[1].reason);
+    assert!(
+        rej[1].reason.contains("flow would fail"),
+        "{}",
+        rej[1].reason
+    );
 }
 
 #[test]
@@ -239,7 +254,14 @@ fn teams_throttles_more_than_4_requests_a_second() {
     let c = client(&h);
     let url = format!("{}/teams/fast", h.https_url());
     let statuses: Vec<u16> = (0..6)
-        .map(|_| c.post(&url).json(&card("x")).send().unwrap().status().as_u16())
+        .map(|_| {
+            c.post(&url)
+                .json(&card("x"))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
         .collect();
     assert_eq!(statuses, [202, 202, 202, 202, 429, 429]);
 }
