@@ -481,10 +481,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             shared.records().faults.internal += 1;
             return Ok(response(internal(kind)));
         }
-        Some(Fault::Slow) => {
-            shared.records().faults.slow += 1;
-            tokio::time::sleep(faults.slow).await;
-        }
+        Some(Fault::Slow) => shared.records().faults.slow += 1,
         Some(Fault::Lost) | None => {}
     }
     let req = Req {
@@ -493,26 +490,42 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         headers,
         body,
     };
-    let out = match route {
-        Route::Webhook => crate::notify::webhook(&shared, &req),
-        Route::Slack => crate::notify::slack(&shared, &req),
-        Route::Teams => crate::notify::teams(&shared, &req),
-        Route::PagerDuty => crate::pagerduty::enqueue(&shared, &req),
-        Route::TheHiveAlert => crate::thehive::create(&shared, &req),
-        Route::TheHiveQuery => crate::thehive::query(&shared, &req),
-        Route::IrisAdd => crate::iris::add(&shared, &req),
-        Route::IrisFilter => crate::iris::filter(&shared, &req),
-    };
+    // Processing runs in a task of its own, so a sender that gives up during a slow answer
+    // (and drops the connection, and with it this future) still has its request processed:
+    // the delivery it does not know about, which its retry then duplicates.
+    let delay = (fault == Some(Fault::Slow)).then_some(faults.slow);
+    let sh = shared.clone();
+    let task = tokio::spawn(async move {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        let out = process(&sh, route, &req);
+        (out, req.path)
+    });
+    let (out, path) = task.await.map_err(|_| Lost)?;
     if out.status == 429 {
         shared
             .records()
-            .throttle(kind, &req.path, ThrottleCause::RateLimit);
+            .throttle(kind, &path, ThrottleCause::RateLimit);
     }
     if fault == Some(Fault::Lost) {
         shared.records().faults.lost += 1;
         return Err(Lost);
     }
     Ok(response(out))
+}
+
+fn process(shared: &Shared, route: Route, req: &Req) -> Out {
+    match route {
+        Route::Webhook => crate::notify::webhook(shared, req),
+        Route::Slack => crate::notify::slack(shared, req),
+        Route::Teams => crate::notify::teams(shared, req),
+        Route::PagerDuty => crate::pagerduty::enqueue(shared, req),
+        Route::TheHiveAlert => crate::thehive::create(shared, req),
+        Route::TheHiveQuery => crate::thehive::query(shared, req),
+        Route::IrisAdd => crate::iris::add(shared, req),
+        Route::IrisFilter => crate::iris::filter(shared, req),
+    }
 }
 
 #[cfg(test)]

@@ -152,3 +152,23 @@ fn pagerduty_throttles_over_120_events_a_minute_per_key() {
     assert_eq!(h.deliveries().len(), 120);
     assert_eq!(h.throttled().len(), 1);
 }
+
+#[test]
+fn a_sender_that_times_out_on_a_slow_answer_was_still_delivered() {
+    let h = start_with(no_limits(
+        Faults {
+            p_slow: 1.0,
+            slow: Duration::from_millis(600),
+            ..Default::default()
+        },
+        4,
+    ));
+    let impatient = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(h.ca_pem().as_bytes()).unwrap())
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(slack(&impatient, &h.https_url(), 0).is_err());
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(h.deliveries_of(Kind::Slack).len(), 1);
+}
