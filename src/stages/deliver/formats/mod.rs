@@ -540,7 +540,9 @@ pub fn thin_incident(view: &IncidentView, budget: Budget) -> Value {
 /// list, the summary in a fenced block, the observables as an aligned table in a fenced
 /// block, the packs, and the console link. Every alert-derived value is inside one code span
 /// (`escape_inline`) or fenced block (`fence_escaped`) it cannot close, so no link, image,
-/// HTML or emphasis can come from an alert; the only link is [`console_url`].
+/// HTML or emphasis can come from an alert; the only link is [`console_url`]. The values are
+/// [`inert`] too (no `<`, `>`, `](`), for the case tools' own renderers, which may not be
+/// CommonMark.
 pub fn markdown_description(event: &Event, base_url: Option<&str>, budget: Budget) -> String {
     let mut md = String::with_capacity(4 * 1024);
     md.push_str(&format!(
@@ -555,7 +557,7 @@ pub fn markdown_description(event: &Event, base_url: Option<&str>, budget: Budge
     let (lines, omitted) = summary_lines(event, budget);
     if !lines.is_empty() {
         md.push_str("\n**Summary**\n\n");
-        let mut text = lines.join("\n");
+        let mut text = neutralise(&lines.join("\n"));
         if let Some(m) = more(omitted, "lines") {
             text.push('\n');
             text.push_str(&m);
@@ -565,6 +567,10 @@ pub fn markdown_description(event: &Event, base_url: Option<&str>, budget: Budge
     let (rows, omitted) = observable_rows(event, budget);
     if !rows.is_empty() {
         md.push_str("\n**Observables** (defanged; raw values in the alert's observables)\n\n");
+        let rows: Vec<[String; 3]> = rows
+            .iter()
+            .map(|r| r.each_ref().map(|c| neutralise(c)))
+            .collect();
         let mut text = columns(&rows);
         if let Some(m) = more(omitted, "observables") {
             text.push_str(&m);
@@ -578,7 +584,7 @@ pub fn markdown_description(event: &Event, base_url: Option<&str>, budget: Budge
             .packs
             .iter()
             .take(budget.items)
-            .map(|p| plain(p, budget.value_chars))
+            .map(|p| neutralise(&plain(p, budget.value_chars)))
             .collect();
         text.extend(more(
             event.packs.len().saturating_sub(budget.items),

@@ -236,3 +236,21 @@ pub fn strings(v: &Value) -> Vec<&str> {
     walk(v, &mut out);
     out
 }
+
+/// Parsed as CommonMark (and with every extension): only paragraphs, text and line breaks —
+/// no emphasis, code, list, heading, quote, table, link, image or HTML at all.
+pub fn assert_markdown_unformatted(md: &str) {
+    assert_no_controls(md);
+    for opts in [Options::empty(), Options::all()] {
+        for ev in Parser::new_ext(md, opts) {
+            match ev {
+                Md::Start(Tag::Paragraph)
+                | Md::End(pulldown_cmark::TagEnd::Paragraph)
+                | Md::SoftBreak
+                | Md::HardBreak => {}
+                Md::Text(t) => assert!(!t.contains("evil.example"), "{t:?} in {md}"),
+                other => panic!("{other:?} in {md:?}"),
+            }
+        }
+    }
+}
