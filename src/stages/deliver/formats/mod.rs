@@ -46,7 +46,8 @@ use serde_json::{json, Value};
 
 use super::event::{Event, MessageType};
 use crate::stages::escalate::markdown::{
-    columns, escape_inline, escape_plain, fence_escaped, truncate_chars,
+    columns, escape_controls, escape_inline, escape_plain, fence_escaped, must_escape,
+    truncate_chars,
 };
 use crate::stages::incidents::view::{IncidentView, Status};
 use sf_policy::Bucket;
@@ -494,8 +495,9 @@ pub fn console_url(base: Option<&str>, incident_id: &str) -> Option<String> {
 
 /// `incident.json` for a body with a size limit: the member case ids dropped (`cases` keeps
 /// only `count`), at most `budget.items` agents and key fields (with `agents_count` and
-/// `key_count` when cut), key values and agents cut to `budget.value_chars`. Raw values
-/// otherwise, as `incident.json` has them: receivers escape for their medium.
+/// `key_count` when cut), key values and agents cut to `budget.value_chars`, control
+/// characters escaped ([`escape_strings`]). Raw values otherwise, as `incident.json` has
+/// them: receivers match on them, and escape them for their medium.
 pub fn thin_incident(view: &IncidentView, budget: Budget) -> Value {
     let mut v = serde_json::to_value(view).expect("an IncidentView always serializes to JSON");
     if let Some(obj) = v.as_object_mut() {
@@ -533,7 +535,19 @@ pub fn thin_incident(view: &IncidentView, budget: Budget) -> Value {
             }
         }
     }
+    escape_strings(&mut v);
     v
+}
+
+/// Escapes the control characters ([`escape_controls`]) of every string in `v`, so that no
+/// control, bidi or zero-width character leaves in a data field either.
+pub fn escape_strings(v: &mut Value) {
+    match v {
+        Value::String(s) if s.chars().any(must_escape) => *s = escape_controls(s, false),
+        Value::Array(a) => a.iter_mut().for_each(escape_strings),
+        Value::Object(o) => o.values_mut().for_each(escape_strings),
+        _ => {}
+    }
 }
 
 /// The Markdown description the case tools (TheHive, IRIS) show: the headline, the facts as a
@@ -605,13 +619,31 @@ pub fn markdown_description(event: &Event, base_url: Option<&str>, budget: Budge
     md
 }
 
-/// The title alone (raw event title, or the incident id), inert.
-fn headline_title(event: &Event, budget: Budget) -> String {
+/// The title alone (the event's title, or the incident id when it has none), [`inert`].
+pub fn title_text(event: &Event, max: usize) -> String {
     if event.title.trim().is_empty() {
-        inert(&event.incident.id, budget.value_chars)
+        inert(&event.incident.id, max)
     } else {
-        inert(&event.title, budget.value_chars)
+        inert(&event.title, max)
     }
+}
+
+fn headline_title(event: &Event, budget: Budget) -> String {
+    title_text(event, budget.value_chars)
+}
+
+/// Most characters of an observable's value sent to a case tool. A longer value is left out
+/// rather than cut: a cut value would be a different observable.
+pub const CASE_VALUE_MAX: usize = 8_192;
+
+/// An observable's value for a case tool (TheHive, IRIS): the raw value, which their
+/// correlation and analyzers match on, with only its control characters escaped (so none
+/// reaches their UI); `None` for an empty value or one over [`CASE_VALUE_MAX`].
+pub fn case_value(raw: &str) -> Option<String> {
+    if raw.trim().is_empty() || raw.chars().nth(CASE_VALUE_MAX).is_some() {
+        return None;
+    }
+    Some(escape_controls(raw, false))
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //! - `title` and `summary` are display text, [`super::inert`] (control characters escaped,
 //!   IOCs defanged, no HTML, Slack or Markdown link syntax), because receivers paste them into
 //!   chats and pages. `incident` and `observables` are data: raw values as the alert and
-//!   `incident.json` have them (cut when long), for receivers that match on them.
+//!   `incident.json` have them (cut when long), for receivers that match on them, with only
+//!   their control characters escaped ([`super::escape_strings`]).
 //! - No secret in any error: [`parse_secret`] says what is wrong, never the value.
 //!
 //! HMAC-SHA256 is written here over `sha2` (RFC 2104, a dozen lines, checked against RFC
@@ -71,7 +72,7 @@ fn body(event: &Event, budget: Budget) -> Value {
         .take(budget.items)
         .map(|p| cut(p))
         .collect();
-    json!({
+    let mut body = json!({
         "type": event.kind.as_str(),
         "id": event.id,
         "timestamp": rfc3339(event.created_at),
@@ -85,7 +86,9 @@ fn body(event: &Event, budget: Budget) -> Value {
         "observables": observables,
         "observables_count": event.observables.len(),
         "new_members": event.new_members,
-    })
+    });
+    super::escape_strings(&mut body);
+    body
 }
 
 /// The `webhook-signature` value for one secret: `v1,<base64 HMAC-SHA256 of
@@ -239,6 +242,9 @@ mod tests {
         assert_eq!(v["incident"]["id"], e.incident.id.as_str());
         assert_eq!(v["incident"]["cases"], json!({ "count": 2 }));
         assert_eq!(v["incident"]["bucket"], "high");
+        for s in strings(&v) {
+            assert_no_controls(s);
+        }
         assert!(v["summary"]
             .as_str()
             .is_some_and(|s| s.contains("rule 5710")));
@@ -271,6 +277,9 @@ mod tests {
             let s = v[field].as_str().expect("a string");
             assert_plain_inert(s);
             assert!(s.contains("click here"), "{s}");
+        }
+        for s in strings(&v) {
+            assert_no_controls(s);
         }
         assert!(v["summary"]
             .as_str()
