@@ -207,7 +207,7 @@ pub fn render(event: &Event, opts: &Options) -> Rendered {
     }
     html.push_str("</table>\n");
     if !lines.is_empty() {
-        let mut body: Vec<String> = lines.iter().map(|l| e(l)).collect();
+        let mut body: Vec<String> = lines.iter().map(|l| e(&neutralise(l))).collect();
         body.extend(more(lines_left, "lines"));
         html.push_str(&format!(
             "<h3>Summary</h3>\n<pre style=\"white-space: pre-wrap\">{}</pre>\n",
@@ -220,8 +220,8 @@ pub fn render(event: &Event, opts: &Options) -> Rendered {
             html.push_str(&format!(
                 "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
                 e(k),
-                e(v),
-                e(f)
+                e(&neutralise(v)),
+                e(&neutralise(f))
             ));
         }
         html.push_str("</table>\n");
@@ -232,7 +232,7 @@ pub fn render(event: &Event, opts: &Options) -> Rendered {
     if !packs.is_empty() {
         html.push_str("<h3>Files (below the SignalFoundry state directory)</h3>\n<ul>\n");
         for p in &packs {
-            html.push_str(&format!("<li><code>{}</code></li>\n", e(p)));
+            html.push_str(&format!("<li><code>{}</code></li>\n", e(&neutralise(p))));
         }
         if let Some(m) = more(packs_left, "files") {
             html.push_str(&format!("<li>{}</li>\n", e(&m)));

@@ -7,27 +7,28 @@
 //!   body: the sender adds PagerDuty's `routing_key` ([`pagerduty::with_routing_key`]) and
 //!   signs the webhook ([`webhook::sign`]) at send time.
 //! - Alert text is hostile. Every string that came from an alert (the title, the summary,
-//!   agents, key values, observables, fields) is first made inert for display: control
+//!   agents, key values, observables, fields) is first made [`inert`] for display: control
 //!   characters, bidi overrides and zero-width characters escaped (`\u{1b}`, `\n`), URLs,
 //!   domains, IPs and e-mail addresses defanged (`hxxp://`, `[.]`, `[@]`), both by the helpers
-//!   `summary.md` uses (`escalate::markdown`). Then it is escaped for its medium:
-//!   - Slack: `&`, `<`, `>` as entities (no `<url|text>` link, no `<!channel>`), in
-//!     `plain_text` objects (no mrkdwn formatting); the mrkdwn fallback also loses `*_~` and
-//!     backticks and `@` (see [`slack`]).
+//!   `summary.md` uses (`escalate::markdown`), and `<`/`>` turned into `‹`/`›`, `](` and `]:`
+//!   broken by a space, so that neither HTML, an autolink, a Slack link or mention, nor a
+//!   Markdown link or image can come out of it whatever renders it (a receiver's own
+//!   renderer, a bridge to a chat). Then it is escaped for its medium:
+//!   - Slack: `&`, `<`, `>` as entities, in `plain_text` objects (no mrkdwn formatting); the
+//!     mrkdwn fallback also loses `*_~` and backticks and `@` (see [`slack`]).
 //!   - Teams (Adaptive Card Markdown subset): Markdown punctuation backslash-escaped, `&<>` as
 //!     entities, a leading list marker escaped (see [`teams`]).
 //!   - TheHive and IRIS descriptions (Markdown): each value in one code span or fenced block
 //!     it cannot close (`escalate::markdown::escape_inline`, `fence_escaped`).
 //!   - E-mail HTML: `& < > " '` as entities; the only `<a>` is the configured console link.
-//!   - Plain-text fields a receiver may render in any medium (the webhook's title and summary,
-//!     an e-mail's subject and text part, PagerDuty's summary and details, the case tools'
-//!     titles and context): [`inert`], which also turns `<`/`>` into `‹`/`›` and breaks `](`
-//!     and `]:` so that neither HTML, an autolink, a Slack link or mention, nor a Markdown link
-//!     or image can come out of them whatever renders them.
+//!   - Plain-text fields (the webhook's title and summary, an e-mail's subject and text part,
+//!     PagerDuty's summary and details, the case tools' titles, tags and context): as they
+//!     are, inert.
 //!
 //!   Only this module's own words, numbers and times are unescaped. Machine fields keep the
-//!   raw values (the webhook's `incident` and `observables`, the case tools' observable values
-//!   with only control characters escaped), because receivers match on them.
+//!   raw values with only their control characters escaped, because receivers match on them:
+//!   the webhook's `incident`, `observables` and `pack`, IRIS's `alert_source_content` and
+//!   asset names, the case tools' observable values ([`escape_strings`], [`case_value`]).
 //! - Bounded: every text is cut to its vendor's limit (counted in UTF-16 code units, which is
 //!   never fewer than characters), at a character boundary and never inside an escape, and
 //!   marked with `…`; lists are cut and say how many more there were. Renderers whose limit is
@@ -563,7 +564,7 @@ pub fn markdown_description(event: &Event, base_url: Option<&str>, budget: Budge
         "**{}** · {}: {}\n\n",
         Level::of(&event.incident).shout(),
         kind_words(event.kind),
-        escape_inline(&headline_title(event, budget))
+        escape_inline(&title_text(event, budget.value_chars))
     ));
     for f in facts(event, budget) {
         md.push_str(&format!("- **{}:** {}\n", f.label, escape_inline(&f.value)));
@@ -628,10 +629,6 @@ pub fn title_text(event: &Event, max: usize) -> String {
     }
 }
 
-fn headline_title(event: &Event, budget: Budget) -> String {
-    title_text(event, budget.value_chars)
-}
-
 /// Most characters of an observable's value sent to a case tool. A longer value is left out
 /// rather than cut: a cut value would be a different observable.
 pub const CASE_VALUE_MAX: usize = 8_192;
@@ -653,6 +650,56 @@ pub(crate) mod testing;
 mod tests {
     use super::testing::*;
     use super::*;
+
+    /// The brief's check: a title and summary holding a Slack link and mention, HTML, a
+    /// Markdown image and link, an ANSI escape and a bidi override render as none of them in
+    /// any format (each format's own tests check its other fields).
+    #[test]
+    fn every_format_renders_a_hostile_title_and_summary_as_inert_text() {
+        let mut e = event();
+        e.title = HOSTILE.to_string();
+        e.summary = vec![HOSTILE.to_string(), format!("again: {HOSTILE}")];
+        let check = |format: &str, s: &str| {
+            assert_no_controls(s);
+            for bad in [
+                "<http",
+                "<!channel>",
+                "<script",
+                "</script",
+                "<img",
+                "![x](",
+                "[link](h",
+                "](http",
+                "http://evil",
+            ] {
+                assert!(!s.contains(bad), "{format}: {bad:?} in {s:?}");
+            }
+        };
+        let webhook: Value = serde_json::from_slice(&webhook::render(&e)).expect("json");
+        let bodies = [
+            ("webhook", webhook),
+            ("slack", slack::render(&e, &Default::default())),
+            ("teams", teams::render(&e, &Default::default())),
+            ("pagerduty", pagerduty::render(&e, &Default::default())),
+            ("thehive", thehive::render(&e, &Default::default())),
+            ("iris", iris::render(&e, &Default::default())),
+        ];
+        for (format, body) in &bodies {
+            for s in strings(body) {
+                check(format, s);
+            }
+        }
+        for md in [
+            &bodies[4].1["description"],
+            &bodies[5].1["alert_description"],
+        ] {
+            assert_markdown_inert(md.as_str().expect("a description"), 0);
+        }
+        let mail = email::render(&e, &Default::default());
+        for part in [&mail.subject, &mail.text, &mail.html] {
+            check("email", part);
+        }
+    }
 
     #[test]
     fn clip_cuts_at_the_limit_and_marks_the_cut() {

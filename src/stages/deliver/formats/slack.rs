@@ -8,7 +8,8 @@
 //!   and `<!channel>`-style mentions).
 //! - Alert text only ever goes into `plain_text` objects (`emoji: false`), which Slack does not
 //!   format: no mrkdwn bold, italics, code or links can come from it, and it is also
-//!   entity-escaped and (as everywhere, see [`super`]) control-escaped and defanged.
+//!   entity-escaped and (as everywhere, see [`super`]) [`super::inert`]: control-escaped,
+//!   defanged, no Markdown link syntax left for a client that would read it.
 //! - The fallback `text` is read as mrkdwn by Slack, and mrkdwn has no backslash escape: there
 //!   `*`, `_`, `~` and the backtick become look-alikes (`∗`, `＿`, `∼`, `ˋ`) and `@` becomes
 //!   `＠`, so no formatting and no `@channel` can form.
@@ -17,8 +18,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    console_url, escape_within, facts, headline, kind_words, more, observable_rows, plain,
-    summary_lines, Budget,
+    console_url, escape_within, facts, headline, kind_words, more, neutralise, observable_rows,
+    plain, summary_lines, Budget,
 };
 use crate::stages::deliver::event::Event;
 
@@ -75,7 +76,7 @@ pub fn render(event: &Event, opts: &Options) -> Value {
     })];
 
     let (lines, omitted) = summary_lines(event, budget);
-    let mut summary = lines;
+    let mut summary: Vec<String> = lines.iter().map(|l| neutralise(l)).collect();
     summary.extend(more(omitted, "lines"));
     if !summary.is_empty() {
         blocks.push(json!({
@@ -97,7 +98,10 @@ pub fn render(event: &Event, opts: &Options) -> Value {
     let (rows, omitted) = observable_rows(event, budget);
     if !rows.is_empty() {
         let mut text: Vec<String> = std::iter::once("Observables (defanged):".to_string())
-            .chain(rows.iter().map(|[k, v, f]| format!("{k}: {v} (from {f})")))
+            .chain(
+                rows.iter()
+                    .map(|[k, v, f]| neutralise(&format!("{k}: {v} (from {f})"))),
+            )
             .collect();
         text.extend(more(omitted, "observables"));
         blocks.push(json!({
@@ -121,7 +125,7 @@ pub fn render(event: &Event, opts: &Options) -> Value {
             .packs
             .iter()
             .take(budget.items)
-            .map(|p| plain(p, budget.value_chars))
+            .map(|p| neutralise(&plain(p, budget.value_chars)))
             .collect();
         packs.extend(more(
             event.packs.len().saturating_sub(budget.items),

@@ -13,15 +13,15 @@
 //!   escaped with [`md`]: the Markdown punctuation backslash-escaped (CommonMark), `&<>` as
 //!   entities (Teams reads entities: no tag, `<at>` mention or entity can form), and a line
 //!   that would start a list (`-`, `+`, `1.`) escaped; line breaks are ours (`\n\n`). It is
-//!   also control-escaped and defanged as everywhere (see [`super`]), so even a renderer that
-//!   ignored backslash escapes would find no URL to link.
+//!   also [`super::inert`] as everywhere (control characters escaped, IOCs defanged, no `<>`
+//!   or `](`), so even a renderer that ignored backslash escapes would find no URL to link.
 //! - The only link is the `Action.OpenUrl` to the console ([`super::console_url`]).
 
 use serde_json::{json, Value};
 
 use super::{
-    console_url, escape_within, facts, headline, kind_words, more, observable_rows, plain,
-    summary_lines, Budget,
+    console_url, escape_within, facts, headline, kind_words, more, neutralise, observable_rows,
+    plain, summary_lines, Budget,
 };
 use crate::stages::deliver::event::Event;
 
@@ -91,7 +91,7 @@ fn card(event: &Event, opts: &Options, budget: Budget) -> Value {
     let mut items = vec![head];
 
     let (lines, omitted) = summary_lines(event, budget);
-    let mut summary: Vec<String> = lines.iter().map(|l| md_line(l, max)).collect();
+    let mut summary: Vec<String> = lines.iter().map(|l| md_line(&neutralise(l), max)).collect();
     summary.extend(more(omitted, "lines"));
     if !summary.is_empty() {
         items.push(text_block(summary.join("\n\n")));
@@ -108,7 +108,7 @@ fn card(event: &Event, opts: &Options, budget: Budget) -> Value {
         let mut text: Vec<String> = std::iter::once("Observables (defanged):".to_string())
             .chain(
                 rows.iter()
-                    .map(|[k, v, f]| md_line(&format!("{k}: {v} (from {f})"), max)),
+                    .map(|[k, v, f]| md_line(&neutralise(&format!("{k}: {v} (from {f})")), max)),
             )
             .collect();
         text.extend(more(omitted, "observables"));
@@ -126,7 +126,7 @@ fn card(event: &Event, opts: &Options, budget: Budget) -> Value {
             .packs
             .iter()
             .take(budget.items)
-            .map(|p| plain(p, budget.value_chars))
+            .map(|p| neutralise(&plain(p, budget.value_chars)))
             .collect();
         packs.extend(more(
             event.packs.len().saturating_sub(budget.items),
