@@ -18,6 +18,36 @@ use crate::cmd::run::{execute, RunExtras};
 use crate::cmd::{Context, Failure, EXIT_OK};
 use crate::store::state::Lock;
 
+/// Between runs, the daemon's deliver pass runs this often.
+const DELIVER_EVERY: Duration = Duration::from_secs(5);
+
+/// One deliver pass between runs, ending by the next run's slot; said only when it did
+/// something.
+fn deliver_between(
+    ctx: &Context,
+    ledger: &crate::store::ledger::Ledger,
+    until: Instant,
+    stop: &Arc<AtomicBool>,
+) {
+    use crate::stages::Report;
+    let opts = crate::stages::deliver::DeliverOptions {
+        durability: ctx.durability(),
+        deadline: until.min(Instant::now() + ctx.config.delivery.max_duration),
+        stop: Some(Arc::clone(stop)),
+        probe: false,
+    };
+    match crate::stages::deliver::run(
+        ledger.path(),
+        &ctx.config.notify,
+        &ctx.config.delivery,
+        &opts,
+    ) {
+        Ok(r) if r.sent + r.retried > 0 => tracing::info!("{}", r.summary(r.status())),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("deliver between runs: {e}"),
+    }
+}
+
 pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -73,9 +103,15 @@ pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
             );
             return Ok(EXIT_OK);
         }
-        // Sleep to the next slot (none when the run overran it), waking for signals.
+        // Sleep to the next slot (none when the run overran it), waking for signals; delivery
+        // goes on meanwhile (retries and held messages as they come due).
         let next = started + every;
+        let mut deliver_at = Instant::now() + DELIVER_EVERY;
         while Instant::now() < next {
+            if !ctx.config.notify.is_empty() && Instant::now() >= deliver_at {
+                deliver_between(ctx, &ledger, next, &stop);
+                deliver_at = Instant::now() + DELIVER_EVERY;
+            }
             if stop.load(Ordering::SeqCst) {
                 return Ok(EXIT_OK);
             }

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use chrono::Utc;
 
-use crate::cmd::{Context, Failure, EXIT_FAILED, EXIT_OK};
+use crate::cmd::{Context, Failure, EXIT_OK};
 use crate::stages::incidents::build::{self, Snapshot};
 use crate::stages::incidents::view::IncidentView;
 use crate::store::fsx::escape_text;
@@ -25,13 +25,6 @@ pub struct ListArgs {
     pub limit: usize,
 }
 
-fn failed(e: impl Into<anyhow::Error>) -> Failure {
-    Failure {
-        code: EXIT_FAILED,
-        error: e.into(),
-    }
-}
-
 /// `signalfoundry incidents`.
 pub fn list(ctx: &Context, args: &ListArgs) -> Result<u8, Failure> {
     let (_state, ledger) = ctx.open(Lock::None)?;
@@ -44,18 +37,20 @@ pub fn list(ctx: &Context, args: &ListArgs) -> Result<u8, Failure> {
         agent: args.agent.as_deref(),
         limit: args.limit,
     };
-    let rows = ledger.incidents_filtered(&filter).map_err(failed)?;
+    let rows = ledger
+        .incidents_filtered(&filter)
+        .map_err(Failure::failed)?;
     let mut out = std::io::stdout().lock();
     if rows.is_empty() && !args.json {
         let _ = writeln!(out, "no incidents match");
     }
     for row in rows {
-        let Some(snap) = build::snapshot(&ledger, &row.id).map_err(failed)? else {
+        let Some(snap) = build::snapshot(&ledger, &row.id).map_err(Failure::failed)? else {
             continue;
         };
-        let view = build::view_of(&snap, close_after, now).map_err(failed)?;
+        let view = build::view_of(&snap, close_after, now).map_err(Failure::failed)?;
         let line = if args.json {
-            serde_json::to_string(&for_stdout(view)).map_err(failed)?
+            serde_json::to_string(&for_stdout(view)).map_err(Failure::failed)?
         } else {
             one_line(&view, &snap)
         };
@@ -130,7 +125,7 @@ fn is_incident_id(id: &str) -> bool {
 /// `signalfoundry incident show ID [--json]`.
 pub fn show(ctx: &Context, id: &str, json: bool) -> Result<u8, Failure> {
     if !is_incident_id(id) {
-        return Err(failed(anyhow::anyhow!(
+        return Err(Failure::failed(anyhow::anyhow!(
             "{} is not an incident id (INC- and letters, digits or -)",
             escape_text(id)
         )));
@@ -138,16 +133,19 @@ pub fn show(ctx: &Context, id: &str, json: bool) -> Result<u8, Failure> {
     let (state, ledger) = ctx.open(Lock::None)?;
     let now = Utc::now();
     let snap = build::snapshot(&ledger, id)
-        .map_err(failed)?
+        .map_err(Failure::failed)?
         .filter(|s| s.row.members > 0)
-        .ok_or_else(|| failed(anyhow::anyhow!("no incident {id} in this state directory")))?;
-    let view = build::view_of(&snap, ctx.config.incidents.close_after, now).map_err(failed)?;
+        .ok_or_else(|| {
+            Failure::failed(anyhow::anyhow!("no incident {id} in this state directory"))
+        })?;
+    let view =
+        build::view_of(&snap, ctx.config.incidents.close_after, now).map_err(Failure::failed)?;
     let text = if json {
-        let mut s = serde_json::to_string_pretty(&for_stdout(view)).map_err(failed)?;
+        let mut s = serde_json::to_string_pretty(&for_stdout(view)).map_err(Failure::failed)?;
         s.push('\n');
         s
     } else {
-        build::summary_of(&state, &snap, &view).map_err(failed)?
+        build::summary_of(&state, &snap, &view).map_err(Failure::failed)?
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(EXIT_OK)

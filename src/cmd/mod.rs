@@ -11,6 +11,7 @@ mod debug;
 pub mod demo;
 pub mod incidents;
 pub mod ingest;
+pub mod outbox;
 mod policy;
 pub mod poll;
 pub mod requeue;
@@ -139,6 +140,25 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Delivery messages (the outbox): list them, or bring dead ones back (`outbox retry`).
+    Outbox {
+        #[command(subcommand)]
+        command: Option<OutboxCommand>,
+        /// Only this route's messages.
+        #[arg(long)]
+        route: Option<String>,
+        /// Only messages in this state: pending, sent, dead or orphaned (a route no longer
+        /// configured). (`--state` is the global state directory.)
+        #[arg(long, value_name = "STATE")]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Send the delivery messages that are due (the deliver stage alone).
+    Deliver,
     /// One incident.
     Incident {
         #[command(subcommand)]
@@ -196,6 +216,20 @@ pub enum IncidentCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Bring a dead message (or, with --dead, every dead one) back: pending, due now.
+    Retry {
+        /// The message id (msg_...).
+        id: Option<String>,
+        /// Every dead message (of --route, when given).
+        #[arg(long)]
+        dead: bool,
+        #[arg(long)]
+        route: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy file: every error with line and column. Exit 0 valid, 2 invalid.
     Check { file: PathBuf },
@@ -233,13 +267,13 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn usage(e: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn usage(e: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: EXIT_USAGE,
             error: e.into(),
         }
     }
-    fn failed(e: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn failed(e: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: EXIT_FAILED,
             error: e.into(),
@@ -417,6 +451,41 @@ impl Context {
     }
 }
 
+/// `signalfoundry deliver`: the deliver stage alone (under the run lock, so it never races a
+/// run's deliver stage on the same route).
+fn deliver(ctx: &Context) -> Result<u8, Failure> {
+    use crate::stages::Report;
+    let (_state, ledger) = ctx.open(Lock::Run)?;
+    if ctx.config.notify.is_empty() {
+        stdout_line("deliver: status=SKIPPED reason=no-notify-routes-configured");
+        return Ok(EXIT_OK);
+    }
+    let opts = crate::stages::deliver::DeliverOptions {
+        durability: ctx.durability(),
+        deadline: std::time::Instant::now() + ctx.config.delivery.max_duration,
+        stop: None,
+        probe: true,
+    };
+    let r = crate::stages::deliver::run(
+        ledger.path(),
+        &ctx.config.notify,
+        &ctx.config.delivery,
+        &opts,
+    )
+    .map_err(Failure::failed)?;
+    for (name, fig) in &r.routes {
+        if let Some(e) = &fig.error {
+            tracing::error!("route {name} cannot be used: {e}");
+        }
+    }
+    stdout_line(&r.summary(r.status()));
+    Ok(if r.status() == "FAILED" {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
 pub(crate) fn print_notices(notices: &[Notice]) {
     for n in notices {
         tracing::warn!(entry = %escape_text(&n.what), "{}", escape_text(&n.reason));
@@ -574,6 +643,26 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Incident {
             command: IncidentCommand::Show { id, json },
         } => incidents::show(&ctx, id, *json),
+        Command::Outbox {
+            command: None,
+            route,
+            status,
+            json,
+            limit,
+        } => outbox::list(
+            &ctx,
+            &outbox::ListArgs {
+                route: route.as_deref(),
+                state: status.as_deref(),
+                json: *json,
+                limit: *limit,
+            },
+        ),
+        Command::Outbox {
+            command: Some(OutboxCommand::Retry { id, dead, route }),
+            ..
+        } => outbox::retry(&ctx, id.as_deref(), *dead, route.as_deref()),
+        Command::Deliver => deliver(&ctx),
         Command::Daemon { every } => crate::cmd::daemon::run(&ctx, *every),
         Command::Policy { .. }
         | Command::VerifyPack { .. }

@@ -232,6 +232,66 @@ pub fn execute(
     stages.push(cap_stage);
     stages.push(tri_stage);
 
+    // Delivery: what the incident rounds made due (after the packs: messages point at them).
+    if !ctx.config.notify.is_empty() {
+        let t = Instant::now();
+        let dopts = crate::stages::deliver::DeliverOptions {
+            durability: ctx.durability(),
+            deadline: Instant::now() + ctx.config.delivery.max_duration,
+            stop: extras.stop.clone(),
+            probe: true,
+        };
+        let stage = match crate::stages::deliver::run(
+            ledger.path(),
+            &ctx.config.notify,
+            &ctx.config.delivery,
+            &dopts,
+        ) {
+            Ok(r) => {
+                let status = match r.status() {
+                    "FAILED" => StageStatus::Failed,
+                    _ => StageStatus::Ok,
+                };
+                for (name, fig) in &r.routes {
+                    if let Some(e) = &fig.error {
+                        reasons.push(format!("deliver: route {name} cannot be used: {e}"));
+                    }
+                }
+                if r.dead > 0 {
+                    reasons.push(format!(
+                        "deliver: {} message(s) dead (signalfoundry outbox --status dead)",
+                        r.dead
+                    ));
+                }
+                if r.retried > 0 {
+                    reasons.push(format!(
+                        "deliver: {} attempt(s) failed and wait for a retry",
+                        r.retried
+                    ));
+                }
+                let _ = writeln!(out, "{}", r.summary(r.status()));
+                StageReport::of(&r, status, ms(t), None)
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!("deliver failed: {msg}");
+                let _ = writeln!(
+                    out,
+                    "{}: status=FAILED",
+                    crate::stages::deliver::DeliverReport::NAME
+                );
+                reasons.push(format!("deliver failed: {msg}"));
+                StageReport::bare(
+                    crate::stages::deliver::DeliverReport::NAME,
+                    StageStatus::Failed,
+                    ms(t),
+                    Some(msg),
+                )
+            }
+        };
+        stages.push(stage);
+    }
+
     // 6. reconcile
     let t = Instant::now();
     let (block, summary, rec_stage) = match crate::stages::reconcile::run(
@@ -317,6 +377,7 @@ pub fn execute(
         lag: heartbeat::lag(ledger),
         signature_hits: tri_total.signature_hits.clone(),
         cadence_s: extras.cadence.map(|c| c.as_secs()),
+        outbox: crate::cmd::outbox::by_route(ledger, &ctx.config.notify),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let t = Instant::now();

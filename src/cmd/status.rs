@@ -40,6 +40,8 @@ pub struct Status {
     /// Open incidents (their window plus `[incidents] close_after` not yet passed), by their
     /// highest member's bucket.
     pub open_incidents: BTreeMap<String, u64>,
+    /// Delivery messages per route and state (`orphaned`: a route no longer configured).
+    pub outbox: BTreeMap<String, BTreeMap<String, u64>>,
     pub expiring_within_7_days: Vec<Expiring>,
 }
 
@@ -115,6 +117,7 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
     }
     let st = Status {
         open_incidents,
+        outbox: crate::cmd::outbox::by_route(&ledger, &ctx.config.notify),
         state_dir: crate::store::fsx::shown(state.path()),
         depths: state.depths(),
         heartbeat: heartbeat(&state, now),
@@ -186,6 +189,30 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
         st.open_incidents.get("low").unwrap_or(&0),
         st.open_incidents.get("suppressed").unwrap_or(&0),
     );
+    let mut dead = 0;
+    for (route, states) in &st.outbox {
+        let n = |k: &str| states.get(k).copied().unwrap_or(0);
+        dead += n("dead");
+        let orphaned = if n("orphaned") > 0 {
+            format!(" orphaned={} (no such route configured)", n("orphaned"))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "outbox {}: pending={} sent={} dead={}{orphaned}",
+            escape_text(route),
+            n("pending"),
+            n("sent"),
+            n("dead")
+        );
+    }
+    if dead > 0 {
+        let _ = writeln!(
+            out,
+            "WARNING: {dead} delivery message(s) are DEAD: signalfoundry outbox --status dead shows why; signalfoundry outbox retry --dead sends them again"
+        );
+    }
     if st.expiring_within_7_days.is_empty() {
         let _ = writeln!(out, "signatures expiring within a week: none");
     }

@@ -52,6 +52,12 @@ impl NotifyKind {
         matches!(self, NotifyKind::Pagerduty)
     }
 
+    /// Kinds that get `incident.updated`: not the case tools (TheHive and IRIS get the incident
+    /// once, when it opens; its updates are in SignalFoundry's files and console).
+    pub fn updates(self) -> bool {
+        !matches!(self, NotifyKind::Thehive | NotifyKind::Iris)
+    }
+
     /// Kinds that need a secret (`secret_file` or `SIGNALFOUNDRY_NOTIFY_<NAME>_SECRET`): the
     /// webhook's signing secret, PagerDuty's routing key, TheHive's and IRIS's API keys.
     pub fn needs_secret(self) -> bool {
@@ -167,6 +173,9 @@ pub struct DeliveryConfig {
     /// A message failing this long after it was made due is `dead`.
     #[serde(default = "d_24h", deserialize_with = "super::duration")]
     pub max_age: Duration,
+    /// The first retry's delay; each next one doubles it (with jitter, at most an hour).
+    #[serde(default = "d_5s", deserialize_with = "super::duration")]
+    pub retry_base: Duration,
     /// The longest one deliver stage runs (what is left waits for the next).
     #[serde(default = "d_2m", deserialize_with = "super::duration")]
     pub max_duration: Duration,
@@ -219,6 +228,9 @@ fn default_status_id() -> i64 {
 }
 fn default_max_attempts() -> u32 {
     12
+}
+fn d_5s() -> Duration {
+    Duration::from_secs(5)
 }
 fn d_10m() -> Duration {
     Duration::from_secs(600)

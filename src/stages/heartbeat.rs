@@ -149,6 +149,10 @@ pub struct RunReport {
     /// this stale).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cadence_s: Option<u64>,
+    /// Outbox messages per route and state (`pending`, `sent`, `dead`; `orphaned` for a route
+    /// no longer configured).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outbox: BTreeMap<String, BTreeMap<String, u64>>,
     pub version: String,
 }
 
@@ -259,6 +263,22 @@ impl RunReport {
                 "signalfoundry_ledger_rows{{state=\"{}\"}} {v}",
                 label(k)
             );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_outbox_messages",
+            "gauge",
+            "Delivery outbox messages per route and state.",
+        );
+        for (route, states) in &self.outbox {
+            for (st, v) in states {
+                let _ = writeln!(
+                    out,
+                    "signalfoundry_outbox_messages{{route=\"{}\",state=\"{}\"}} {v}",
+                    label(route),
+                    label(st)
+                );
+            }
         }
         fam(
             &mut out,

@@ -9,6 +9,7 @@
 
 mod cli;
 mod crash;
+mod deliver;
 mod disk_full;
 mod escapes;
 mod holes;

@@ -9,8 +9,9 @@
 //!   `incident.escalated` when the first member was below `min_bucket` (it started low and a
 //!   later member raised it). New members after that are one `incident.updated` at most every
 //!   `update_every`: while an update is pending and unattempted, newer members refresh it
-//!   instead of adding another. A route that resolves (PagerDuty) gets `incident.closed` when
-//!   the incident closes.
+//!   instead of adding another (case tools get no updates). A route that resolves (PagerDuty)
+//!   gets `incident.closed` when an incident it opened while open closes; one opened already
+//!   closed (a backlog triaged late) still pages, and is left for a person to resolve.
 //! - Reads (the route's progress, member files) happen before the round's write transaction;
 //!   only rounds write progress and they hold `incidents/.lock`, so what was read is what the
 //!   transaction sees.
@@ -91,10 +92,6 @@ pub fn decide(
             if highest < route.min_bucket || !first_matches {
                 return Due::Nothing;
             }
-            if view.status == Status::Closed && route.kind.resolves() {
-                // Nothing to page about any more.
-                return Due::Nothing;
-            }
             if first_bucket.is_some_and(|b| b < route.min_bucket) {
                 Due::Open(MessageType::Escalated)
             } else {
@@ -108,7 +105,7 @@ pub fn decide(
             if view.status == Status::Closed && route.kind.resolves() {
                 return Due::Close;
             }
-            if view.members.total > p.members {
+            if view.members.total > p.members && route.kind.updates() {
                 Due::Update
             } else {
                 Due::Nothing
@@ -201,13 +198,16 @@ pub fn plan(
             _ => continue,
         };
         let event = event(route, m, kind, seq, new_members, now);
+        // An incident opened after it closed (a backlog triaged late) is never resolved by
+        // us: a person resolves what was paged.
+        let opened_closed = matches!(due, Due::Open(_)) && m.view.status == Status::Closed;
         let progress = Progress {
             route: route.name.clone(),
             incident: m.view.id.clone(),
             next_seq: seq + 1,
             members: m.view.members.total,
             last_due: time_text(not_before),
-            closed: due == Due::Close,
+            closed: due == Due::Close || (opened_closed && route.kind.resolves()),
         };
         out.push(Planned {
             route: route.name.clone(),

@@ -1,9 +1,503 @@
 //! Delivery: incidents' messages to people and case tools, from the ledger's outbox.
 //!
 //! The incident round records each due message (`event::Event`) in the outbox in the
-//! transaction that records the incident's built revision; this stage sends what is due, per
-//! route, and records every attempt. `formats` renders an event for each kind (pure).
+//! transaction that records the incident's built revision (`due`); this stage sends what is
+//! due, per route, and records every attempt. `formats` renders an event for each kind (pure);
+//! `send` speaks each kind's protocol; `routes` reads a route's secrets.
+//!
+//! Design constraints:
+//! - At least once, never lost: a message leaves `pending` only when the receiver accepted it
+//!   (or answered that it has it: TheHive's duplicate, IRIS's lookup) or when it is `dead`
+//!   (kept, counted, `outbox retry` brings it back). A crash between the answer and the
+//!   record sends it again under the same id (the receiver's idempotency key).
+//! - One thread per route; within a route at most `concurrency` requests at once, spaced by
+//!   the vendor's limit (`NotifyKind::min_interval`), and at most `max_per_hour` sent in any
+//!   hour: beyond it messages are held (pending, due, counted `held`), never dropped.
+//! - Failures are rescheduled (`not_before`): exponential backoff from `[delivery]
+//!   retry_base` with jitter, at least what `Retry-After` said; a route's pass waits for
+//!   retries due soon, [`WAIT_FOR_RETRY`] in all, so a short hiccup does not wait a run. A
+//!   pass first probes the route with its first message backing off: accepted, the route is
+//!   back and its backlog is due at once.
+//! - An answer that can never succeed (4xx other than 408 and 429) is dead at once, with what
+//!   to fix. After `max_attempts` attempts or `max_age` since it was due, a message is dead.
 
 pub mod due;
 pub mod event;
 pub mod formats;
+pub mod routes;
+pub mod send;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{DeliveryConfig, NotifyConfig};
+use crate::stages::{Counters, Report};
+use crate::store::fsx::Durability;
+use crate::store::ledger::incidents::time_text;
+use crate::store::ledger::outbox::{Attempted, MessageRow, MsgState};
+use crate::store::ledger::{Ledger, LedgerError};
+use event::Event;
+use routes::Endpoint;
+use send::Outcome;
+
+/// Retries due soon are waited for within one route's pass, this long in all (inside the
+/// stage's `max_duration`); later ones are the next pass's.
+pub const WAIT_FOR_RETRY: Duration = Duration::from_secs(10);
+/// The longest backoff between two attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// One route's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RouteFigures {
+    pub sent: u64,
+    pub retried: u64,
+    pub held: u64,
+    pub dead: u64,
+    /// Messages now pending (due or not yet due).
+    pub pending: u64,
+    /// The route could not be loaded (its messages wait): what to fix.
+    pub error: Option<String>,
+}
+
+/// What the deliver stage did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliverReport {
+    /// Accepted by the receiver this run.
+    pub sent: u64,
+    /// Attempts that failed and were rescheduled this run.
+    pub retried: u64,
+    /// Due but beyond the route's `max_per_hour` (they wait).
+    pub held: u64,
+    /// Messages dead in the outbox (all routes, now).
+    pub dead: u64,
+    /// Messages pending in the outbox (all routes, now).
+    pub pending: u64,
+    /// Messages of routes no longer configured (kept, reported, not sent).
+    pub orphaned: u64,
+    pub routes: BTreeMap<String, RouteFigures>,
+}
+
+impl DeliverReport {
+    /// `OK`, `DEGRADED` (an attempt failed, or a message is dead) or `FAILED` (a route could
+    /// not be used at all).
+    pub fn status(&self) -> &'static str {
+        if self.routes.values().any(|r| r.error.is_some()) {
+            "FAILED"
+        } else if self.dead > 0 || self.retried > 0 {
+            "DEGRADED"
+        } else {
+            "OK"
+        }
+    }
+}
+
+impl Report for DeliverReport {
+    const NAME: &'static str = "deliver";
+
+    fn counters(&self) -> Counters {
+        Counters::from([
+            ("sent", self.sent),
+            ("retried", self.retried),
+            ("held", self.held),
+            ("dead", self.dead),
+            ("pending", self.pending),
+            ("orphaned", self.orphaned),
+        ])
+    }
+}
+
+/// How one deliver stage runs.
+#[derive(Debug, Clone)]
+pub struct DeliverOptions {
+    pub durability: Durability,
+    /// Stop starting new attempts after this.
+    pub deadline: Instant,
+    pub stop: Option<std::sync::Arc<AtomicBool>>,
+    /// Try the route's first message that is backing off before anything else: when it is
+    /// accepted, the route answers again and its backlog is due now. A failed probe records
+    /// nothing (it is not one of the message's attempts). `run` and `deliver` probe; the
+    /// daemon's passes between runs do not (they would probe a dead receiver every few
+    /// seconds).
+    pub probe: bool,
+}
+
+/// Sends what is due on every configured route.
+///
+/// Each route's client is built here, one after the other, then each route runs on a thread
+/// of its own; a route that has not reported by the deadline plus its timeout (a receiver that
+/// holds a connection past every timeout) is said FAILED and left behind: the stage ends on
+/// time, and its messages stay pending for the next pass.
+pub fn run(
+    ledger_path: &Path,
+    routes: &[NotifyConfig],
+    cfg: &DeliveryConfig,
+    opts: &DeliverOptions,
+) -> Result<DeliverReport, LedgerError> {
+    let mut report = DeliverReport::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut waiting = std::collections::BTreeSet::new();
+    let mut grace = Duration::from_secs(5);
+    for r in routes {
+        let ep = match routes::load(r) {
+            Ok(ep) => ep,
+            Err(e) => {
+                tracing::error!("{e}");
+                let fig = RouteFigures {
+                    error: Some(e.problem),
+                    ..RouteFigures::default()
+                };
+                report.routes.insert(r.name.clone(), fig);
+                continue;
+            }
+        };
+        grace = grace.max(r.timeout * 2 + Duration::from_secs(5));
+        let (tx, path, cfg, opts) = (
+            tx.clone(),
+            ledger_path.to_path_buf(),
+            cfg.clone(),
+            opts.clone(),
+        );
+        let name = r.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("deliver-{name}"))
+            .spawn(move || {
+                let out = route_pass(&path, &ep, &cfg, &opts);
+                let _ = tx.send((name, out));
+            });
+        match spawned {
+            Ok(_) => {
+                waiting.insert(r.name.clone());
+            }
+            Err(e) => {
+                report.routes.insert(
+                    r.name.clone(),
+                    RouteFigures {
+                        error: Some(format!("cannot start its thread: {e}")),
+                        ..RouteFigures::default()
+                    },
+                );
+            }
+        }
+    }
+    drop(tx);
+    let give_up = opts.deadline + grace;
+    let mut failure = None;
+    while !waiting.is_empty() {
+        let left = give_up.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((name, out)) => {
+                waiting.remove(&name);
+                match out {
+                    Ok(fig) => {
+                        report.sent += fig.sent;
+                        report.retried += fig.retried;
+                        report.held += fig.held;
+                        report.routes.insert(name, fig);
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    for name in waiting {
+        tracing::error!("deliver {name}: the route did not finish in time (a receiver holding a connection?); its messages stay pending");
+        report.routes.insert(
+            name,
+            RouteFigures {
+                error: Some(
+                    "did not finish by the deadline (a receiver holding a connection open?)".into(),
+                ),
+                ..RouteFigures::default()
+            },
+        );
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let ledger = Ledger::open(ledger_path, opts.durability)?;
+    for (route, state, n) in ledger.outbox_counts()? {
+        match report.routes.get_mut(&route) {
+            Some(fig) => match state {
+                MsgState::Pending => fig.pending += n,
+                MsgState::Dead => fig.dead += n,
+                MsgState::Sent => {}
+            },
+            None if state != MsgState::Sent => report.orphaned += n,
+            None => {}
+        }
+        match state {
+            MsgState::Pending => report.pending += n,
+            MsgState::Dead => report.dead += n,
+            MsgState::Sent => {}
+        }
+    }
+    Ok(report)
+}
+
+/// One route's pass: send what is due until nothing is, the hour's budget is spent or the
+/// deadline passes.
+fn route_pass(
+    ledger_path: &Path,
+    ep: &Endpoint,
+    cfg: &DeliveryConfig,
+    opts: &DeliverOptions,
+) -> Result<RouteFigures, LedgerError> {
+    let mut fig = RouteFigures::default();
+    let route = &ep.cfg;
+    let mut ledger = Ledger::open(ledger_path, opts.durability)?;
+    let slot = Mutex::new(Instant::now());
+    if opts.probe {
+        probe(&mut ledger, ep, cfg, &slot, &mut fig)?;
+    }
+    let mut waited = Duration::ZERO;
+    loop {
+        let stopping = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        if stopping || Instant::now() >= opts.deadline {
+            break;
+        }
+        let now = Utc::now();
+        let now_s = time_text(now);
+        let hour_ago = time_text(now - chrono::Duration::hours(1));
+        let sent = ledger.outbox_sent_since(&route.name, &hour_ago)?;
+        let budget = u64::from(route.max_per_hour).saturating_sub(sent);
+        if budget == 0 {
+            // Every pending message waits for the budget now, due or retrying.
+            fig.held = ledger.outbox_due_count(&route.name, "9999")?;
+            if fig.held > 0 {
+                tracing::warn!(
+                    "deliver {}: {} message(s) held: {} sent in the last hour (max_per_hour)",
+                    route.name,
+                    fig.held,
+                    sent
+                );
+            }
+            break;
+        }
+        let limit = (route.concurrency as u64 * 4).min(budget) as usize;
+        let due = ledger.outbox_due(&route.name, &now_s, limit)?;
+        if due.is_empty() {
+            // A retry due soon is waited for; anything later is the next run's.
+            match ledger.outbox_next_due(&route.name)? {
+                Some(next) if wait_for(&next, opts.deadline, &mut waited) => continue,
+                _ => break,
+            }
+        }
+        for chunk in due.chunks(route.concurrency) {
+            let outcomes: Vec<(String, Attempted)> = std::thread::scope(|s| {
+                let hs: Vec<_> = chunk
+                    .iter()
+                    .map(|m| {
+                        let slot = &slot;
+                        s.spawn(move || (m.id.clone(), attempt(ep, m, cfg, slot)))
+                    })
+                    .collect();
+                hs.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            let now_s = time_text(Utc::now());
+            ledger.write(|tx| {
+                for (id, a) in &outcomes {
+                    tx.outbox_attempted(id, a, &now_s)?;
+                }
+                Ok(())
+            })?;
+            for (_, a) in &outcomes {
+                match a {
+                    Attempted::Sent => fig.sent += 1,
+                    Attempted::Retry { .. } => fig.retried += 1,
+                    Attempted::Dead { .. } => {}
+                }
+            }
+        }
+    }
+    Ok(fig)
+}
+
+/// Tries the route's first message backing off; when the route accepts it, the rest of its
+/// backlog is due now.
+fn probe(
+    ledger: &mut Ledger,
+    ep: &Endpoint,
+    cfg: &DeliveryConfig,
+    slot: &Mutex<Instant>,
+    fig: &mut RouteFigures,
+) -> Result<(), LedgerError> {
+    let name = ep.name().to_string();
+    let now_s = time_text(Utc::now());
+    let hour_ago = time_text(Utc::now() - chrono::Duration::hours(1));
+    if ledger.outbox_sent_since(&name, &hour_ago)? >= u64::from(ep.cfg.max_per_hour) {
+        return Ok(());
+    }
+    let Some(m) = ledger.outbox_backing_off(&name, &now_s)? else {
+        return Ok(());
+    };
+    match attempt(ep, &m, cfg, slot) {
+        Attempted::Retry { .. } => {
+            tracing::info!(
+                "deliver {name}: still failing ({} waits for its retry)",
+                m.id
+            );
+        }
+        a => {
+            let sent = a == Attempted::Sent;
+            let now_s = time_text(Utc::now());
+            let woken = ledger.write(|tx| {
+                tx.outbox_attempted(&m.id, &a, &now_s)?;
+                if sent {
+                    tx.outbox_due_now(&name, &now_s)
+                } else {
+                    Ok(0)
+                }
+            })?;
+            if sent {
+                fig.sent += 1;
+                if woken > 0 {
+                    tracing::info!("deliver {name}: the route answers again; {woken} message(s) waiting on a retry are due now");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sleeps until `next` when the pass has waited less than [`WAIT_FOR_RETRY`] in all with it,
+/// and before the deadline.
+fn wait_for(next: &str, deadline: Instant, waited: &mut Duration) -> bool {
+    let Ok(at) = DateTime::parse_from_rfc3339(next) else {
+        return false;
+    };
+    let wait = (at.with_timezone(&Utc) - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    if *waited + wait > WAIT_FOR_RETRY || Instant::now() + wait >= deadline {
+        return false;
+    }
+    *waited += wait;
+    std::thread::sleep(wait + Duration::from_millis(5));
+    true
+}
+
+/// One attempt of one message, and what it comes to.
+fn attempt(
+    ep: &Endpoint,
+    m: &MessageRow,
+    cfg: &DeliveryConfig,
+    slot: &Mutex<Instant>,
+) -> Attempted {
+    let event: Event = match serde_json::from_str(&m.event) {
+        Ok(e) => e,
+        Err(e) => {
+            return Attempted::Dead {
+                error: format!("the stored event is unreadable ({e}); report a bug"),
+            }
+        }
+    };
+    // The vendor's spacing: each request takes the next free slot.
+    let wait = {
+        let mut next = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let at = (*next).max(now);
+        *next = at + ep.cfg.kind.min_interval();
+        at - now
+    };
+    std::thread::sleep(wait);
+    let outcome = send::send(ep, &event);
+    let attempts = m.attempts + 1;
+    let now = Utc::now();
+    let created = DateTime::parse_from_rfc3339(&m.created_at)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now);
+    let too_old = (now - created).to_std().unwrap_or(Duration::ZERO) >= cfg.max_age;
+    match outcome {
+        Outcome::Delivered => {
+            tracing::info!(
+                "deliver {}: {} {} sent (attempt {attempts})",
+                ep.name(),
+                event.kind.as_str(),
+                m.id
+            );
+            Attempted::Sent
+        }
+        Outcome::Permanent { error } => {
+            let error = ep.scrub(&error);
+            tracing::error!("deliver {}: {} dead: {error}", ep.name(), m.id);
+            Attempted::Dead { error }
+        }
+        Outcome::Retry { after, error } => {
+            let error = ep.scrub(&error);
+            if attempts >= cfg.max_attempts || too_old {
+                let why = if too_old { "max_age" } else { "max_attempts" };
+                tracing::error!(
+                    "deliver {}: {} dead after {attempts} attempts ({why}): {error}",
+                    ep.name(),
+                    m.id
+                );
+                return Attempted::Dead {
+                    error: format!("{error} (gave up: {why})"),
+                };
+            }
+            let delay = backoff(cfg.retry_base, attempts, &m.id).max(after.unwrap_or_default());
+            let next =
+                now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+            tracing::warn!(
+                "deliver {}: {} attempt {attempts} failed: {error}; next in {}",
+                ep.name(),
+                m.id,
+                humantime::format_duration(Duration::from_secs(delay.as_secs().max(1)))
+            );
+            Attempted::Retry {
+                next: time_text(next),
+                error,
+            }
+        }
+    }
+}
+
+/// `base · 2^(attempts-1)`, at most [`BACKOFF_MAX`], with jitter: between half and all of it
+/// (drawn from the message id, the attempt and the clock, so routes do not retry in step).
+pub fn backoff(base: Duration, attempts: u32, id: &str) -> Duration {
+    let exp = attempts.saturating_sub(1).min(20);
+    let full = base.saturating_mul(1u32 << exp).min(BACKOFF_MAX);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&(id, attempts, Instant::now()), &mut h);
+    let r = std::hash::Hasher::finish(&h) % 1000;
+    full / 2 + full.mul_f64(r as f64 / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered_within_half_to_all() {
+        let base = Duration::from_secs(5);
+        for a in 1..=30 {
+            let full = base
+                .saturating_mul(1u32 << (a - 1).min(20))
+                .min(BACKOFF_MAX);
+            let d = backoff(base, a, "msg_x");
+            assert!(d >= full / 2 && d <= full, "attempt {a}: {d:?} vs {full:?}");
+        }
+        assert!(backoff(base, 30, "m") <= BACKOFF_MAX);
+    }
+
+    #[test]
+    fn the_summary_line_is_the_counters() {
+        let r = DeliverReport {
+            sent: 3,
+            retried: 1,
+            ..DeliverReport::default()
+        };
+        assert_eq!(
+            r.summary(r.status()),
+            "deliver: status=DEGRADED sent=3 retried=1 held=0 dead=0 pending=0 orphaned=0"
+        );
+    }
+}

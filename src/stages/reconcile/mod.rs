@@ -14,6 +14,7 @@
 //!   zero-width characters pass JSON escaping), in the report's strings themselves.
 
 mod incidents;
+mod outbox;
 mod report;
 mod scan;
 pub use report::{BucketCount, ReconcileReport, StateCount};
@@ -232,6 +233,13 @@ pub fn run(
     }
     // The recount (above) checked the incidents against the rows as they are now.
     if !recounted {
+        // Incidents no round planned for a route are planned by the round below.
+        let owed = outbox::missing(state, ledger, routes)?;
+        if !owed.is_empty() {
+            let ids: Vec<String> = owed.iter().flat_map(|(_, _, ids)| ids.clone()).collect();
+            report.outbox_repaired = ids.len() as u64;
+            ledger.write(|tx| tx.incidents_dirty(&ids))?;
+        }
         let inc = incidents::check(
             state,
             ledger,
@@ -248,6 +256,10 @@ pub fn run(
         report.awaiting_incident_backfill = inc.awaiting_backfill;
         report.mismatches.extend(inc.mismatches);
         report.strays.extend(inc.strays);
+        for (route, n, ids) in outbox::missing(state, ledger, routes)? {
+            report.mismatches.push(outbox::mismatch(&route, n, &ids));
+        }
+        report.outbox = outbox::counts(ledger, routes)?;
     }
     if deep {
         for s in &disk.case_strays {

@@ -58,6 +58,10 @@ pub struct ReconcileReport {
     pub incidents_repaired: u64,
     /// Triaged rows from before incidents, waiting for the next triage's backfill.
     pub awaiting_incident_backfill: u64,
+    /// Messages per route and state.
+    pub outbox: Vec<super::outbox::OutboxCount>,
+    /// Incidents that matched a route without its opening message and were planned again.
+    pub outbox_repaired: u64,
     pub deep: bool,
     pub orphans: Vec<String>,
     pub ghosts: Vec<String>,
@@ -137,6 +141,26 @@ impl ReconcileReport {
             o.push_str(&format!(
                 "  incidents repaired (files rebuilt from the ledger): {}\n",
                 self.incidents_repaired
+            ));
+        }
+        for c in &self.outbox {
+            o.push_str(&format!(
+                "  outbox {}: pending={} sent={} dead={}{}\n",
+                c.route,
+                thousands(c.pending),
+                thousands(c.sent),
+                thousands(c.dead),
+                if c.orphaned {
+                    " (orphaned: no such route configured)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if self.outbox_repaired > 0 {
+            o.push_str(&format!(
+                "  outbox repaired (incidents planned again for their routes): {}\n",
+                self.outbox_repaired
             ));
         }
         let state_sum: u64 = self.states.iter().map(|s| s.ledger).sum();

@@ -219,6 +219,17 @@ impl Triage<'_> {
         notices: &mut Vec<Notice>,
     ) -> Result<TriageReport, TriageError> {
         let now = Utc::now();
+        // The delivery routes are known before any incident this run creates: an incident
+        // created since its route was first seen owes the route its messages (reconcile).
+        if !self.opts.notify.is_empty() {
+            let now_s = crate::store::ledger::incidents::time_text(now);
+            ledger.write(|tx| {
+                for r in &self.opts.notify {
+                    tx.notify_route_seen(&r.name, r.kind.as_str(), &now_s)?;
+                }
+                Ok(())
+            })?;
+        }
         // The workers are started (their folders locked) before admission and recovery move
         // anything, so that a reconcile running meanwhile sees a live worker and records no
         // loss from a listing that admission or recovery is changing under it. Recovery

@@ -258,6 +258,15 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// A route that answered again: its messages backing off after failed attempts are due now.
+    pub fn outbox_due_now(&mut self, route: &str, now: &str) -> Result<usize, rusqlite::Error> {
+        self.tx.execute(
+            "UPDATE outbox SET not_before = ?2 WHERE route = ?1 AND state = 'pending'
+               AND attempts > 0 AND not_before > ?2",
+            params![route, now],
+        )
+    }
+
     /// Brings dead messages back to pending, due now, with fresh attempts: one id, or every
     /// dead one (of one route when given). Returns how many.
     pub fn outbox_revive(
@@ -313,6 +322,40 @@ impl Ledger {
             params![route, now, limit as i64],
             message,
         )
+    }
+
+    /// The route's first message backing off after a failed attempt (not due yet, first of its
+    /// incident): what a deliver pass tries first, to learn whether the route answers again.
+    pub fn outbox_backing_off(
+        &self,
+        route: &str,
+        now: &str,
+    ) -> Result<Option<MessageRow>, LedgerError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM outbox o WHERE route = ?1 AND state = 'pending'
+                     AND attempts > 0 AND not_before > ?2
+                     AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.route = o.route
+                       AND e.incident = o.incident AND e.seq < o.seq AND e.state = 'pending')
+                     ORDER BY not_before, id LIMIT 1"
+                ),
+                params![route, now],
+                message,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The earliest `not_before` of a route's pending messages.
+    pub fn outbox_next_due(&self, route: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT MIN(not_before) FROM outbox WHERE route = ?1 AND state = 'pending'",
+                [route],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Messages of a route sent since `since` (the hourly budget).
