@@ -6,14 +6,15 @@
 //! ```text
 //! cmd      the command line: clap, Context, Failure, exit codes, one module per command
 //!   |
-//! stages   poll, cap, triage (cases and packs inside), escalate, reconcile, heartbeat;
+//! stages   poll, cap, triage (cases and packs inside), escalate, deliver, reconcile, heartbeat;
 //!   |      each with one entry point and a report (`stages::Report`)
 //!   v
 //! store    the only code that touches the state directory and ledger.db
 //! model    alerts, keys, levels, cases: data, no IO
 //! ```
 //!
-//! `config` (the TOML configuration) and `failpoint` (test hooks) sit beside `store` and `model`:
+//! `config` (the TOML configuration), `secret` (secrets and their files) and `failpoint` (test
+//! hooks) sit beside `store` and `model`:
 //! anything may use them, they use nothing above. ARCHITECTURE.md has the codemap and the
 //! invariants.
 

@@ -1,5 +1,6 @@
 //! The stages of a run, in order: [`poll`], [`cap`], [`triage`] (cases and escalation packs
-//! are built inside each triage batch, with [`escalate`]), [`reconcile`], [`heartbeat`]. Each has
+//! are built inside each triage batch, with [`escalate`]), [`deliver`] (incidents' messages, from
+//! the outbox), [`reconcile`], [`heartbeat`]. Each has
 //! one entry point and a typed report. Stages use `store` and `model`, never `cmd`.
 //!
 //! Every report speaks one contract, [`Report`]: its name and its figures ([`Counters`], in

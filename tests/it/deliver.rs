@@ -829,3 +829,51 @@ fn a_lost_opening_message_is_a_reconcile_mismatch() {
         "{out}"
     );
 }
+
+#[test]
+fn a_route_match_picks_incidents_by_their_first_member_and_a_raised_incident_is_escalated() {
+    let cfg = ReceiverConfig::default();
+    let rx = start(cfg.clone());
+    let env = Env::new("");
+    let conf = base(&env, &rx, &cfg)
+        + &webhook_route(&env, &rx, "sshd-only", "match = { \"rule.id\" = \"5716\" }")
+        + &webhook_route(&env, &rx, "all-high", "");
+    write_config(&env, &conf);
+    // 5716 on web-01 starts low and is raised by a high member; 5712 on db-01 is high at once.
+    env.ingest_lines(&[
+        alert(1, "5716", "web-01", 5, 0),
+        alert(2, "5716", "web-01", 5, 1),
+        alert(3, "5712", "db-01", 12, 2),
+    ]);
+    env.ok(&["run"]);
+    env.ingest_lines(&[alert(4, "5716", "web-01", 12, 3)]);
+    env.ok(&["run"]);
+    let by_route = |route: &str| -> Vec<(String, String)> {
+        rx.deliveries_of(Kind::Webhook)
+            .iter()
+            .filter(|d| d.path.ends_with(route))
+            .map(|d| {
+                (
+                    d.body["type"].as_str().unwrap_or("").to_string(),
+                    d.body["incident"]["key"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let sshd = by_route("sshd-only");
+    assert_eq!(sshd.len(), 1, "{sshd:?}");
+    assert_eq!(
+        sshd[0].0, "incident.escalated",
+        "started low, raised by a high member"
+    );
+    assert!(sshd[0].1.contains("5716"), "{sshd:?}");
+    let all = by_route("all-high");
+    let kinds: BTreeSet<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["incident.escalated", "incident.opened"])
+    );
+    let rec = env.ok(&["reconcile", "--deep"]);
+    assert!(rec.contains("VERDICT=PASS"), "{rec}");
+}
