@@ -52,6 +52,15 @@ impl NotifyKind {
         matches!(self, NotifyKind::Pagerduty)
     }
 
+    /// Kinds whose held messages are summarised in one `incident.digest` (the notification
+    /// kinds; PagerDuty, TheHive and IRIS need each incident as its own object).
+    pub fn digests(self) -> bool {
+        matches!(
+            self,
+            NotifyKind::Webhook | NotifyKind::Slack | NotifyKind::Teams | NotifyKind::Email
+        )
+    }
+
     /// Kinds that get `incident.updated`: not the case tools (TheHive and IRIS get the incident
     /// once, when it opens; its updates are in SignalFoundry's files and console).
     pub fn updates(self) -> bool {

@@ -91,7 +91,23 @@ pub fn webhook(sh: &Shared, req: &Req) -> Out {
                 return Err(format!("body field {f} is not a string"));
             }
         }
-        if !o.get("incident").is_some_and(Value::is_object) {
+        // A digest stands for several messages: their ids, types and incidents.
+        if o.get("type").and_then(Value::as_str) == Some("incident.digest") {
+            let ok = o
+                .get("messages")
+                .and_then(Value::as_array)
+                .is_some_and(|ms| {
+                    !ms.is_empty()
+                        && ms.iter().all(|m| {
+                            ["id", "type", "incident"]
+                                .iter()
+                                .all(|f| m.get(f).is_some_and(Value::is_string))
+                        })
+                });
+            if !ok {
+                return Err("a digest's messages are not a list of {id, type, incident}".into());
+            }
+        } else if !o.get("incident").is_some_and(Value::is_object) {
             return Err("body field incident is not an object".into());
         }
         Ok(())

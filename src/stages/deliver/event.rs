@@ -86,3 +86,29 @@ pub struct Event {
     /// Members since the previous message for this route (0 for an opening message).
     pub new_members: u64,
 }
+
+/// One message a digest stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestItem {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    pub incident: String,
+    /// The message's title (raw alert text; formats escape it).
+    pub title: String,
+}
+
+/// `incident.digest`: the messages a route held beyond `max_per_hour`, summarised in the
+/// hour's last request (notification kinds only; case tools and PagerDuty need each incident
+/// as its own object, so theirs wait).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    /// `dig_` and 32 hex digits, deterministic from the route and the ids it stands for.
+    pub id: String,
+    pub route: String,
+    pub created_at: DateTime<Utc>,
+    pub messages: Vec<DigestItem>,
+}
+
+/// The `type` of a digest, as the webhook says it.
+pub const DIGEST_TYPE: &str = "incident.digest";

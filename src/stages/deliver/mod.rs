@@ -268,7 +268,7 @@ fn route_pass(
         let budget = u64::from(route.max_per_hour).saturating_sub(sent);
         if budget == 0 {
             // Every pending message waits for the budget now, due or retrying.
-            fig.held = ledger.outbox_due_count(&route.name, "9999")?;
+            fig.held = ledger.outbox_due_count(&route.name, ANY_TIME)?;
             if fig.held > 0 {
                 tracing::warn!(
                     "deliver {}: {} message(s) held: {} sent in the last hour (max_per_hour)",
@@ -278,6 +278,32 @@ fn route_pass(
                 );
             }
             break;
+        }
+        // The hour's last request, with more than one waiting (due, or retrying): one digest
+        // stands for them all; a failed digest is tried again a few times within the pass.
+        if budget == 1
+            && route.kind.digests()
+            && ledger.outbox_due_count(&route.name, ANY_TIME)? > 1
+        {
+            let mut sent = None;
+            for i in 0..DIGEST_TRIES {
+                sent = digest(&mut ledger, ep)?;
+                let pause = cfg.retry_base.saturating_mul(1 << i);
+                if sent.is_some() || Instant::now() + pause >= opts.deadline {
+                    break;
+                }
+                std::thread::sleep(pause);
+            }
+            match sent {
+                Some(n) => {
+                    fig.sent += n;
+                    continue;
+                }
+                None => {
+                    fig.held = ledger.outbox_due_count(&route.name, ANY_TIME)?;
+                    break;
+                }
+            }
         }
         let limit = (route.concurrency as u64 * 4).min(budget) as usize;
         let due = ledger.outbox_due(&route.name, &now_s, limit)?;
@@ -316,6 +342,72 @@ fn route_pass(
         }
     }
     Ok(fig)
+}
+
+/// Most messages one digest stands for.
+const DIGEST_MAX: usize = 1_000;
+/// Tries of one digest within a pass.
+const DIGEST_TRIES: u32 = 4;
+/// A `not_before` bound later than any: every pending message (due or backing off).
+const ANY_TIME: &str = "9999";
+
+/// Sends the route's pending messages (first of each incident; due or backing off) as one
+/// `incident.digest`; how many it stood for, or `None` when it was not accepted (they stay
+/// pending, held).
+fn digest(ledger: &mut Ledger, ep: &Endpoint) -> Result<Option<u64>, LedgerError> {
+    let due = ledger.outbox_due(ep.name(), ANY_TIME, DIGEST_MAX)?;
+    let messages: Vec<event::DigestItem> = due
+        .iter()
+        .map(|m| event::DigestItem {
+            id: m.id.clone(),
+            kind: event::MessageType::parse(&m.kind).unwrap_or(event::MessageType::Updated),
+            incident: m.incident.clone(),
+            title: serde_json::from_str::<Event>(&m.event)
+                .map(|e| e.title)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let ids: Vec<String> = due.iter().map(|m| m.id.clone()).collect();
+    let d = event::Digest {
+        id: digest_id(ep.name(), &ids),
+        route: ep.name().to_string(),
+        created_at: Utc::now(),
+        messages,
+    };
+    match send::send_digest(ep, &d) {
+        Outcome::Delivered => {
+            let now_s = time_text(Utc::now());
+            ledger.write(|tx| tx.outbox_digested(&ids, &d.id, &now_s))?;
+            tracing::warn!(
+                "deliver {}: max_per_hour reached; {} held message(s) sent as digest {}",
+                ep.name(),
+                ids.len(),
+                d.id
+            );
+            Ok(Some(ids.len() as u64))
+        }
+        Outcome::Retry { error, .. } | Outcome::Permanent { error } => {
+            tracing::warn!(
+                "deliver {}: digest of {} held message(s) not sent: {}",
+                ep.name(),
+                ids.len(),
+                ep.scrub(&error)
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// `dig_` and 32 hex digits of the route and the ids a digest stands for.
+fn digest_id(route: &str, ids: &[String]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(route.as_bytes());
+    for id in ids {
+        h.update([0]);
+        h.update(id.as_bytes());
+    }
+    format!("dig_{}", &hex::encode(h.finalize())[..32])
 }
 
 /// Tries the route's first message backing off; when the route accepts it, the rest of its

@@ -19,7 +19,7 @@ use std::time::Duration;
 use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 
-use super::event::Event;
+use super::event::{Digest, Event};
 use super::formats;
 use super::routes::Endpoint;
 use crate::config::NotifyKind;
@@ -61,6 +61,19 @@ pub fn send(ep: &Endpoint, ev: &Event) -> Outcome {
         NotifyKind::Thehive => thehive(ep, ev),
         NotifyKind::Iris => iris(ep, ev),
         NotifyKind::Email => email(ep, ev),
+    }
+}
+
+/// One attempt of a digest (notification kinds only).
+pub fn send_digest(ep: &Endpoint, d: &Digest) -> Outcome {
+    match ep.cfg.kind {
+        NotifyKind::Webhook => signed(ep, &d.id, formats::digest::webhook(d)),
+        NotifyKind::Slack => post_json(ep, ep.url(), &formats::digest::slack(d), &[]),
+        NotifyKind::Teams => post_json(ep, ep.url(), &formats::digest::teams(d), &[]),
+        NotifyKind::Email => mail(ep, &d.id, formats::digest::email(d)),
+        _ => Outcome::Permanent {
+            error: "this kind takes no digest".into(),
+        },
     }
 }
 
@@ -204,6 +217,11 @@ fn post_bytes(ep: &Endpoint, url: &str, bytes: Vec<u8>, headers: &[(&str, String
 
 /// The generic webhook, signed per Standard Webhooks 1.0.
 fn webhook(ep: &Endpoint, ev: &Event) -> Outcome {
+    signed(ep, &ev.id, formats::webhook::render(ev))
+}
+
+/// POSTs a body signed per Standard Webhooks 1.0 under `id`.
+fn signed(ep: &Endpoint, id: &str, body: Vec<u8>) -> Outcome {
     let secret = match formats::webhook::parse_secret(ep.secret.as_ref().map_or("", |s| s.expose()))
     {
         Ok(s) => s,
@@ -213,15 +231,14 @@ fn webhook(ep: &Endpoint, ev: &Event) -> Outcome {
             }
         }
     };
-    let body = formats::webhook::render(ev);
     let ts = chrono::Utc::now().timestamp();
-    let sig = formats::webhook::sign(&secret, &ev.id, ts, &body);
+    let sig = formats::webhook::sign(&secret, id, ts, &body);
     post_bytes(
         ep,
         ep.url(),
         body,
         &[
-            ("webhook-id", ev.id.clone()),
+            ("webhook-id", id.to_string()),
             ("webhook-timestamp", ts.to_string()),
             ("webhook-signature", sig),
         ],
@@ -335,6 +352,21 @@ fn iris(ep: &Endpoint, ev: &Event) -> Outcome {
 /// Email over SMTP (STARTTLS unless to loopback and configured off), a plain-text and an HTML
 /// part, `Message-ID` from the message id.
 fn email(ep: &Endpoint, ev: &Event) -> Outcome {
+    let c = &ep.cfg;
+    let r = formats::email::render(
+        ev,
+        &formats::email::Options {
+            from: c.from.clone().unwrap_or_default(),
+            to: c.to.clone(),
+            subject_prefix: "[SignalFoundry]".into(),
+            base_url: None,
+        },
+    );
+    mail(ep, &ev.id, r)
+}
+
+/// Sends one rendered mail under `Message-ID` `<id@signalfoundry.invalid>`.
+fn mail(ep: &Endpoint, id: &str, r: formats::email::Rendered) -> Outcome {
     use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -347,20 +379,11 @@ fn email(ep: &Endpoint, ev: &Event) -> Outcome {
         Ok(m) => m,
         Err(e) => return permanent(format!("from is not an address ({e})")),
     };
-    let r = formats::email::render(
-        ev,
-        &formats::email::Options {
-            from: c.from.clone().unwrap_or_default(),
-            to: c.to.clone(),
-            subject_prefix: "[SignalFoundry]".into(),
-            base_url: None,
-        },
-    );
     let mut b = lettre::Message::builder()
         .from(from)
         .subject(r.subject)
         .message_id(Some(formats::email::message_id(
-            &ev.id,
+            id,
             "signalfoundry.invalid",
         )));
     for to in &c.to {

@@ -311,6 +311,7 @@ const MIGRATIONS: &[&str] = &[
         first_attempt_at TEXT,
         sent_at     TEXT,
         last_error  TEXT,
+        digest      TEXT,
         UNIQUE (route, incident, seq)
     ) WITHOUT ROWID;
     CREATE INDEX outbox_pending ON outbox(route, not_before) WHERE state = 'pending';

@@ -258,6 +258,24 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Messages a delivered digest stood for: sent, under the digest's id.
+    pub fn outbox_digested(
+        &mut self,
+        ids: &[String],
+        digest: &str,
+        now: &str,
+    ) -> Result<(), rusqlite::Error> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?3,
+               first_attempt_at = COALESCE(first_attempt_at, ?3), digest = ?2
+             WHERE id = ?1 AND state = 'pending'",
+        )?;
+        for id in ids {
+            st.execute(params![id, digest, now])?;
+        }
+        Ok(())
+    }
+
     /// A route that answered again: its messages backing off after failed attempts are due now.
     pub fn outbox_due_now(&mut self, route: &str, now: &str) -> Result<usize, rusqlite::Error> {
         self.tx.execute(
@@ -358,11 +376,12 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    /// Messages of a route sent since `since` (the hourly budget).
+    /// Requests of a route sent since `since` (the hourly budget: a digest is one request).
     pub fn outbox_sent_since(&self, route: &str, since: &str) -> Result<u64, LedgerError> {
         self.conn
             .query_row(
-                "SELECT COUNT(*) FROM outbox WHERE route = ?1 AND state = 'sent' AND sent_at > ?2",
+                "SELECT COUNT(DISTINCT COALESCE(digest, id)) FROM outbox WHERE route = ?1
+                 AND state = 'sent' AND sent_at > ?2",
                 params![route, since],
                 |r| r.get(0),
             )

@@ -53,6 +53,7 @@ use crate::stages::escalate::markdown::{
 use crate::stages::incidents::view::{IncidentView, Status};
 use sf_policy::Bucket;
 
+pub mod digest;
 pub mod email;
 pub mod iris;
 pub mod pagerduty;
