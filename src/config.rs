@@ -384,10 +384,12 @@ impl Config {
                 message: "queue.cap must be at least 1".into(),
             });
         }
-        notify::validate(&cfg.notify).map_err(|message| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        notify::validate(&cfg.notify)
+            .and_then(|()| notify::validate_delivery(&cfg.delivery))
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         if cfg.delivery.max_attempts == 0 {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),

@@ -307,6 +307,21 @@ pub fn check_url(url: &str, what: &str, quote: bool) -> Result<(), String> {
     Err(format!("{what}{shown} must start with https://"))
 }
 
+/// Checks `[delivery]`'s durations (bounded, so no deadline overflows).
+pub fn validate_delivery(d: &DeliveryConfig) -> Result<(), String> {
+    let day = Duration::from_secs(86_400);
+    if d.max_age.is_zero() || d.max_age > 365 * day {
+        return Err("delivery.max_age must be more than 0s and at most 365d".into());
+    }
+    if d.retry_base.is_zero() || d.retry_base > Duration::from_secs(3600) {
+        return Err("delivery.retry_base must be more than 0s and at most 1h".into());
+    }
+    if d.max_duration.is_zero() || d.max_duration > day {
+        return Err("delivery.max_duration must be more than 0s and at most 24h".into());
+    }
+    Ok(())
+}
+
 /// Checks every route: names, the keys each kind needs, URLs, TLS.
 pub fn validate(routes: &[NotifyConfig]) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
@@ -332,8 +347,13 @@ pub fn validate(routes: &[NotifyConfig]) -> Result<(), String> {
         if r.concurrency == 0 || r.concurrency > 16 {
             return Err(format!("{label}: concurrency must be 1 to 16"));
         }
-        if r.timeout.is_zero() {
-            return Err(format!("{label}: timeout must be more than 0s"));
+        if r.timeout.is_zero() || r.timeout > Duration::from_secs(600) {
+            return Err(format!(
+                "{label}: timeout must be more than 0s and at most 10m"
+            ));
+        }
+        if r.update_every > Duration::from_secs(30 * 86_400) {
+            return Err(format!("{label}: update_every is at most 30d"));
         }
         if r.tlp > 4 || r.pap > 3 {
             return Err(format!("{label}: tlp is 0 to 4 and pap 0 to 3"));

@@ -132,6 +132,8 @@ pub struct Material<'a> {
     pub members: &'a [MemberRow],
     /// The first members' `alert.json`.
     pub sample: &'a [Map<String, Value>],
+    /// The first member's own `alert.json` (`None`: unreadable), for `match`.
+    pub first_doc: Option<&'a Map<String, Value>>,
     /// `incidents/<day>/<id>` (relative to the state directory).
     pub dir: String,
     /// The summary's plain-text lines.
@@ -153,7 +155,12 @@ pub fn first_matches(route: &RouteSpec, m: &Material<'_>) -> bool {
     let Some(matcher) = &route.matcher else {
         return true;
     };
-    let (Some(first), Some(doc)) = (m.members.first(), m.sample.first()) else {
+    let (Some(first), Some(doc)) = (m.members.first(), m.first_doc) else {
+        tracing::warn!(
+            "[[notify]] {}: incident {}: its first member's alert.json cannot be read, so `match` cannot be judged; not sent on this route (reconcile names the case)",
+            route.name,
+            m.view.id
+        );
         return false;
     };
     matcher.matches(&Value::Object(doc.clone()), &first.agent)
@@ -530,6 +537,7 @@ mod tests {
             view: &v,
             members: &[],
             sample: &[],
+            first_doc: None,
             dir: "incidents/2026/12/01/INC-test".into(),
             summary: Vec::new(),
         };

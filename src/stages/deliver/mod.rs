@@ -50,6 +50,8 @@ use send::Outcome;
 pub const WAIT_FOR_RETRY: Duration = Duration::from_secs(10);
 /// The longest backoff between two attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// The longest a receiver's `Retry-After` puts a message off.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(6 * 3600);
 
 /// One route's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -126,6 +128,30 @@ pub struct DeliverOptions {
     pub probe: bool,
 }
 
+/// Routes with a pass running in this process.
+static BUSY: Mutex<std::collections::BTreeSet<String>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// A route's pass under way; dropped (even by a panic), the route is free.
+struct Busy(String);
+
+impl Busy {
+    fn take(route: &str) -> Option<Busy> {
+        let mut b = BUSY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.insert(route.to_string()).then(|| Busy(route.to_string()))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
 /// Sends what is due on every configured route.
 ///
 /// Each route's client is built here, one after the other, then each route runs on a thread
@@ -155,7 +181,19 @@ pub fn run(
                 continue;
             }
         };
-        grace = grace.max(r.timeout * 2 + Duration::from_secs(5));
+        // One pass per route at a time in this process: a pass left behind at an earlier
+        // deadline (a receiver holding a connection) still owns its route.
+        let Some(busy) = Busy::take(&r.name) else {
+            tracing::warn!(
+                "deliver {}: an earlier pass is still running (a slow receiver); this pass skips the route",
+                r.name
+            );
+            report
+                .routes
+                .insert(r.name.clone(), RouteFigures::default());
+            continue;
+        };
+        grace = grace.max(r.timeout.saturating_mul(2) + Duration::from_secs(5));
         let (tx, path, cfg, opts) = (
             tx.clone(),
             ledger_path.to_path_buf(),
@@ -166,6 +204,7 @@ pub fn run(
         let spawned = std::thread::Builder::new()
             .name(format!("deliver-{name}"))
             .spawn(move || {
+                let _busy = busy;
                 let out = route_pass(&path, &ep, &cfg, &opts);
                 let _ = tx.send((name, out));
             });
@@ -185,7 +224,7 @@ pub fn run(
         }
     }
     drop(tx);
-    let give_up = opts.deadline + grace;
+    let give_up = opts.deadline.checked_add(grace).unwrap_or(opts.deadline);
     let mut failure = None;
     while !waiting.is_empty() {
         let left = give_up.saturating_duration_since(Instant::now());
@@ -309,39 +348,128 @@ fn route_pass(
         let due = ledger.outbox_due(&route.name, &now_s, limit)?;
         if due.is_empty() {
             // A retry due soon is waited for; anything later is the next run's.
-            match ledger.outbox_next_due(&route.name)? {
+            match ledger.outbox_next_due(&route.name, &now_s)? {
                 Some(next) if wait_for(&next, opts.deadline, &mut waited) => continue,
                 _ => break,
             }
         }
+        let due = spaced_updates(&mut ledger, route, due, now)?;
+        let mut throttled = false;
         for chunk in due.chunks(route.concurrency) {
-            let outcomes: Vec<(String, Attempted)> = std::thread::scope(|s| {
-                let hs: Vec<_> = chunk
+            // Each chunk starts only in time to end by the deadline.
+            if Instant::now() + route.timeout >= opts.deadline {
+                break;
+            }
+            // Frozen first, the events read back in the same transaction: what is sent is
+            // what is stored, and a round can no longer refresh it.
+            let ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
+            let events = ledger.write(|tx| tx.outbox_freeze(&ids))?;
+            let frozen: Vec<MessageRow> = chunk
+                .iter()
+                .filter_map(|m| {
+                    events
+                        .iter()
+                        .find(|(id, _)| *id == m.id)
+                        .map(|(_, ev)| MessageRow {
+                            event: ev.clone(),
+                            ..m.clone()
+                        })
+                })
+                .collect();
+            let outcomes: Vec<(String, Attempted, Option<Duration>)> = std::thread::scope(|s| {
+                let hs: Vec<_> = frozen
                     .iter()
                     .map(|m| {
                         let slot = &slot;
-                        s.spawn(move || (m.id.clone(), attempt(ep, m, cfg, slot)))
+                        (m.id.clone(), s.spawn(move || attempt(ep, m, cfg, slot)))
                     })
                     .collect();
-                hs.into_iter().filter_map(|h| h.join().ok()).collect()
+                hs.into_iter()
+                    .map(|(id, h)| match h.join() {
+                        Ok((a, after)) => (id, a, after),
+                        Err(_) => (
+                            id,
+                            Attempted::Retry {
+                                next: time_text(Utc::now() + chrono::Duration::minutes(5)),
+                                error: "the attempt failed unexpectedly (a bug: please report it)"
+                                    .into(),
+                            },
+                            None,
+                        ),
+                    })
+                    .collect()
             });
             let now_s = time_text(Utc::now());
             ledger.write(|tx| {
-                for (id, a) in &outcomes {
+                for (id, a, _) in &outcomes {
                     tx.outbox_attempted(id, a, &now_s)?;
                 }
                 Ok(())
             })?;
-            for (_, a) in &outcomes {
+            for (_, a, after) in &outcomes {
                 match a {
                     Attempted::Sent => fig.sent += 1,
                     Attempted::Retry { .. } => fig.retried += 1,
                     Attempted::Dead { .. } => {}
                 }
+                // The receiver asked the route to slow down (429, 503 with Retry-After): the
+                // rest waits for the next pass rather than spend attempts on refusals.
+                if let Some(after) = after {
+                    throttled = true;
+                    let mut next = slot
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    *next = (*next).max(Instant::now() + *after);
+                }
             }
+            if throttled {
+                break;
+            }
+        }
+        if throttled {
+            break;
         }
     }
     Ok(fig)
+}
+
+/// Due `incident.updated` messages whose incident had a message sent less than
+/// `update_every` ago are put off until then (no attempt); the rest, in order.
+fn spaced_updates(
+    ledger: &mut Ledger,
+    route: &NotifyConfig,
+    due: Vec<MessageRow>,
+    now: DateTime<Utc>,
+) -> Result<Vec<MessageRow>, LedgerError> {
+    let every =
+        chrono::Duration::from_std(route.update_every).unwrap_or(chrono::Duration::days(30));
+    let mut keep = Vec::with_capacity(due.len());
+    let mut later = Vec::new();
+    for m in due {
+        if m.kind == event::MessageType::Updated.as_str() {
+            let last = ledger
+                .outbox_last_sent(&route.name, &m.incident)?
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc));
+            if let Some(at) = last
+                .and_then(|l| l.checked_add_signed(every))
+                .filter(|at| *at > now)
+            {
+                later.push((m.id.clone(), time_text(at)));
+                continue;
+            }
+        }
+        keep.push(m);
+    }
+    if !later.is_empty() {
+        ledger.write(|tx| {
+            for (id, until) in &later {
+                tx.outbox_postpone(id, until)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(keep)
 }
 
 /// Most messages one digest stands for.
@@ -428,14 +556,33 @@ fn probe(
     let Some(m) = ledger.outbox_backing_off(&name, &now_s)? else {
         return Ok(());
     };
-    match attempt(ep, &m, cfg, slot) {
-        Attempted::Retry { .. } => {
+    // Frozen already (it was attempted); read back as stored.
+    let Some((_, event)) = ledger
+        .write(|tx| tx.outbox_freeze(std::slice::from_ref(&m.id)))?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    let m = MessageRow { event, ..m };
+    let outcome = match serde_json::from_str::<Event>(&m.event) {
+        Ok(ev) => {
+            spaced(ep, slot);
+            send::send(ep, &ev)
+        }
+        Err(_) => return Ok(()),
+    };
+    // Only what the receiver said for good is recorded: a failed probe is not one of the
+    // message's attempts.
+    match outcome {
+        Outcome::Retry { .. } => {
             tracing::info!(
                 "deliver {name}: still failing ({} waits for its retry)",
                 m.id
             );
         }
-        a => {
+        outcome => {
+            let a = judged(ep, &m, cfg, outcome);
             let sent = a == Attempted::Sent;
             let now_s = time_text(Utc::now());
             let woken = ledger.write(|tx| {
@@ -466,7 +613,9 @@ fn wait_for(next: &str, deadline: Instant, waited: &mut Duration) -> bool {
     let wait = (at.with_timezone(&Utc) - Utc::now())
         .to_std()
         .unwrap_or(Duration::ZERO);
-    if *waited + wait > WAIT_FOR_RETRY || Instant::now() + wait >= deadline {
+    // Nothing to wait for (the next one is due already, yet was not sent): the pass ends
+    // rather than spin.
+    if wait.is_zero() || *waited + wait > WAIT_FOR_RETRY || Instant::now() + wait >= deadline {
         return false;
     }
     *waited += wait;
@@ -474,22 +623,32 @@ fn wait_for(next: &str, deadline: Instant, waited: &mut Duration) -> bool {
     true
 }
 
-/// One attempt of one message, and what it comes to.
+/// One attempt of one message: what it comes to, and the `Retry-After` the receiver asked
+/// for (the route's next request waits for it).
 fn attempt(
     ep: &Endpoint,
     m: &MessageRow,
     cfg: &DeliveryConfig,
     slot: &Mutex<Instant>,
-) -> Attempted {
-    let event: Event = match serde_json::from_str(&m.event) {
-        Ok(e) => e,
-        Err(e) => {
-            return Attempted::Dead {
-                error: format!("the stored event is unreadable ({e}); report a bug"),
-            }
+) -> (Attempted, Option<Duration>) {
+    let outcome = match serde_json::from_str::<Event>(&m.event) {
+        Ok(event) => {
+            spaced(ep, slot);
+            send::send(ep, &event)
         }
+        Err(e) => Outcome::Permanent {
+            error: format!("the stored event is unreadable ({e}); report a bug"),
+        },
     };
-    // The vendor's spacing: each request takes the next free slot.
+    let after = match &outcome {
+        Outcome::Retry { after, .. } => *after,
+        _ => None,
+    };
+    (judged(ep, m, cfg, outcome), after)
+}
+
+/// Waits for the route's next free slot (the vendor's spacing).
+fn spaced(ep: &Endpoint, slot: &Mutex<Instant>) {
     let wait = {
         let mut next = slot
             .lock()
@@ -500,30 +659,39 @@ fn attempt(
         at - now
     };
     std::thread::sleep(wait);
-    let outcome = send::send(ep, &event);
+}
+
+/// What an attempt's outcome means for the message: sent, retried (when), or dead.
+fn judged(ep: &Endpoint, m: &MessageRow, cfg: &DeliveryConfig, outcome: Outcome) -> Attempted {
+    let kind = serde_json::from_str::<Event>(&m.event)
+        .map(|e| e.kind.as_str())
+        .unwrap_or("message");
     let attempts = m.attempts + 1;
     let now = Utc::now();
-    let created = DateTime::parse_from_rfc3339(&m.created_at)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(now);
-    let too_old = (now - created).to_std().unwrap_or(Duration::ZERO) >= cfg.max_age;
+    // Age from the first attempt (a message held by max_per_hour or update_every has not been
+    // failing; `outbox retry` starts it afresh).
+    let first = m
+        .first_attempt_at
+        .as_deref()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map_or(now, |t| t.with_timezone(&Utc));
+    let too_old = (now - first).to_std().unwrap_or(Duration::ZERO) >= cfg.max_age;
     match outcome {
         Outcome::Delivered => {
             tracing::info!(
-                "deliver {}: {} {} sent (attempt {attempts})",
+                "deliver {}: {kind} {} sent (attempt {attempts})",
                 ep.name(),
-                event.kind.as_str(),
                 m.id
             );
             Attempted::Sent
         }
         Outcome::Permanent { error } => {
-            let error = ep.scrub(&error);
+            let error = shown_error(ep, &error);
             tracing::error!("deliver {}: {} dead: {error}", ep.name(), m.id);
             Attempted::Dead { error }
         }
         Outcome::Retry { after, error } => {
-            let error = ep.scrub(&error);
+            let error = shown_error(ep, &error);
             if attempts >= cfg.max_attempts || too_old {
                 let why = if too_old { "max_age" } else { "max_attempts" };
                 tracing::error!(
@@ -535,7 +703,9 @@ fn attempt(
                     error: format!("{error} (gave up: {why})"),
                 };
             }
-            let delay = backoff(cfg.retry_base, attempts, &m.id).max(after.unwrap_or_default());
+            let delay = backoff(cfg.retry_base, attempts, &m.id)
+                .max(after.unwrap_or_default())
+                .min(RETRY_AFTER_MAX);
             let next =
                 now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
             tracing::warn!(
@@ -549,6 +719,16 @@ fn attempt(
                 error,
             }
         }
+    }
+}
+
+/// An error as it may be kept and logged: the route's secrets scrubbed, escaped, at most
+/// 500 characters (an SMTP server's reply is its own text).
+fn shown_error(ep: &Endpoint, error: &str) -> String {
+    let s = crate::store::fsx::escape_text(&ep.scrub(error));
+    match s.char_indices().nth(500) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
     }
 }
 

@@ -65,13 +65,28 @@ impl Endpoint {
     /// or an error may quote what was sent).
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
+        let mut parts: Vec<String> = Vec::new();
         for s in [&self.url, &self.secret, &self.password]
             .into_iter()
             .flatten()
         {
-            let v = s.expose();
+            parts.push(s.expose().to_string());
+        }
+        // A receiver may quote part of a secret URL: its path segments and query values.
+        if self.url_shown.is_none() {
+            if let Some(rest) = self.url.as_ref().and_then(|u| u.expose().split_once("://")) {
+                parts.extend(
+                    rest.1
+                        .split(['/', '?', '&', '='])
+                        .filter(|p| p.len() >= 8)
+                        .map(str::to_string),
+                );
+            }
+        }
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for v in parts {
             if v.len() >= 4 {
-                out = out.replace(v, "<redacted>");
+                out = out.replace(&v, "<redacted>");
             }
         }
         out
@@ -135,6 +150,11 @@ pub fn load(cfg: &NotifyConfig) -> Result<Endpoint, RouteError> {
         Some(path) => Some(file(name, "secret_file", path)?),
         None => env(name, "SECRET"),
     };
+    if let (NotifyKind::Webhook, Some(s)) = (cfg.kind, &secret) {
+        // A malformed signing secret fails the route, not each message.
+        crate::stages::deliver::formats::webhook::parse_secret(s.expose())
+            .map_err(|e| err(format!("the signing secret: {e}")))?;
+    }
     if cfg.kind.needs_secret() && secret.is_none() {
         let what = match cfg.kind {
             NotifyKind::Webhook => "a signing secret (whsec_<base64>)",

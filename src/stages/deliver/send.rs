@@ -26,6 +26,8 @@ use crate::config::NotifyKind;
 
 /// Characters of a receiver's answer kept in an error.
 pub const ANSWER_SHOWN: usize = 200;
+/// Bytes of a receiver's answer read.
+const ANSWER_MAX: u64 = 1 << 20;
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +108,7 @@ fn retry_after(r: &Response) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
         .to_std()
         .ok()
+        .map(|d| d.min(Duration::from_secs(86_400)))
 }
 
 /// Judges an HTTP answer by its status (the body already read).
@@ -156,8 +159,16 @@ fn exchange(rb: RequestBuilder) -> Result<(u16, Option<Duration>, String), Outco
     let resp = rb.send().map_err(transport_error_chain)?;
     let status = resp.status().as_u16();
     let retry = retry_after(&resp);
-    let body = resp.text().map_err(transport_error_chain)?;
-    Ok((status, retry, body))
+    // An answer is read up to ANSWER_MAX bytes (what we judge is in its first bytes).
+    let mut buf = Vec::new();
+    let read = std::io::Read::read_to_end(&mut std::io::Read::take(resp, ANSWER_MAX), &mut buf);
+    if let Err(e) = read {
+        return Err(Outcome::Retry {
+            after: None,
+            error: format!("reading the answer failed: {}", e.kind()),
+        });
+    }
+    Ok((status, retry, String::from_utf8_lossy(&buf).into_owned()))
 }
 
 fn transport_error_chain(e: reqwest::Error) -> Outcome {

@@ -351,6 +351,17 @@ fn sample(state: &StateDir, members: &[MemberRow]) -> Result<Vec<Map<String, Val
     Ok(out)
 }
 
+/// One member's `alert.json` (`None`: no member, or its case cannot be read).
+fn sample_of(
+    state: &StateDir,
+    member: Option<&MemberRow>,
+) -> Result<Option<Map<String, Value>>, FsError> {
+    Ok(match member {
+        Some(m) => sample(state, std::slice::from_ref(m))?.into_iter().next(),
+        None => None,
+    })
+}
+
 /// The names of the host other than its canonical one, over the sample.
 fn aliases(sample: &[Map<String, Value>], agents: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -467,11 +478,13 @@ fn messages(
         return Ok(Vec::new());
     }
     let sample = sample(state, &snap.first)?;
+    let first = sample_of(state, snap.first.first())?;
     let start = stored_time(&snap.row, "window start", &snap.row.window_start)?;
     let material = due::Material {
         view,
         members: &snap.first,
         sample: &sample,
+        first_doc: first.as_ref(),
         dir: format!("incidents/{}/{}", day_rel(start), view.id),
         summary: due::summary_lines(view, snap.first.first()),
     };

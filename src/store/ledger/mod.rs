@@ -298,7 +298,7 @@ const MIGRATIONS: &[&str] = &[
     // 6: the delivery outbox (messages per route and incident), each route's progress per
     //    incident, and the routes seen.
     "CREATE TABLE outbox (
-        id          TEXT PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
         route       TEXT NOT NULL,
         incident    TEXT NOT NULL,
         seq         INTEGER NOT NULL,
@@ -312,8 +312,10 @@ const MIGRATIONS: &[&str] = &[
         sent_at     TEXT,
         last_error  TEXT,
         digest      TEXT,
+        frozen      INTEGER NOT NULL DEFAULT 0,
         UNIQUE (route, incident, seq)
-    ) WITHOUT ROWID;
+    );
+    CREATE INDEX outbox_by_created ON outbox(created_at);
     CREATE INDEX outbox_pending ON outbox(route, not_before) WHERE state = 'pending';
     CREATE INDEX outbox_sent ON outbox(route, sent_at) WHERE state = 'sent';
     CREATE INDEX outbox_by_state ON outbox(route, state);

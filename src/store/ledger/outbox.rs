@@ -9,8 +9,9 @@
 //! - States: `pending` (due at `not_before`, possibly retried), `sent`, `dead` (kept, counted,
 //!   brought back by `outbox retry`). A message of a route no longer configured is reported
 //!   `orphaned` by the readers; its row keeps its state.
-//! - The event is frozen once attempted: only an unattempted `incident.updated` is refreshed
-//!   (coalescing), so a retry sends the bytes the first attempt sent.
+//! - The event is frozen before its first attempt (`frozen`, set with the event read back in
+//!   one transaction, so what is sent is what is stored): only an unfrozen `incident.updated`
+//!   is refreshed (coalescing), so every attempt sends the same bytes.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -216,7 +217,7 @@ impl Tx<'_> {
             .query_row(
                 &format!(
                     "SELECT {COLUMNS} FROM outbox WHERE route = ?1 AND incident = ?2
-                     AND state = 'pending' AND attempts = 0 AND type = 'incident.updated'
+                     AND state = 'pending' AND frozen = 0 AND type = 'incident.updated'
                      ORDER BY seq DESC LIMIT 1"
                 ),
                 params![route, incident],
@@ -225,14 +226,51 @@ impl Tx<'_> {
             .optional()
     }
 
-    /// Replaces an unattempted message's event (coalescing); false when it was attempted
+    /// Replaces an unfrozen message's event (coalescing); false when a deliver pass froze it
     /// meanwhile (then it keeps its bytes).
     pub fn outbox_refresh(&mut self, id: &str, event: &str) -> Result<bool, rusqlite::Error> {
         let n = self.tx.execute(
-            "UPDATE outbox SET event = ?2 WHERE id = ?1 AND state = 'pending' AND attempts = 0",
+            "UPDATE outbox SET event = ?2 WHERE id = ?1 AND state = 'pending' AND frozen = 0",
             params![id, event],
         )?;
         Ok(n == 1)
+    }
+
+    /// Freezes pending messages before their attempt and returns their events as stored now
+    /// (a round may have refreshed one since it was listed): what is sent is what is kept.
+    pub fn outbox_freeze(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, rusqlite::Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            self.tx.execute(
+                "UPDATE outbox SET frozen = 1 WHERE id = ?1 AND state = 'pending'",
+                [id],
+            )?;
+            if let Some(ev) = self
+                .tx
+                .query_row(
+                    "SELECT event FROM outbox WHERE id = ?1 AND state = 'pending'",
+                    [id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+            {
+                out.push((id.clone(), ev));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts a pending message off until `until` (no attempt: `update_every` since the last
+    /// message of its incident has not passed).
+    pub fn outbox_postpone(&mut self, id: &str, until: &str) -> Result<(), rusqlite::Error> {
+        self.tx.execute(
+            "UPDATE outbox SET not_before = ?2 WHERE id = ?1 AND state = 'pending'",
+            params![id, until],
+        )?;
+        Ok(())
     }
 
     /// Records one attempt of a pending message.
@@ -365,12 +403,16 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    /// The earliest `not_before` of a route's pending messages.
-    pub fn outbox_next_due(&self, route: &str) -> Result<Option<String>, LedgerError> {
+    /// The earliest `not_before` after `now` of a route's pending messages that head their
+    /// incident (what the route can send next).
+    pub fn outbox_next_due(&self, route: &str, now: &str) -> Result<Option<String>, LedgerError> {
         self.conn
             .query_row(
-                "SELECT MIN(not_before) FROM outbox WHERE route = ?1 AND state = 'pending'",
-                [route],
+                "SELECT MIN(not_before) FROM outbox o WHERE route = ?1 AND state = 'pending'
+                 AND not_before > ?2
+                 AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.route = o.route
+                   AND e.incident = o.incident AND e.seq < o.seq AND e.state = 'pending')",
+                params![route, now],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
@@ -508,16 +550,5 @@ impl Ledger {
         let ids = self.all(&sql, params![route, first_seen], |r| r.get(0))?;
         let n = ids.len() as u64;
         Ok((n, ids.into_iter().take(limit).collect()))
-    }
-
-    /// Reconcile: progress rows whose opening message is missing (a torn write would show here).
-    pub fn progress_without_opening(&self) -> Result<Vec<(String, String)>, LedgerError> {
-        self.all(
-            "SELECT route, incident FROM notify_progress p WHERE NOT EXISTS (SELECT 1 FROM
-               outbox o WHERE o.route = p.route AND o.incident = p.incident AND o.seq = 0)
-             ORDER BY route, incident LIMIT 100",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
     }
 }
