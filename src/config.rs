@@ -192,11 +192,30 @@ impl Default for IncidentsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatConfig {
     #[serde(default)]
     pub metrics_file: Option<PathBuf>,
+    /// Run history rows kept in the ledger (the newest).
+    #[serde(default = "default_keep_runs")]
+    pub keep_runs: u64,
+    /// `heartbeats.jsonl` is rotated to `heartbeats.jsonl.1` (one old file kept) past this size.
+    #[serde(default = "default_history_max_bytes")]
+    pub history_max_bytes: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty [heartbeat] is valid")
+    }
+}
+
+fn default_keep_runs() -> u64 {
+    10_000
+}
+fn default_history_max_bytes() -> u64 {
+    64 << 20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,6 +395,12 @@ impl Config {
                     "triage.threads {} is out of range (0 for one per core, or 1 to 64)",
                     cfg.triage.threads
                 ),
+            });
+        }
+        if cfg.heartbeat.keep_runs == 0 || cfg.heartbeat.history_max_bytes < 4096 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "heartbeat.keep_runs must be at least 1 and heartbeat.history_max_bytes at least 4096".into(),
             });
         }
         if cfg.queue.cap == 0 {

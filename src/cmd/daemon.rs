@@ -48,7 +48,23 @@ fn deliver_between(
     }
 }
 
+/// The shortest cadence `daemon --every` takes: below it a daemon would spin, filling the run
+/// history and `heartbeats.jsonl` without end.
+pub const MIN_EVERY: Duration = Duration::from_secs(10);
+
 pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
+    // A test hook lowers the floor (tests of the cadence run at 1 s).
+    let floor = std::env::var("SIGNALFOUNDRY_DEBUG_MIN_EVERY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(MIN_EVERY, Duration::from_millis);
+    if every < floor {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "daemon --every {} is shorter than {}: a cadence that short only spins; use --every 1m (or the systemd timer)",
+            humantime::format_duration(every),
+            humantime::format_duration(floor)
+        )));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

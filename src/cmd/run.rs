@@ -385,7 +385,7 @@ pub fn execute(
     let hb = heartbeat::write(
         &state.root,
         &report,
-        ctx.config.heartbeat.metrics_file.as_deref(),
+        &ctx.config.heartbeat,
         ctx.durability(),
     );
     let hb_stage = match &hb {
@@ -420,6 +420,7 @@ pub fn execute(
                     &report.finished_at,
                     report.status.as_str(),
                     &json,
+                    ctx.config.heartbeat.keep_runs,
                 )
             });
             if let Err(e) = row {

@@ -389,12 +389,25 @@ fn label(s: &str) -> String {
 
 /// Writes the heartbeat, the history line and the metrics file. The report is serialized
 /// before anything is written: a report that cannot be is an error, never an empty file.
+/// `heartbeats.jsonl` past `max` bytes becomes `heartbeats.jsonl.1` (the previous `.1` goes):
+/// the history is bounded to about twice `max` (under the run lock: one writer).
+fn rotate_history(root: &DirFd, max: u64) -> Result<(), HeartbeatError> {
+    let size = std::fs::metadata(root.path_of(b"heartbeats.jsonl")).map_or(0, |m| m.len());
+    if size < max {
+        return Ok(());
+    }
+    root.remove_file(b"heartbeats.jsonl.1")?;
+    root.rename_to(b"heartbeats.jsonl", root, b"heartbeats.jsonl.1")?;
+    Ok(())
+}
+
 pub fn write(
     root: &DirFd,
     report: &RunReport,
-    metrics_file: Option<&std::path::Path>,
+    cfg: &crate::config::HeartbeatConfig,
     durability: Durability,
 ) -> Result<(), HeartbeatError> {
+    let metrics_file = cfg.metrics_file.as_deref();
     let json = serde_json::to_string_pretty(report)?;
     let mut line = serde_json::to_string(report)?;
     line.push('\n');
@@ -406,6 +419,7 @@ pub fn write(
         Durability::Strict
     };
     root.replace("heartbeat.json", json.as_bytes(), beat)?;
+    rotate_history(root, cfg.history_max_bytes)?;
     root.append("heartbeats.jsonl", line.as_bytes(), durability)?;
     let metrics = report.metrics();
     match metrics_file {

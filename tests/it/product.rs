@@ -963,6 +963,7 @@ fn sighup_with_a_broken_policy_keeps_the_old_one_and_says_so() {
     let err = env.dir.path().join("daemon.err");
     let mut daemon = Reaped(Some(
         env.cmd(&["daemon", "--every", "1s"])
+            .env("SIGNALFOUNDRY_DEBUG_MIN_EVERY_MS", "1000")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).expect("err"))
             .spawn()
@@ -1040,6 +1041,7 @@ fn status_calls_a_heartbeat_older_than_twice_the_daemons_cadence_stale() {
     env.ingest_lines(&mixed_lines(5));
     let mut daemon = Reaped(Some(
         env.cmd(&["daemon", "--every", "1s"])
+            .env("SIGNALFOUNDRY_DEBUG_MIN_EVERY_MS", "1000")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1068,4 +1070,50 @@ fn status_calls_a_heartbeat_older_than_twice_the_daemons_cadence_stale() {
     assert_eq!(st["heartbeat"]["stale"], true, "{st:#}");
     let out = env.ok(&["status"]);
     assert!(out.contains("STALE"), "{out}");
+}
+
+#[test]
+fn a_daemon_cadence_under_ten_seconds_is_refused_and_the_history_is_bounded() {
+    let env = Env::new(
+        "[durability]\nfsync = \"off\"\n[heartbeat]\nkeep_runs = 3\nhistory_max_bytes = 4096\n",
+    );
+    let o = env.run(&["daemon", "--every", "0s"]);
+    assert_eq!(o.status.code(), Some(2), "{}", crate::support::text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--every") && err.contains("10s"), "{err}");
+    assert!(
+        !env.path("ledger.db").exists(),
+        "refused before anything was written"
+    );
+    // Run history: the newest keep_runs rows; heartbeats.jsonl rotated past history_max_bytes.
+    for _ in 0..8 {
+        env.ok(&["run"]);
+    }
+    let runs: u64 = env
+        .ledger()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .expect("runs");
+    assert_eq!(runs, 3);
+    let live = std::fs::metadata(env.path("heartbeats.jsonl"))
+        .expect("jsonl")
+        .len();
+    let old = std::fs::metadata(env.path("heartbeats.jsonl.1"))
+        .expect("rotated")
+        .len();
+    let line = std::fs::read_to_string(env.path("heartbeats.jsonl"))
+        .expect("read")
+        .lines()
+        .map(str::len)
+        .max()
+        .unwrap_or(0) as u64;
+    assert!(
+        live < 4096 + line + 1 && old < 4096 + line + 1,
+        "{live} {old}"
+    );
+    for l in std::fs::read_to_string(env.path("heartbeats.jsonl"))
+        .expect("read")
+        .lines()
+    {
+        serde_json::from_str::<serde_json::Value>(l).expect("whole lines");
+    }
 }

@@ -622,6 +622,7 @@ impl Tx<'_> {
     }
 
     /// One row of the run history (`runs`): the run's report, as the heartbeat wrote it.
+    /// Records a run and keeps the newest `keep` (run ids sort by their start time).
     pub fn record_run(
         &mut self,
         run_id: &str,
@@ -629,11 +630,17 @@ impl Tx<'_> {
         finished_at: &str,
         status: &str,
         report_json: &str,
+        keep: u64,
     ) -> Result<(), rusqlite::Error> {
         self.tx.execute(
             "INSERT OR REPLACE INTO runs (run_id, started_at, finished_at, status, report)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![run_id, started_at, finished_at, status, report_json],
+        )?;
+        self.tx.execute(
+            "DELETE FROM runs WHERE run_id <
+               (SELECT run_id FROM runs ORDER BY run_id DESC LIMIT 1 OFFSET ?1)",
+            [keep.saturating_sub(1).min(i64::MAX as u64) as i64],
         )?;
         Ok(())
     }
