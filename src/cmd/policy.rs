@@ -23,11 +23,26 @@ pub fn command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
                 }
                 None => Utc::now(),
             };
-            let policy = match policy {
-                Some(p) => sf_policy::cli::load(p).map_err(Failure::usage)?.0,
-                None => Context::resolve(cli)?.policy()?,
+            let (policy, file) = match policy {
+                Some(p) => (
+                    sf_policy::cli::load(p).map_err(Failure::usage)?.0,
+                    Some(p.clone()),
+                ),
+                None => {
+                    let ctx = Context::resolve(cli)?;
+                    (ctx.policy()?, ctx.config.policy.file.clone())
+                }
             };
-            sf_policy::cli::test(&policy, now, *json, alerts, &mut out, &mut err)
+            // Said with every report: which policy decided.
+            let source = match file {
+                Some(f) => format!(
+                    "{} (version {})",
+                    crate::store::fsx::shown(&f),
+                    policy.version()
+                ),
+                None => "none: severity thresholds only (no --policy, no [policy] file)".into(),
+            };
+            sf_policy::cli::test(&policy, &source, now, *json, alerts, &mut out, &mut err)
         }
     };
     Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))

@@ -196,6 +196,8 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 #[derive(Debug, Serialize)]
 struct TestLine<'a> {
     file: &'a str,
+    /// Which policy decided: its file and version, or that none was given.
+    policy: &'a str,
     bucket: &'a str,
     agent: &'a str,
     matched: Option<&'a str>,
@@ -233,9 +235,10 @@ impl<'a> IncidentLine<'a> {
 }
 
 /// The `policy test --json` line for one decided file and its incident (without the newline).
-pub fn json_line(file: &str, decision: &Decision, incident: &IncidentKey) -> String {
+pub fn json_line(file: &str, policy: &str, decision: &Decision, incident: &IncidentKey) -> String {
     let line = TestLine {
         file,
+        policy,
         bucket: decision.bucket.as_str(),
         agent: &decision.agent,
         matched: decision.matched.as_deref(),
@@ -291,6 +294,7 @@ fn incident_time(alert: &serde_json::Value, now: DateTime<Utc>) -> DateTime<Utc>
 /// decided (the others are still printed; the reasons go to `err`).
 pub fn test(
     policy: &Policy,
+    source: &str,
     now: DateTime<Utc>,
     json: bool,
     files: &[PathBuf],
@@ -298,15 +302,61 @@ pub fn test(
     err: &mut dyn Write,
 ) -> i32 {
     let mut status = EXIT_OK;
+    if !json {
+        if let Err(e) = writeln!(out, "policy: {}", escape_controls(source)) {
+            let _ = writeln!(err, "policy test: cannot write the report: {e}");
+            return EXIT_INVALID;
+        }
+    }
     for path in files {
-        let file = path.display().to_string();
-        let decided = std::fs::read(path)
-            .map_err(|e| format!("cannot read {}: {e}", shown(path)))
-            .and_then(|bytes| {
-                serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .map_err(|e| format!("{}: not valid json: {e}", shown(path)))
-            })
-            .and_then(|value| {
+        let name = path.display().to_string();
+        // One alert (pretty or not), or JSON lines (alerts.json, indexer hits): each value
+        // is decided, named `file:line` when the file holds more than one.
+        let values: Vec<(String, Result<serde_json::Value, String>)> = match std::fs::read(path) {
+            Err(e) => vec![(
+                name.clone(),
+                Err(format!("cannot read {}: {e}", shown(path))),
+            )],
+            Ok(bytes) => {
+                let mut vs = Vec::new();
+                let mut stream =
+                    serde_json::Deserializer::from_slice(&bytes).into_iter::<serde_json::Value>();
+                loop {
+                    let start = stream.byte_offset();
+                    let line = 1
+                        + bytes[..start].iter().filter(|b| **b == b'\n').count()
+                        + bytes[start..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_whitespace())
+                            .filter(|b| **b == b'\n')
+                            .count();
+                    match stream.next() {
+                        None => break,
+                        Some(Ok(v)) => vs.push((line, Ok(v))),
+                        Some(Err(e)) => {
+                            vs.push((line, Err(format!("{}: not valid json: {e}", shown(path)))));
+                            break;
+                        }
+                    }
+                }
+                if vs.is_empty() {
+                    vs.push((1, Err(format!("{}: no json in it", shown(path)))));
+                }
+                let many = vs.len() > 1;
+                vs.into_iter()
+                    .map(|(line, v)| {
+                        let label = if many {
+                            format!("{name}:{line}")
+                        } else {
+                            name.clone()
+                        };
+                        (label, v)
+                    })
+                    .collect()
+            }
+        };
+        for (file, value) in values {
+            let decided = value.and_then(|value| {
                 let document = alert_document(&value);
                 let decision = policy
                     .decide(document, now)
@@ -319,22 +369,23 @@ pub fn test(
                 );
                 Ok((decision, incident, incident_trace))
             });
-        let written = match decided {
-            Ok((decision, incident, incident_trace)) => {
-                if json {
-                    writeln!(out, "{}", json_line(&file, &decision, &incident))
-                } else {
-                    write!(out, "{}", human_report(&file, &decision, &incident_trace))
+            let written = match decided {
+                Ok((decision, incident, incident_trace)) => {
+                    if json {
+                        writeln!(out, "{}", json_line(&file, source, &decision, &incident))
+                    } else {
+                        write!(out, "{}", human_report(&file, &decision, &incident_trace))
+                    }
                 }
+                Err(message) => {
+                    status = EXIT_INVALID;
+                    writeln!(err, "policy test: {message}")
+                }
+            };
+            if let Err(e) = written {
+                let _ = writeln!(err, "policy test: cannot write the report: {e}");
+                return EXIT_INVALID;
             }
-            Err(message) => {
-                status = EXIT_INVALID;
-                writeln!(err, "policy test: {message}")
-            }
-        };
-        if let Err(e) = written {
-            let _ = writeln!(err, "policy test: cannot write the report: {e}");
-            return EXIT_INVALID;
         }
     }
     status

@@ -30,6 +30,7 @@ fn run_test(policy: &Policy, json: bool, files: &[PathBuf]) -> (i32, String, Str
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = cli::test(
         policy,
+        "test-policy",
         at("2026-01-01T00:00:00Z"),
         json,
         files,
@@ -176,6 +177,7 @@ fn test_json_prints_exactly_the_design_keys_in_order() {
     let line = out.lines().next().unwrap_or_default();
     let keys: Vec<&str> = [
         "\"file\":",
+        "\"policy\":",
         "\"bucket\":",
         "\"agent\":",
         "\"matched\":",
@@ -196,7 +198,8 @@ fn test_json_prints_exactly_the_design_keys_in_order() {
     );
     let v: Value = serde_json::from_str(line).expect("json");
     let object = v.as_object().expect("object");
-    assert_eq!(object.len(), 8, "exactly eight keys: {line}");
+    assert_eq!(object.len(), 9, "exactly nine keys: {line}");
+    assert_eq!(v["policy"], json!("test-policy"));
     assert_eq!(v["file"], json!(file.display().to_string()));
     assert_eq!(v["bucket"], json!("suppressed"));
     assert_eq!(v["agent"], json!("hfw"));
@@ -288,7 +291,13 @@ fn test_prints_a_readable_report_by_default() {
         std::slice::from_ref(&file),
     );
     assert_eq!(code, 0);
-    let first = out.lines().next().unwrap_or_default();
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("policy: test-policy"),
+        "which policy decided"
+    );
+    let first = lines.next().unwrap_or_default();
     assert_eq!(
         first,
         format!("{}: suppressed  level=12 agent=WIN-1T5RE39Q2K5 matched=suppress:fp-sysmon-ngen-mscorsvw", file.display())
@@ -306,6 +315,7 @@ fn test_at_decides_expiry_at_the_time_given() {
         let now = cli::parse_at(t).expect("valid --at");
         cli::test(
             &policy,
+            "test-policy",
             now,
             true,
             std::slice::from_ref(&file),
@@ -347,11 +357,58 @@ fn the_readme_json_example_is_what_policy_test_prints() {
         .expect("the README shows a --json line");
     let file = real_alerts_dir().join("windows-fim-594-registry-key-modified.json");
     let (_, out, _) = run_test(&Policy::default_policy(), true, std::slice::from_ref(&file));
-    let printed = out.trim_end().replace(
-        &file.display().to_string(),
-        "windows-fim-594-registry-key-modified.json",
-    );
+    let printed = out
+        .trim_end()
+        .replace(
+            &file.display().to_string(),
+            "windows-fim-594-registry-key-modified.json",
+        )
+        .replace(
+            "\"policy\":\"test-policy\"",
+            "\"policy\":\"policy.toml (version 3f2a9c1d)\"",
+        );
     assert_eq!(printed, documented);
+}
+
+#[test]
+fn test_takes_json_lines_and_names_each_alert_by_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = std::fs::read_to_string(
+        real_alerts_dir().join("windows-fim-594-registry-key-modified.json"),
+    )
+    .expect("fixture");
+    let v: Value = serde_json::from_str(&one).expect("json");
+    let lines = write(dir.path(), "alerts.json", &format!("{v}\n{v}\n\n{v}\n"));
+    let (code, out, err) = run_test(
+        &Policy::default_policy(),
+        true,
+        std::slice::from_ref(&lines),
+    );
+    assert_eq!(code, 0, "{err}");
+    let files: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["file"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let p = lines.display().to_string();
+    assert_eq!(
+        files,
+        vec![format!("{p}:1"), format!("{p}:2"), format!("{p}:4")]
+    );
+    // A bad line is said by its line; the lines before it are still decided.
+    let lines = write(dir.path(), "alerts.json", &format!("{v}\n{{not json\n"));
+    let (code, out, err) = run_test(
+        &Policy::default_policy(),
+        true,
+        std::slice::from_ref(&lines),
+    );
+    assert_eq!(code, 2);
+    assert_eq!(out.lines().count(), 1);
+    assert!(err.contains("not valid json"), "{err}");
 }
 
 #[test]
@@ -383,6 +440,7 @@ fn run_test_at(policy: &Policy, now: &str, json: bool, file: &Path) -> String {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = cli::test(
         policy,
+        "test-policy",
         at(now),
         json,
         std::slice::from_ref(&file.to_path_buf()),

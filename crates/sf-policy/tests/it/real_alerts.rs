@@ -253,6 +253,7 @@ fn policy_test_prints_one_json_line_per_real_alert_in_input_order() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = cli::test(
         &Policy::default_policy(),
+        "test-policy",
         at("2026-01-01T00:00:00Z"),
         true,
         &files,
