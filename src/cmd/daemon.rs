@@ -79,6 +79,7 @@ pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
             error: anyhow::anyhow!("cannot install the SIGHUP handler: {e}"),
         }
     })?;
+    crate::cmd::run::preflight(ctx)?;
     let (state, mut ledger) = ctx.open(Lock::Run)?;
     let mut policy = ctx.policy()?;
     tracing::info!(every = %humantime::format_duration(every), state = %crate::store::fsx::shown(state.path()), "daemon started");

@@ -71,6 +71,7 @@ pub struct RunOutcome {
 
 /// `signalfoundry run`: takes the run lock (exit 75 otherwise, nothing written), runs, prints.
 pub fn run(ctx: &Context, policy: &sf_policy::Policy, prio: &Prioritizer) -> Result<u8, Failure> {
+    preflight(ctx)?;
     let (state, mut ledger) = ctx.open(Lock::Run)?;
     let mut out = std::io::stdout().lock();
     let outcome = execute(
@@ -85,6 +86,22 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, prio: &Prioritizer) -> Res
     let _ = writeln!(out, "{}", outcome.block);
     let _ = out.flush();
     Ok(outcome.exit_code)
+}
+
+/// Configuration errors of `[indexer]` (a plain http:// URL, a missing or loose password file,
+/// an unreadable CA file) are usage errors, found before anything is opened: exit 2, nothing
+/// written. An indexer that cannot be reached is the poll stage's failure, as before.
+pub fn preflight(ctx: &Context) -> Result<(), Failure> {
+    match &ctx.config.indexer {
+        Some(ix) => crate::stages::poll::preflight(ix).map_err(|e| {
+            if e.is_config() {
+                Failure::usage(anyhow::Error::new(e))
+            } else {
+                Failure::failed(anyhow::Error::new(e))
+            }
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Runs every stage once (cap and triage repeated until drained or `max_duration`), writes the

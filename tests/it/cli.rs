@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{alert_line, bin, num, summary, Env};
+use crate::support::{alert_line, bin, num, summary, text, Env};
 
 /// Everything under a directory: relative path, size and mtime.
 fn snapshot(dir: &std::path::Path) -> Vec<(String, u64, i64)> {
@@ -166,4 +166,53 @@ fn requeue_from_overflow_and_quarantine_puts_alerts_back() {
         })
         .count();
     assert_eq!(requeued, 1, "the first reason is kept");
+}
+
+#[test]
+fn indexer_configuration_errors_exit_2_before_run_or_daemon_write_anything() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loose = dir.path().join("loose.pw");
+    std::fs::write(&loose, "pw\n").expect("write");
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let good = dir.path().join("good.pw");
+    std::fs::write(&good, "pw\n").expect("write");
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let cases = [
+        (
+            format!(
+                "url = \"http://wazuh-indexer:9200\"\nusername = \"u\"\npassword_file = {:?}",
+                good.display().to_string()
+            ),
+            "https://",
+        ),
+        (
+            format!(
+                "url = \"https://wazuh-indexer:9200\"\nusername = \"u\"\npassword_file = {:?}",
+                dir.path().join("missing.pw").display().to_string()
+            ),
+            "cannot open it",
+        ),
+        (
+            format!(
+                "url = \"https://wazuh-indexer:9200\"\nusername = \"u\"\npassword_file = {:?}",
+                loose.display().to_string()
+            ),
+            "chmod 600",
+        ),
+    ];
+    for (ix, needle) in &cases {
+        for args in [&["run"][..], &["daemon", "--every", "1m"]] {
+            let env = Env::new(&format!("[indexer]\n{ix}\n"));
+            let o = env
+                .cmd(args)
+                .env_remove("SIGNALFOUNDRY_INDEXER_PASSWORD")
+                .output()
+                .expect("run");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{args:?} {ix}: {}", text(&o));
+            assert!(err.contains(needle), "{args:?}: {err}");
+            assert!(!env.state.exists(), "{args:?}: nothing written");
+        }
+    }
 }

@@ -123,6 +123,15 @@ impl PollError {
     }
 }
 
+/// What a poll needs before it can start, checked without a request: the password (its file
+/// and mode), the URL, the CA file and the settings. `run` and `daemon` call it before they
+/// open anything, so a configuration error exits 2 and writes nothing.
+pub fn preflight(ix: &IndexerConfig) -> Result<(), PollError> {
+    let password = load_password(ix)?;
+    Settings::new(ix, Utc::now())?;
+    Indexer::new(ix, &password, ClientOptions::from_config(ix)).map(|_| ())
+}
+
 /// `[indexer]` resolved for one poll.
 pub(crate) struct Settings {
     pub index: String,
