@@ -801,3 +801,31 @@ fn float_levels_keep_their_queue_priority_and_their_escalation() {
         "{reasons:?}"
     );
 }
+
+#[test]
+fn a_vulnerability_pack_says_the_findings_own_severity_never_not_critical() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/wazuh-alerts/partial-windows-vulnerability-23505-thunderbird-cve-2020-12395.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&p).expect("fixture")).expect("json");
+    let doc = if v.get("_source").is_some() {
+        &mut v["_source"]
+    } else {
+        &mut v
+    };
+    doc["rule"]["level"] = serde_json::json!(13);
+    env.ingest_lines(&[v.to_string()]);
+    env.ok(&["triage"]);
+    let packs: Vec<_> = std::fs::read_dir(env.path("escalations"))
+        .expect("escalations")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let md = std::fs::read_to_string(packs[0].join("summary.md")).expect("summary.md");
+    assert!(!md.contains("not critical"), "{md}");
+    assert!(
+        md.contains("the finding's own severity: `High`, CVSS 10"),
+        "{md}"
+    );
+}

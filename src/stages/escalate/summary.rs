@@ -220,14 +220,17 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         ));
         p.out.push('\n');
     }
+    // "Critical" here is Wazuh's level 15+; a finding's own severity (a CVE's) is said beside
+    // it, so a Critical CVE never reads as "not critical".
+    let finding = finding_severity(alert);
     let severity = if critical {
         format!(
-            "**CRITICAL** (level {level_txt}, bucket {})",
+            "**CRITICAL** (level {level_txt}, bucket {}){finding}",
             escape_inline(bucket)
         )
     } else {
         format!(
-            "**{}** (level {level_txt}, not critical)",
+            "**{}** (level {level_txt}, under Wazuh's critical level 15){finding}",
             escape_inline(bucket)
         )
     };
@@ -257,9 +260,9 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         "- **Severity:** bucket {}, {}",
         escape_inline(bucket),
         if critical {
-            "**critical** (level 15 or more)"
+            "**critical** (level 15 or more)".to_string()
         } else {
-            "not critical"
+            format!("level under 15 (Wazuh's critical){finding}")
         }
     ));
     p.line(&format!("- **Kind:** {}", kind.title()));
@@ -581,6 +584,28 @@ fn url_for_markdown(url: &str) -> String {
         }
     }
     out
+}
+
+/// `; the finding's own severity: Critical, CVSS 9.8` for an alert that carries one
+/// (`data.vulnerability.severity`, the highest CVSS base score), else nothing.
+fn finding_severity(alert: &Map<String, Value>) -> String {
+    let sev = get(alert, "data.vulnerability.severity").and_then(scalar);
+    let score = ["cvss3", "cvss2"]
+        .iter()
+        .filter_map(|v| {
+            get(alert, &format!("data.vulnerability.cvss.{v}.base_score")).and_then(scalar)
+        })
+        .filter_map(|s| s.parse::<f64>().ok())
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    match (sev, score) {
+        (None, None) => String::new(),
+        (Some(s), None) => format!("; the finding's own severity: {}", escape_inline(&s)),
+        (None, Some(c)) => format!("; the finding's own CVSS: {c}"),
+        (Some(s), Some(c)) => format!(
+            "; the finding's own severity: {}, CVSS {c}",
+            escape_inline(&s)
+        ),
+    }
 }
 
 #[cfg(test)]

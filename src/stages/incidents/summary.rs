@@ -189,7 +189,7 @@ pub fn render(input: &SummaryInput<'_>) -> String {
     let severity = if view.critical {
         format!("**CRITICAL** (highest bucket {bucket}, highest level {level_txt})")
     } else {
-        format!("**{bucket}** (highest level {level_txt}, not critical)")
+        format!("**{bucket}** (highest level {level_txt}, under Wazuh's critical level 15)")
     };
     let what = rules
         .first()
