@@ -203,6 +203,14 @@ pub struct HeartbeatConfig {
     /// `heartbeats.jsonl` is rotated to `heartbeats.jsonl.1` (one old file kept) past this size.
     #[serde(default = "default_history_max_bytes")]
     pub history_max_bytes: u64,
+    /// How often runs are expected (the systemd timer's interval): `status` calls a heartbeat
+    /// older than twice this stale. A daemon's own cadence wins when it wrote the heartbeat.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub expected_every: Option<Duration>,
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 impl Default for HeartbeatConfig {

@@ -45,7 +45,11 @@ pub struct Status {
     pub expiring_within_7_days: Vec<Expiring>,
 }
 
-fn heartbeat(state: &StateDir, now: DateTime<Utc>) -> Option<HeartbeatStatus> {
+fn heartbeat(
+    state: &StateDir,
+    now: DateTime<Utc>,
+    expected: Option<std::time::Duration>,
+) -> Option<HeartbeatStatus> {
     let ReadOutcome::Bytes(b) = state.root.read_regular(b"heartbeat.json", 16 << 20).ok()? else {
         return None;
     };
@@ -57,7 +61,11 @@ fn heartbeat(state: &StateDir, now: DateTime<Utc>) -> Option<HeartbeatStatus> {
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| (now - t.with_timezone(&Utc)).num_seconds());
-    let cadence_s = v.get("cadence_s").and_then(Value::as_u64);
+    // The daemon's cadence when a daemon wrote it, else the configured expectation (a timer).
+    let cadence_s = v
+        .get("cadence_s")
+        .and_then(Value::as_u64)
+        .or_else(|| expected.map(|d| d.as_secs().max(1)));
     let stale = matches!((age_s, cadence_s), (Some(a), Some(c)) if a > 2 * c as i64);
     Some(HeartbeatStatus {
         status: s("status"),
@@ -120,7 +128,7 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
         outbox: crate::cmd::outbox::by_route(&ledger, &ctx.config.notify),
         state_dir: crate::store::fsx::shown(state.path()),
         depths: state.depths(),
-        heartbeat: heartbeat(&state, now),
+        heartbeat: heartbeat(&state, now, ctx.config.heartbeat.expected_every),
         ledger_total: ledger_counts.values().sum(),
         ledger: ledger_counts,
         expiring_within_7_days: policy
@@ -163,7 +171,7 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
             if h.stale {
                 let _ = writeln!(
                     out,
-                    "WARNING: the heartbeat is STALE: older than twice the daemon's cadence ({}s). Is the daemon running?",
+                    "WARNING: the heartbeat is STALE: older than twice the expected cadence ({}s: the daemon's, or [heartbeat] expected_every). Is the daemon or the timer running?",
                     h.cadence_s.unwrap_or(0)
                 );
             }

@@ -1117,3 +1117,22 @@ fn a_daemon_cadence_under_ten_seconds_is_refused_and_the_history_is_bounded() {
         serde_json::from_str::<serde_json::Value>(l).expect("whole lines");
     }
 }
+
+#[test]
+fn under_a_timer_status_calls_a_heartbeat_older_than_twice_expected_every_stale() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n[heartbeat]\nexpected_every = \"1s\"\n");
+    env.ingest_lines(&mixed_lines(3));
+    env.ok(&["run"]);
+    let fresh: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
+    assert_eq!(fresh["heartbeat"]["stale"], false, "{fresh:#}");
+    std::thread::sleep(Duration::from_millis(3_100));
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
+    assert_eq!(st["heartbeat"]["cadence_s"], 1, "{st:#}");
+    assert_eq!(st["heartbeat"]["stale"], true, "{st:#}");
+    assert!(env.ok(&["status"]).contains("STALE"));
+    // Without the setting a run's heartbeat is never called stale (no cadence is known).
+    std::fs::write(&env.config, "[durability]\nfsync = \"off\"\n").expect("config");
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
+    assert_eq!(st["heartbeat"]["stale"], false, "{st:#}");
+}
