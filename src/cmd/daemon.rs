@@ -52,7 +52,7 @@ fn deliver_between(
 /// history and `heartbeats.jsonl` without end.
 pub const MIN_EVERY: Duration = Duration::from_secs(10);
 
-pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
+pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<u8, Failure> {
     // A test hook lowers the floor (tests of the cadence run at 1 s).
     let floor = std::env::var("SIGNALFOUNDRY_DEBUG_MIN_EVERY_MS")
         .ok()
@@ -81,7 +81,8 @@ pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
     })?;
     crate::cmd::run::preflight(ctx)?;
     let (state, mut ledger) = ctx.open(Lock::Run)?;
-    let mut policy = ctx.policy()?;
+    let mut policy = policy;
+    ctx.warn_expiring(&policy);
     tracing::info!(every = %humantime::format_duration(every), state = %crate::store::fsx::shown(state.path()), "daemon started");
     let mut pending_reasons: Vec<String> = Vec::new();
     loop {
@@ -89,6 +90,7 @@ pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
             match ctx.policy() {
                 Ok(p) => {
                     tracing::info!(version = p.version(), "policy reloaded");
+                    ctx.warn_expiring(&p);
                     policy = p;
                 }
                 Err(f) => {
@@ -130,6 +132,7 @@ pub fn run(ctx: &Context, every: Duration) -> Result<u8, Failure> {
                 deliver_at = Instant::now() + DELIVER_EVERY;
             }
             if stop.load(Ordering::SeqCst) {
+                tracing::info!("stop signal between runs: the last heartbeat stands; exiting");
                 return Ok(EXIT_OK);
             }
             if hup.load(Ordering::SeqCst) {

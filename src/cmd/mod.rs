@@ -381,10 +381,17 @@ impl Context {
                 for w in warnings {
                     tracing::warn!("{}", w.located(&crate::store::fsx::shown(p)));
                 }
-                for w in policy.expiry_warnings(Utc::now()) {
-                    tracing::warn!("{}", w.located(&crate::store::fsx::shown(p)));
-                }
                 Ok(policy)
+            }
+        }
+    }
+
+    /// Logs the policy's expired and expiring signatures: once by each command that triages
+    /// (`run`, `triage`, a daemon's start and reload); `status` lists them on stdout.
+    pub fn warn_expiring(&self, policy: &sf_policy::Policy) {
+        if let Some(p) = &self.config.policy.file {
+            for w in policy.expiry_warnings(Utc::now()) {
+                tracing::warn!("{}", w.located(&crate::store::fsx::shown(p)));
             }
         }
     }
@@ -577,6 +584,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(EXIT_OK)
         }
         Command::Triage => {
+            ctx.warn_expiring(&policy);
             let (state, mut ledger) = ctx.open(Lock::None)?;
             let sp = spool(&ctx, &state, &prio);
             let opts = ctx.triage_options(None);
@@ -620,7 +628,10 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(if r.passed() { EXIT_OK } else { EXIT_FAILED })
         }
         Command::Poll { audit } => poll::command(&ctx, &prio, *audit),
-        Command::Run => crate::cmd::run::run(&ctx, &policy, &prio),
+        Command::Run => {
+            ctx.warn_expiring(&policy);
+            crate::cmd::run::run(&ctx, &policy, &prio)
+        }
         Command::Status { json } => crate::cmd::status::run(&ctx, &policy, *json),
         Command::Incidents {
             open,
@@ -663,7 +674,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             ..
         } => outbox::retry(&ctx, id.as_deref(), *dead, route.as_deref()),
         Command::Deliver => deliver(&ctx),
-        Command::Daemon { every } => crate::cmd::daemon::run(&ctx, *every),
+        Command::Daemon { every } => crate::cmd::daemon::run(&ctx, policy, *every),
         Command::Policy { .. }
         | Command::VerifyPack { .. }
         | Command::IndexerSim { .. }

@@ -244,7 +244,7 @@ fn defer_by_exchange(
     let strict = sp.durability == Durability::Strict;
     match st.root.create_file(EXCHANGE_MARKER, b"", sp.durability) {
         Ok(()) => {}
-        Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.io.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e.into()),
     }
     if strict {

@@ -157,7 +157,8 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The one-line summary printed before the reconcile block.
+    /// The summary printed before the reconcile block: one `key=value` line (`reasons=N`), then
+    /// each reason on a line of its own (`  reason: ...`), readable, escaped for the terminal.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "{NAME}: status={} run_id={}",
@@ -165,19 +166,16 @@ impl RunReport {
             self.run_id
         );
         if !self.reasons.is_empty() {
-            // One `key=value` token: no whitespace, no control, bidi or zero-width character (an
-            // error message can carry a name read from disk or an alert key).
-            let reasons: String = crate::store::fsx::escape_text(&self.reasons.join(";"))
-                .chars()
-                .map(|c| {
-                    if c.is_whitespace() || c.is_control() {
-                        '_'
-                    } else {
-                        c
-                    }
-                })
-                .collect();
-            let _ = write!(s, " reasons={reasons}");
+            let _ = write!(s, " reasons={}", self.reasons.len());
+            for r in &self.reasons {
+                // No control, bidi or zero-width character (an error message can carry a name
+                // read from disk or an alert key), and one line each.
+                let _ = write!(
+                    s,
+                    "\n  reason: {}",
+                    crate::store::fsx::escape_text(r).replace(['\n', '\r'], " ")
+                );
+            }
         }
         s
     }

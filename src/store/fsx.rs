@@ -56,12 +56,13 @@ pub enum Durability {
 
 /// A filesystem operation that failed for a reason other than "not found" on a listed name.
 #[derive(Debug, thiserror::Error)]
-#[error("{op} {}: {}", shown(path), describe(source))]
+#[error("{op} {}: {}", shown(path), describe(io))]
 pub struct FsError {
     pub op: &'static str,
     pub path: PathBuf,
-    /// Described in the message already, so not exposed as `source()` (no doubled text).
-    pub source: io::Error,
+    /// Described in the message already, so not exposed as `source()` (no doubled text; a
+    /// field named `source` would be one, to thiserror).
+    pub io: io::Error,
 }
 
 impl FsError {
@@ -69,7 +70,7 @@ impl FsError {
         FsError {
             op,
             path: path.into(),
-            source: source.into(),
+            io: source.into(),
         }
     }
 
@@ -78,12 +79,12 @@ impl FsError {
     pub fn is_unsupported(&self) -> bool {
         [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP]
             .iter()
-            .any(|e| self.source.raw_os_error() == Some(e.raw_os_error()))
+            .any(|e| self.io.raw_os_error() == Some(e.raw_os_error()))
     }
 
     /// True when the device is out of space or inodes.
     pub fn is_disk_full(&self) -> bool {
-        self.source.raw_os_error() == Some(Errno::NOSPC.raw_os_error())
+        self.io.raw_os_error() == Some(Errno::NOSPC.raw_os_error())
     }
 }
 
@@ -385,7 +386,7 @@ impl DirFd {
     pub fn open_subdir_opt(&self, name: &[u8]) -> Result<Option<DirFd>> {
         match self.open_subdir(name) {
             Ok(d) => Ok(Some(d)),
-            Err(e) if e.source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.io.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }

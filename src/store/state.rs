@@ -192,7 +192,7 @@ fn adopt_root(path: &Path) -> Result<DirFd, StateError> {
         Err(e) => return Err(FsError::new("inspect", path, e).into()),
     }
     let root = DirFd::open(path).map_err(|e| {
-        if e.source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        if e.io.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
             StateError::Symlink(path.to_path_buf())
         } else {
             e.into()

@@ -1136,3 +1136,79 @@ fn under_a_timer_status_calls_a_heartbeat_older_than_twice_expected_every_stale(
     let st: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).expect("json");
     assert_eq!(st["heartbeat"]["stale"], false, "{st:#}");
 }
+
+#[test]
+fn errors_are_said_once_reasons_are_readable_expiry_is_warned_once_and_every_stop_is_logged() {
+    // An OS error once, not three times.
+    let env = Env::new("");
+    let o = env.run(&[
+        "verify-pack",
+        env.dir.path().join("nope").to_str().expect("utf-8"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("no such file or directory").count(), 1, "{err}");
+    // The heartbeat's reasons on lines of their own, as written.
+    let policy = env.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[suppress]]\nid = \"old-one\"\nreason = \"noise\"\nowner = \"soc\"\nexpires = \"2020-01-01\"\nmatch = { \"rule.id\" = \"1\" }\n",
+    )
+    .expect("policy");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[durability]\nfsync = \"off\"\n[policy]\nfile = {:?}\n[triage]\nquarantine_alarm = 0\n",
+            policy.display().to_string()
+        ),
+    )
+    .expect("config");
+    env.ingest_lines(&["{not json".to_string()]);
+    let o = env.run(&["run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("heartbeat: status=DEGRADED") && out.contains(" reasons=1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n  reason: quarantine holds 1 alerts, over quarantine_alarm (0)"),
+        "{out}"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        stderr.matches("old-one").count(),
+        1,
+        "warned once by run: {stderr}"
+    );
+    // Commands that do not triage do not repeat it.
+    for args in [&["status"][..], &["incidents"]] {
+        let o = env.run(args);
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains("old-one"),
+            "{args:?}"
+        );
+    }
+    // A daemon stopped between runs says so, as one stopped after a run does.
+    let err = env.dir.path().join("daemon.err");
+    let mut daemon = Reaped(Some(
+        env.cmd(&["daemon", "--every", "1h"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).expect("err"))
+            .spawn()
+            .expect("spawn"),
+    ));
+    let hb = env.path("heartbeats.jsonl");
+    let before = std::fs::read_to_string(&hb).expect("jsonl").lines().count();
+    wait_until(Duration::from_secs(30), "the daemon's first run", || {
+        std::fs::read_to_string(&hb).map_or(0, |s| s.lines().count()) > before
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    signal(daemon.child(), Signal::Term);
+    assert_eq!(daemon.wait_for(Duration::from_secs(30)).code(), Some(0));
+    let log = std::fs::read_to_string(&err).expect("log");
+    assert!(log.contains("stop signal"), "{log}");
+    assert_eq!(
+        log.matches("old-one").count(),
+        1,
+        "warned once at start: {log}"
+    );
+}

@@ -29,7 +29,7 @@ pub const MANIFEST_MAX_BYTES: u64 = 1024 * 1024;
 /// Why a pack could not be checked at all.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("cannot check pack: {0}")]
+    #[error("cannot check pack")]
     Fs(#[from] FsError),
     #[error("pack {}: manifest.json is missing; this is not an escalation pack (or it is incomplete)", fsx::shown(.dir))]
     NoManifest { dir: PathBuf },
