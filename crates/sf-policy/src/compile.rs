@@ -119,6 +119,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
         .collect();
     cx.shadowed(Kind::Override, &overrides);
     cx.shadowed(Kind::Suppress, &signatures);
+    cx.too_broad(&signatures);
     cx.shadowed_groups(&groups);
     grouping.rules = groups.into_iter().map(|(r, _)| r).collect();
     if cx.diags.iter().any(Diagnostic::is_error) {
@@ -1739,6 +1740,48 @@ impl<'s> Cx<'s> {
 
     /// Warns about rules that can never decide: an earlier rule of the same list matches every
     /// alert they match (its clauses are a subset of theirs) and is in force whenever they are.
+    /// A signature that matches every one of [`SAMPLES`] (alerts of five unrelated kinds)
+    /// would suppress nearly everything: said, louder with `allow_high` (then high and
+    /// critical alerts go too).
+    fn too_broad(&mut self, rules: &[(Rule, Meta)]) {
+        let samples: Vec<(serde_json::Value, String)> = SAMPLES
+            .iter()
+            .filter_map(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .map(|v| {
+                let agent = v["agent"]["name"].as_str().unwrap_or("").to_string();
+                (v, agent)
+            })
+            .collect();
+        for (rule, meta) in rules {
+            let all = samples.iter().all(|(alert, agent)| {
+                let s = crate::matcher::Subject::new(alert, agent);
+                rule.clauses.iter().all(|c| c.check(&s).is_ok())
+            });
+            if !all {
+                continue;
+            }
+            let (what, hint) = if rule.allow_high {
+                (
+                    "with allow_high = true it would suppress EVERY alert, high and critical ones included",
+                    "narrow its match (a rule.id and a field that names the benign case); never combine allow_high with a match any alert satisfies",
+                )
+            } else {
+                (
+                    "it would suppress nearly every alert below high",
+                    "narrow its match to the benign case (a rule.id and a field that names it)",
+                )
+            };
+            self.warning(
+                meta.at,
+                format!(
+                    "signature `{}` matches every sample alert (sshd, Windows Sysmon, FIM, vulnerability, rootcheck): {what}",
+                    rule.id
+                ),
+                Some(hint.into()),
+            );
+        }
+    }
+
     fn shadowed(&mut self, kind: Kind, rules: &[(Rule, Meta)]) {
         for (j, (later, later_meta)) in rules.iter().enumerate() {
             for (earlier, earlier_meta) in &rules[..j] {
@@ -1776,6 +1819,16 @@ impl<'s> Cx<'s> {
         }
     }
 }
+
+/// Alerts of five unrelated kinds: a signature that matches all of them matches nearly
+/// anything ([`Cx::too_broad`]).
+const SAMPLES: [&str; 5] = [
+    r#"{"rule":{"id":"5716","level":5,"description":"sshd: authentication failed.","groups":["syslog","sshd","authentication_failed"]},"agent":{"id":"001","name":"web-01"},"manager":{"name":"wazuh"},"data":{"srcip":"203.0.113.7","dstuser":"root"},"location":"/var/log/auth.log","full_log":"Failed password for root from 203.0.113.7"}"#,
+    r#"{"rule":{"id":"92151","level":12,"description":"Process loaded a DLL","groups":["sysmon","windows"]},"agent":{"id":"014","name":"WIN-HOST-7"},"manager":{"name":"wazuh"},"data":{"win":{"system":{"eventID":"7","computer":"WIN-HOST-7"},"eventdata":{"image":"C:\\Windows\\System32\\svchost.exe"}}},"location":"EventChannel"}"#,
+    r#"{"rule":{"id":"550","level":7,"description":"Integrity checksum changed.","groups":["ossec","syscheck"]},"agent":{"id":"002","name":"db-01"},"manager":{"name":"wazuh"},"syscheck":{"path":"/etc/passwd","event":"modified"},"location":"syscheck"}"#,
+    r#"{"rule":{"id":"23505","level":10,"description":"CVE-2020-12395 affects thunderbird","groups":["vulnerability-detector"]},"agent":{"id":"003","name":"laptop-3"},"manager":{"name":"wazuh"},"data":{"vulnerability":{"cve":"CVE-2020-12395","severity":"High"}},"location":"vulnerability-detector"}"#,
+    r#"{"rule":{"id":"510","level":7,"description":"Host-based anomaly detection event (rootcheck).","groups":["ossec","rootcheck"]},"agent":{"id":"004","name":"alpine-9"},"manager":{"name":"wazuh"},"data":{"title":"Trojaned version of file detected."},"location":"rootcheck"}"#,
+];
 
 /// A standalone `match` table (a delivery route's): the document's `match` key, compiled as a
 /// rule's `match` is. `label` names it in diagnostics.

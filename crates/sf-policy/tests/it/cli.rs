@@ -627,3 +627,31 @@ fn test_readable_trace_escapes_the_incident_key() {
     );
     assert!(incident.contains("data.srcip="), "{incident}");
 }
+
+#[test]
+fn check_warns_loudly_on_a_signature_that_matches_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all = write(
+        dir.path(),
+        "all.toml",
+        "[[suppress]]\nid = \"everything\"\nreason = \"r\"\nowner = \"o\"\nallow_high = true\nmatch = { agent = { glob = \"*\" } }\n",
+    );
+    let (code, out, err) = run_check(&all);
+    let said = format!("{out}{err}");
+    assert_eq!(code, 0, "a warning, not an error: {said}");
+    assert!(
+        said.contains("signature `everything` matches every sample alert")
+            && said.contains("EVERY alert, high and critical ones included"),
+        "{said}"
+    );
+    let narrow = write(
+        dir.path(),
+        "narrow.toml",
+        "[[suppress]]\nid = \"ngen\"\nreason = \"r\"\nowner = \"o\"\nmatch = { \"rule.id\" = \"92151\", agent = { glob = \"*\" } }\n",
+    );
+    let (_, out, err) = run_check(&narrow);
+    assert!(
+        !format!("{out}{err}").contains("matches every sample alert"),
+        "{out}{err}"
+    );
+}
