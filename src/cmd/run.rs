@@ -395,8 +395,13 @@ pub fn execute(
         signature_hits: tri_total.signature_hits.clone(),
         cadence_s: extras.cadence.map(|c| c.as_secs()),
         outbox: crate::cmd::outbox::by_route(ledger, &ctx.config.notify),
+        totals: BTreeMap::new(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    match heartbeat::accumulate(ledger, &report.stages) {
+        Ok(t) => report.totals = t,
+        Err(e) => tracing::warn!("totals not kept for this run: {e}"),
+    }
     let t = Instant::now();
     report.finished_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let hb = heartbeat::write(

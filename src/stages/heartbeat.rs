@@ -153,6 +153,10 @@ pub struct RunReport {
     /// no longer configured).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outbox: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Counts since the state directory began (`<stage>.<counter>` → total over every run):
+    /// what `signalfoundry_stage_total` exposes as Prometheus counters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub totals: BTreeMap<String, u64>,
     pub version: String,
 }
 
@@ -261,6 +265,22 @@ impl RunReport {
                 "signalfoundry_ledger_rows{{state=\"{}\"}} {v}",
                 label(k)
             );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_stage_total",
+            "counter",
+            "Totals over every run of this state directory (alerts per bucket, packs, quarantined, lost, vanished, ...): rate() them.",
+        );
+        for (k, v) in &self.totals {
+            if let Some((stage, counter)) = k.split_once('.') {
+                let _ = writeln!(
+                    out,
+                    "signalfoundry_stage_total{{stage=\"{}\",counter=\"{}\"}} {v}",
+                    label(stage),
+                    label(counter)
+                );
+            }
         }
         fam(
             &mut out,
@@ -387,6 +407,57 @@ fn label(s: &str) -> String {
 
 /// Writes the heartbeat, the history line and the metrics file. The report is serialized
 /// before anything is written: a report that cannot be is an error, never an empty file.
+/// The `(stage, counter)` pairs kept as totals over every run.
+pub const TOTALS: [(&str, &str); 17] = [
+    ("poll", "fetched"),
+    ("poll", "queued"),
+    ("poll", "quarantined"),
+    ("triage", "triaged"),
+    ("triage", "suppressed"),
+    ("triage", "low"),
+    ("triage", "medium"),
+    ("triage", "high"),
+    ("triage", "critical"),
+    ("triage", "escalated"),
+    ("triage", "quarantined"),
+    ("triage", "vanished"),
+    ("triage", "duplicates"),
+    ("reconcile", "newly_lost"),
+    ("deliver", "sent"),
+    ("deliver", "retried"),
+    ("cap", "deferred"),
+];
+
+/// Meta key of the totals (JSON).
+pub const TOTALS_META: &str = "stage_totals";
+
+/// Adds this run's figures to the totals kept in the ledger and returns them (one
+/// transaction; before the heartbeat is written, so the metrics never show more than is kept).
+pub fn accumulate(
+    ledger: &mut crate::store::ledger::Ledger,
+    stages: &[StageReport],
+) -> Result<BTreeMap<String, u64>, crate::store::ledger::LedgerError> {
+    ledger.write(|tx| {
+        let mut totals: BTreeMap<String, u64> = tx
+            .meta(TOTALS_META)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        for (stage, counter) in TOTALS {
+            let key = format!("{stage}.{counter}");
+            let add = stages
+                .iter()
+                .filter(|s| s.name == stage)
+                .filter_map(|s| s.counters.get(counter))
+                .sum::<u64>();
+            let e = totals.entry(key).or_insert(0);
+            *e = e.saturating_add(add);
+        }
+        let json = serde_json::to_string(&totals).unwrap_or_default();
+        tx.meta_set(TOTALS_META, &json)?;
+        Ok(totals)
+    })
+}
+
 /// `heartbeats.jsonl` past `max` bytes becomes `heartbeats.jsonl.1` (the previous `.1` goes):
 /// the history is bounded to about twice `max` (under the run lock: one writer).
 fn rotate_history(root: &DirFd, max: u64) -> Result<(), HeartbeatError> {

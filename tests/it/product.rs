@@ -1212,3 +1212,33 @@ fn errors_are_said_once_reasons_are_readable_expiry_is_warned_once_and_every_sto
         "warned once at start: {log}"
     );
 }
+
+#[test]
+fn metrics_keep_totals_over_every_run_as_prometheus_counters() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    env.ingest_lines(&mixed_lines(7));
+    env.ok(&["run"]);
+    let more: Vec<String> = (100..105)
+        .map(|i| crate::support::alert_line(i, 3, i as u64))
+        .collect();
+    env.ingest_lines(&more);
+    env.ok(&["run"]);
+    let metrics = std::fs::read_to_string(env.path("metrics.prom")).expect("metrics");
+    assert!(
+        metrics.contains("# TYPE signalfoundry_stage_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("signalfoundry_stage_total{stage=\"triage\",counter=\"triaged\"} 12"),
+        "{metrics}"
+    );
+    // The gauge is the last run's.
+    assert!(
+        metrics.contains("signalfoundry_stage_count{stage=\"triage\",counter=\"triaged\"} 5"),
+        "{metrics}"
+    );
+    let hb: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("heartbeat.json")).expect("hb"))
+            .expect("json");
+    assert_eq!(hb["totals"]["triage.triaged"], 12);
+}

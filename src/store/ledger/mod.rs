@@ -645,6 +645,12 @@ impl Tx<'_> {
         Ok(())
     }
 
+    pub fn meta(&self, k: &str) -> Result<Option<String>, rusqlite::Error> {
+        self.tx
+            .query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
+            .optional()
+    }
+
     pub fn meta_set(&mut self, k: &str, v: &str) -> Result<(), rusqlite::Error> {
         self.tx.execute(
             "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
