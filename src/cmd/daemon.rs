@@ -85,6 +85,9 @@ pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<
     ctx.warn_expiring(&policy);
     tracing::info!(every = %humantime::format_duration(every), state = %crate::store::fsx::shown(state.path()), "daemon started");
     let mut pending_reasons: Vec<String> = Vec::new();
+    // A refused reload is said at every run while the file on disk still cannot be loaded
+    // (a restart would fail on it), not for one cycle only.
+    let mut refused = false;
     loop {
         if hup.swap(false, Ordering::SeqCst) {
             match ctx.policy() {
@@ -92,6 +95,7 @@ pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<
                     tracing::info!(version = p.version(), "policy reloaded");
                     ctx.warn_expiring(&p);
                     policy = p;
+                    refused = false;
                 }
                 Err(f) => {
                     let msg = format!(
@@ -99,8 +103,23 @@ pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<
                         f.error
                     );
                     tracing::error!("{msg}");
-                    pending_reasons.push(msg);
+                    refused = true;
                 }
+            }
+        }
+        if refused {
+            match ctx.policy() {
+                Err(f) => pending_reasons.push(format!(
+                    "policy reload refused, the previous policy (version {}) is kept; the file on disk still cannot be loaded, so a restart would fail: {:#}",
+                    policy.version(),
+                    f.error
+                )),
+                Ok(p) if p.version() == policy.version() => refused = false,
+                Ok(p) => pending_reasons.push(format!(
+                    "the policy file on disk (version {}) is not the one in force (version {}): send SIGHUP to load it",
+                    p.version(),
+                    policy.version()
+                )),
             }
         }
         let started = Instant::now();

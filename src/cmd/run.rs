@@ -396,6 +396,14 @@ pub fn execute(
         cadence_s: extras.cadence.map(|c| c.as_secs()),
         outbox: crate::cmd::outbox::by_route(ledger, &ctx.config.notify),
         totals: BTreeMap::new(),
+        policy: match &ctx.config.policy.file {
+            Some(f) => format!(
+                "{} (version {})",
+                crate::store::fsx::shown(f),
+                policy.version()
+            ),
+            None => "none: severity thresholds only".into(),
+        },
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     match heartbeat::accumulate(ledger, &report.stages) {

@@ -22,6 +22,8 @@ pub struct HeartbeatStatus {
     pub cadence_s: Option<u64>,
     pub stale: bool,
     pub reasons: Vec<String>,
+    /// The policy the last run used (file and version).
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,6 +76,7 @@ fn heartbeat(
         age_s,
         cadence_s,
         stale,
+        policy: s("policy").filter(|p| !p.is_empty()),
         reasons: v
             .get("reasons")
             .and_then(Value::as_array)
@@ -177,6 +180,9 @@ pub fn run(ctx: &Context, policy: &sf_policy::Policy, json: bool) -> Result<u8, 
             }
             for r in &h.reasons {
                 let _ = writeln!(out, "  reason: {r}");
+            }
+            if let Some(p) = &h.policy {
+                let _ = writeln!(out, "policy in force (last run): {p}");
             }
         }
     }

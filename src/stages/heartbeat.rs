@@ -157,6 +157,9 @@ pub struct RunReport {
     /// what `signalfoundry_stage_total` exposes as Prometheus counters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub totals: BTreeMap<String, u64>,
+    /// The policy in force for this run: its file and version, or none.
+    #[serde(default)]
+    pub policy: String,
     pub version: String,
 }
 

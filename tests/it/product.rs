@@ -1027,6 +1027,48 @@ fn sighup_with_a_broken_policy_keeps_the_old_one_and_says_so() {
     });
     let c = cases(&env.state);
     assert!(c.values().all(|b| b == "suppressed"), "{c:?}");
+    // Still said runs later, while the file on disk is broken; status names the policy in
+    // force.
+    let first = hb["run_id"].clone();
+    wait_until(Duration::from_secs(30), "two more heartbeats", || {
+        let later = read_json(&hb_path);
+        later["run_id"] != first
+            && std::fs::read_to_string(env.path("heartbeats.jsonl"))
+                .map_or(0, |s| s.lines().count())
+                >= 4
+    });
+    let later = read_json(&hb_path);
+    assert_eq!(later["status"], "DEGRADED", "{later:#}");
+    assert!(
+        later["reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r
+                .as_str()
+                .is_some_and(|r| r.contains("a restart would fail")))),
+        "{later:#}"
+    );
+    let status = Command::new(bin())
+        .arg("--state")
+        .arg(&env.state)
+        .arg("--config")
+        .arg(&plain)
+        .arg("status")
+        .output()
+        .expect("status");
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("policy in force (last run):") && shown.contains("policy.toml (version"),
+        "{shown}"
+    );
+    // The file fixed back to the policy in force: no longer said.
+    std::fs::write(
+        &policy,
+        "[severity]\nmedium = 7\nhigh = 12\n\n[[suppress]]\nid = \"fp-test-sshd\"\nreason = \"generated test noise\"\nowner = \"soc-test\"\nmatch = { \"rule.id\" = \"5716\" }\n",
+    )
+    .expect("policy");
+    wait_until(Duration::from_secs(30), "an OK heartbeat", || {
+        read_json(&hb_path)["status"] == "OK"
+    });
 
     signal(daemon.child(), Signal::Term);
     let st = daemon.wait_for(Duration::from_secs(30));
