@@ -574,6 +574,31 @@ fn expected_metrics(hb: &Value) -> BTreeMap<Series, f64> {
         series("signalfoundry_run_finished_timestamp_seconds", &[]),
         unix(hb["finished_at"].as_str().expect("finished_at")),
     );
+    if let Some(totals) = hb["totals"].as_object() {
+        for (k, v) in totals {
+            let (stage, counter) = k.split_once('.').expect("stage.counter");
+            m.insert(
+                series(
+                    "signalfoundry_stage_total",
+                    &[("stage", stage), ("counter", counter)],
+                ),
+                f(v),
+            );
+        }
+    }
+    if let Some(outbox) = hb["outbox"].as_object() {
+        for (route, states) in outbox {
+            for (st, v) in states.as_object().expect("states") {
+                m.insert(
+                    series(
+                        "signalfoundry_outbox_messages",
+                        &[("route", route), ("state", st)],
+                    ),
+                    f(v),
+                );
+            }
+        }
+    }
     m
 }
 
@@ -604,7 +629,13 @@ fn parse_metrics(text: &str) -> BTreeMap<Series, f64> {
                     typed.insert(metric_name.clone()),
                     "line {n}: {metric_name} typed twice"
                 );
-                assert_eq!(sample_type, prometheus_parse::SampleType::Gauge, "line {n}");
+                // Gauges of the last run; the totals over every run are counters.
+                let want = if metric_name == "signalfoundry_stage_total" {
+                    prometheus_parse::SampleType::Counter
+                } else {
+                    prometheus_parse::SampleType::Gauge
+                };
+                assert_eq!(sample_type, want, "line {n}: {metric_name}");
                 if let Some(c) = current.replace(metric_name) {
                     closed.insert(c);
                 }
@@ -647,6 +678,7 @@ fn parse_metrics(text: &str) -> BTreeMap<Series, f64> {
     for s in scrape.samples {
         let v = match s.value {
             PV::Gauge(v) => v,
+            PV::Counter(v) if s.metric == "signalfoundry_stage_total" => v,
             other => panic!("{}: not a gauge: {other:?}", s.metric),
         };
         let labels: BTreeMap<String, String> = s
