@@ -1,6 +1,10 @@
 //! `signalfoundry ingest FILE`: JSON lines (Wazuh's `alerts.json`, or indexer hits) into the
 //! queue with canonical names and rows, deduplicated by key. A bad line is quarantined with its
 //! line number and reason; nothing is dropped. Ingest never applies the cap.
+//!
+//! `FILE` may be `-` (standard input), a FIFO or `/dev/stdin`: lines are then queued as they
+//! arrive, a batch at [`CHUNK`] lines or [`IDLE_FLUSH`] after the last line, whichever comes
+//! first (`tail -F alerts.json | signalfoundry ingest -`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal};
@@ -55,6 +59,80 @@ impl crate::stages::Report for IngestReport {
 
 /// Lines handed to the spool at once.
 const CHUNK: usize = 1000;
+/// A stream's batch is queued this long after its last line (no alert waits for a full batch).
+pub const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Where lines come from: a regular file read in place, or a stream read by a thread of its
+/// own so that a pause in the input flushes the batch.
+enum Lines {
+    File(BufReader<File>),
+    Stream(std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>),
+}
+
+enum Next {
+    Line(usize),
+    Idle,
+    End,
+}
+
+impl Lines {
+    fn open(path: &Path) -> std::io::Result<(Lines, u64)> {
+        let stream = |r: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(CHUNK * 4);
+            std::thread::spawn(move || {
+                let mut r = BufReader::with_capacity(1 << 20, r);
+                loop {
+                    let mut buf = Vec::new();
+                    match r.read_until(b'\n', &mut buf) {
+                        Ok(0) => return,
+                        Ok(_) => {
+                            if tx.send(Ok(buf)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+            Lines::Stream(rx)
+        };
+        if path == Path::new("-") {
+            return Ok((stream(Box::new(std::io::stdin())), 0));
+        }
+        let file = File::open(path)?;
+        let md = file.metadata()?;
+        if md.is_file() {
+            Ok((
+                Lines::File(BufReader::with_capacity(1 << 20, file)),
+                md.len(),
+            ))
+        } else {
+            Ok((stream(Box::new(file)), 0))
+        }
+    }
+
+    /// The next line into `line` (with its newline), a pause of a stream, or the end.
+    fn next(&mut self, line: &mut Vec<u8>) -> std::io::Result<Next> {
+        match self {
+            Lines::File(r) => Ok(match r.read_until(b'\n', line)? {
+                0 => Next::End,
+                n => Next::Line(n),
+            }),
+            Lines::Stream(rx) => match rx.recv_timeout(IDLE_FLUSH) {
+                Ok(Ok(v)) => {
+                    line.extend_from_slice(&v);
+                    Ok(Next::Line(v.len()))
+                }
+                Ok(Err(e)) => Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(Next::Idle),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(Next::End),
+            },
+        }
+    }
+}
 
 /// Splits an indexer hit into its `_source` and `(_index, _id)`; a bare alert passes through.
 pub fn unwrap_hit(mut m: Map<String, Value>) -> (Map<String, Value>, Option<(String, String)>) {
@@ -78,8 +156,7 @@ pub fn run(
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(read_err)?;
-    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (mut lines, total) = Lines::open(path).map_err(read_err)?;
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
@@ -90,22 +167,31 @@ pub fn run(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut now = now;
     let mut report = IngestReport::default();
     let mut batch: Vec<Parsed> = Vec::with_capacity(CHUNK);
     let mut bad: Vec<NewRow> = Vec::new();
     let mut line = Vec::new();
-    let shown = crate::store::fsx::shown(path);
+    let shown = if path == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        crate::store::fsx::shown(path)
+    };
     let q = Quarantine {
         state: sp.state,
         durability: sp.durability,
     };
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(read_err)?;
-        if n == 0 {
-            break;
-        }
+        let n = match lines.next(&mut line).map_err(read_err)? {
+            Next::End => break,
+            Next::Idle => {
+                flush(sp, ledger, &mut batch, &mut bad, now, &mut report)?;
+                now = Utc::now();
+                continue;
+            }
+            Next::Line(n) => n,
+        };
         bar.inc(n as u64);
         report.lines += 1;
         while matches!(line.last(), Some(b'\n' | b'\r')) {

@@ -96,3 +96,45 @@ fn a_missing_input_file_is_a_usage_error_naming_it() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/alerts.json"));
 }
+
+#[test]
+fn ingest_from_stdin_queues_lines_as_they_arrive() {
+    use std::io::Write as _;
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    env.ingest_lines(&[]); // the state directory and the ledger exist before the stream starts
+    let mut child = env
+        .cmd(&["ingest", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ingest -");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for i in 0..3 {
+        writeln!(stdin, "{}", alert_line(i, 5, i as u64)).expect("write");
+    }
+    stdin.flush().expect("flush");
+    // Queued while the input is still open (a pause flushes the batch).
+    let t = std::time::Instant::now();
+    while env.states().get("queued").copied().unwrap_or(0) < 3 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "nothing queued before the end of input"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still reading"
+    );
+    for i in 3..5 {
+        writeln!(stdin, "{}", alert_line(i, 5, i as u64)).expect("write");
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", crate::support::text(&out));
+    let s = summary(&String::from_utf8_lossy(&out.stdout), "ingest:");
+    assert_eq!(num(&s, "lines"), 5);
+    assert_eq!(num(&s, "queued"), 5);
+    assert_eq!(env.states().get("queued"), Some(&5));
+}
