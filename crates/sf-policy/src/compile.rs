@@ -46,17 +46,11 @@ const MATCH_EXAMPLE: &str =
 /// Compiles a policy; see [`Policy::parse`].
 pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut cx = Cx::new(src);
-    let doc = match ImDocument::parse(src) {
-        Ok(doc) => doc,
-        Err(e) => {
-            let message = e.message().trim().to_lowercase();
-            cx.error(
-                e.span().map(|r| r.start),
-                format!("invalid toml: {message}"),
-                Some("fix the syntax; the policy's own checks run once the file parses".into()),
-            );
-            return Err(cx.finish());
-        }
+    let Some(doc) = cx.parse(
+        "",
+        Some("fix the syntax; the policy's own checks run once the file parses".into()),
+    ) else {
+        return Err(cx.finish());
     };
     let root = doc.as_table();
     let mut thresholds = Thresholds::WAZUH;
@@ -467,6 +461,22 @@ impl<'s> Cx<'s> {
             ids: HashMap::new(),
             alias_names: HashMap::new(),
             roots: HashMap::new(),
+        }
+    }
+
+    /// The document, or `None` with an `invalid toml` error (after `prefix`) where it breaks.
+    fn parse(&mut self, prefix: &str, hint: Option<String>) -> Option<ImDocument<&'s str>> {
+        match ImDocument::parse(self.src) {
+            Ok(doc) => Some(doc),
+            Err(e) => {
+                let message = e.message().trim().to_lowercase();
+                self.error(
+                    e.span().map(|r| r.start),
+                    format!("{prefix}invalid toml: {message}"),
+                    hint,
+                );
+                None
+            }
         }
     }
 
@@ -1834,17 +1844,8 @@ const SAMPLES: [&str; 5] = [
 /// rule's `match` is. `label` names it in diagnostics.
 pub(crate) fn compile_match(src: &str, label: &str) -> Result<Vec<Clause>, Vec<Diagnostic>> {
     let mut cx = Cx::new(src);
-    let doc = match ImDocument::parse(src) {
-        Ok(doc) => doc,
-        Err(e) => {
-            let message = e.message().trim().to_lowercase();
-            cx.error(
-                e.span().map(|r| r.start),
-                format!("{label}: invalid toml: {message}"),
-                None,
-            );
-            return Err(cx.finish());
-        }
+    let Some(doc) = cx.parse(&format!("{label}: "), None) else {
+        return Err(cx.finish());
     };
     let Some(item) = doc.as_table().get("match") else {
         cx.error(

@@ -26,11 +26,6 @@ impl MatchTable {
         let s = Subject::new(doc, agent);
         self.clauses.iter().all(|c| c.check(&s).is_ok())
     }
-
-    /// The clauses, described (`rule.groups = "sshd"`), for messages.
-    pub fn describe(&self) -> Vec<String> {
-        self.clauses.iter().map(|c| c.desc.to_string()).collect()
-    }
 }
 
 #[cfg(test)]

@@ -153,21 +153,6 @@ impl Tx<'_> {
         )
     }
 
-    pub fn notify_progress(
-        &self,
-        route: &str,
-        incident: &str,
-    ) -> Result<Option<Progress>, rusqlite::Error> {
-        self.tx
-            .query_row(
-                "SELECT route, incident, next_seq, members, last_due, closed FROM notify_progress
-                 WHERE route = ?1 AND incident = ?2",
-                params![route, incident],
-                progress,
-            )
-            .optional()
-    }
-
     pub fn set_notify_progress(&mut self, p: &Progress) -> Result<(), rusqlite::Error> {
         self.tx.execute(
             "INSERT INTO notify_progress (route, incident, next_seq, members, last_due, closed)
@@ -424,22 +409,6 @@ impl Ledger {
             .query_row(
                 "SELECT COUNT(DISTINCT COALESCE(digest, id)) FROM outbox WHERE route = ?1
                  AND state = 'sent' AND sent_at > ?2",
-                params![route, since],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
-    }
-
-    /// The oldest `sent_at` among a route's messages sent since `since` (when the budget frees).
-    pub fn outbox_oldest_sent_since(
-        &self,
-        route: &str,
-        since: &str,
-    ) -> Result<Option<String>, LedgerError> {
-        self.conn
-            .query_row(
-                "SELECT MIN(sent_at) FROM outbox WHERE route = ?1 AND state = 'sent'
-                 AND sent_at > ?2",
                 params![route, since],
                 |r| r.get(0),
             )

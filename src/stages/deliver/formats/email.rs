@@ -10,9 +10,8 @@
 //!   HTML-escaped (`& < > " '`) after its control characters are escaped and its IOCs
 //!   defanged, so no tag, attribute, `<a>` or `<img>` can come from an alert. The only `<a>` is
 //!   the configured console link ([`super::console_url`]).
-//! - Threading: [`message_id`] is derived from the message id (stable across retries, so a
-//!   re-sent mail is recognisably the same), [`thread_id`] from the incident id, for
-//!   `In-Reply-To`/`References` of the incident's later messages.
+//! - [`message_id`] is derived from the message id (stable across retries, so a re-sent mail
+//!   is recognisably the same).
 
 use super::{
     console_url, facts, headline, inert, kind_words, more, neutralise, observable_rows, plain,
@@ -58,12 +57,6 @@ pub struct Rendered {
 /// nothing is left).
 pub fn message_id(event_id: &str, domain: &str) -> String {
     format!("<{}@{}>", id_part(event_id), domain_part(domain))
-}
-
-/// `<incident-id@domain>`: the id every message of one incident refers to
-/// (`In-Reply-To`, `References`), so mail clients thread them.
-pub fn thread_id(incident_id: &str, domain: &str) -> String {
-    message_id(incident_id, domain)
 }
 
 fn id_part(s: &str) -> String {
@@ -318,10 +311,6 @@ mod tests {
         );
         assert_eq!(message_id("a b<c>", "x\r\n>Bcc: y"), "<a_b_c_@xbccy>");
         assert_eq!(message_id("", ""), "<message@signalfoundry.invalid>");
-        assert_eq!(
-            thread_id("INC-00ab", "example.org"),
-            "<INC-00ab@example.org>"
-        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   (`dataType`, `data`, `message`, `tags`).
 //! - Idempotent: `sourceRef` is the incident id, and TheHive refuses a second alert with the
 //!   same (`type`, `source`, `sourceRef`) with HTTP 400 (not 409; TheHive#1094): that answer
-//!   ([`is_duplicate_answer`]) means the export is done, and [`lookup_query`] finds it.
+//!   ([`is_duplicate_answer`]) means the export is done.
 //! - Observables are deduplicated by (`dataType`, `data`) after mapping: one duplicate fails
 //!   the whole create with 400 "Observable already exists" (TheHive#1514, #1963). Their values
 //!   are raw, for TheHive's similarity and analyzers, with only control characters escaped
@@ -201,16 +201,6 @@ pub fn is_duplicate_answer(status: u16, body: &str) -> bool {
         && !message.contains("observable")
 }
 
-/// The `POST /api/v1/query` body that lists the alerts with this `sourceRef`.
-pub fn lookup_query(source_ref: &str) -> Value {
-    json!({
-        "query": [
-            { "_name": "listAlert" },
-            { "_name": "filter", "_field": "sourceRef", "_value": source_ref },
-        ]
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
@@ -346,13 +336,5 @@ mod tests {
             r#"{"type":"AuthorizationError","message":"already exists"}"#
         ));
         assert!(!is_duplicate_answer(400, "already exist"));
-    }
-
-    #[test]
-    fn lookup_query_filters_alerts_by_source_ref() {
-        assert_eq!(
-            lookup_query("INC-1"),
-            json!({"query":[{"_name":"listAlert"},{"_name":"filter","_field":"sourceRef","_value":"INC-1"}]})
-        );
     }
 }

@@ -4,7 +4,7 @@
 //! Design constraints:
 //! - Source: standard-webhooks/standard-webhooks `spec/standard-webhooks.md` (research
 //!   §2.3): the signed content is `"{webhook-id}.{webhook-timestamp}.{body}"`, the signature
-//!   `v1,<base64 HMAC-SHA256>`, several space-separated for key rotation; secrets are
+//!   `v1,<base64 HMAC-SHA256>` (one secret per route: we send one signature); secrets are
 //!   `whsec_` + base64 of 24 to 64 bytes; payloads under 20 KB.
 //! - The body is bytes, rendered once: the sender signs and sends exactly these bytes, and a
 //!   retry renders the same bytes (only `webhook-timestamp` and so the signature change).
@@ -98,15 +98,6 @@ pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     let ts = timestamp.to_string();
     let mac = hmac_sha256(secret, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
     format!("v1,{}", STANDARD.encode(mac))
-}
-
-/// The header for several secrets (key rotation): their signatures, space-separated.
-pub fn sign_all(secrets: &[Vec<u8>], id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets
-        .iter()
-        .map(|s| sign(s, id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The key bytes of a `whsec_<base64>` secret. The error says what is wrong, never the
@@ -203,12 +194,6 @@ mod tests {
         assert_eq!(
             sign(&long, "evt_1", 1_700_000_000, br#"{"a":1}"#),
             "v1,jF2LWAUXgcNhMCJvkfG5vIUwQxd5dz3VctThs8smrD4="
-        );
-        assert_eq!(
-            sign_all(&[key.clone(), long], "evt_1", 1, b"{}")
-                .split(' ')
-                .count(),
-            2
         );
     }
 
