@@ -40,7 +40,7 @@ mod search;
 mod server;
 mod store;
 mod time;
-mod tls;
+pub mod tls;
 
 pub use cli::cli_main;
 pub use config::{FaultKind, SimConfig};
