@@ -45,4 +45,4 @@ pub mod tls;
 pub use cli::cli_main;
 pub use config::{FaultKind, SimConfig};
 pub use error::SimError;
-pub use server::{SimHandle, SimStats, Simulator};
+pub use server::{serve_https, SimHandle, SimStats, Simulator};

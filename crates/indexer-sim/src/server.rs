@@ -339,8 +339,30 @@ async fn serve(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     state: Arc<State>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    serve_https(listener, acceptor, shutdown, move |req| {
+        handle(state.clone(), req)
+    })
+    .await
+}
+
+/// Serves HTTP/1.1 over TLS on `listener` with `handle` until `shutdown` changes: a TLS
+/// handshake gets 10 s, each connection is its own task and ends at shutdown too. The
+/// receivers of `receiver-sim` serve with it as well.
+pub async fn serve_https<H, Fut, B, E>(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+    handle: H,
+) where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -348,7 +370,7 @@ async fn serve(
                 let Ok((tcp, _)) = res else { continue };
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
-                let state = state.clone();
+                let handle = handle.clone();
                 let mut sd = shutdown.clone();
                 tokio::spawn(async move {
                     let tls = tokio::select! {
@@ -358,7 +380,7 @@ async fn serve(
                         },
                         _ = sd.changed() => return,
                     };
-                    let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                    let svc = hyper::service::service_fn(handle);
                     let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(tls), svc);
                     tokio::select! {
                         _ = conn => {}

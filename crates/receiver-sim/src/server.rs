@@ -30,7 +30,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -285,37 +284,12 @@ async fn serve(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            res = listener.accept() => {
-                let Ok((tcp, _)) = res else { continue };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let shared = shared.clone();
-                let mut sd = shutdown.clone();
-                tokio::spawn(async move {
-                    let tls = tokio::select! {
-                        r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)) => match r {
-                            Ok(Ok(s)) => s,
-                            _ => return,
-                        },
-                        _ = sd.changed() => return,
-                    };
-                    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(tls), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = sd.changed() => {}
-                    }
-                });
-            }
-        }
-    }
+    indexer_sim::serve_https(listener, acceptor, shutdown, move |req| {
+        handle(shared.clone(), req)
+    })
+    .await
 }
 
 /// The service's error: hyper closes the connection without writing a response.
