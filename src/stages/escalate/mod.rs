@@ -488,10 +488,59 @@ mod tests {
                 "windows-custom-91560-sigcheck-virustotal-hit.json",
                 K::VirusTotal,
             ),
+            ("recon-linux-web-31103-sql-injection-curl.json", K::Web),
+            (
+                "partial-linux-apache-30306-forbidden-directory-index.json",
+                K::Web,
+            ),
+            ("linux-pam-5501-sshd-session-opened.json", K::Authentication),
+            (
+                "linux-sshd-5715-auth-success-publickey.json",
+                K::Authentication,
+            ),
         ] {
             let (_, a) = load("wazuh-alerts", file);
             assert_eq!(kind_of(&a), kind, "{file}");
         }
+    }
+
+    #[test]
+    fn web_attack_packs_get_the_web_kind_its_fields_and_its_next_steps() {
+        let (b, a) = load(
+            "wazuh-alerts",
+            "recon-linux-web-31103-sql-injection-curl.json",
+        );
+        let md = render(&b, &a, "centos-agent", &[], &[], None, None).summary();
+        for needle in [
+            "- **Kind:** web request (web server access or error log)",
+            "## Key fields: web request",
+            "- **Source IP:** `172[.]17[.]1[.]1`",
+            "- **URL:** `/?id=SELECT+*+FROM+users`",
+            "- **HTTP method (Wazuh's `protocol` field):** `GET`",
+            "- **HTTP response code:** 403 (refused by the server; from `data.id`)",
+            "- **Request (from the log line):** `GET /?id=SELECT+*+FROM+users HTTP/1.1`",
+            "- **User agent (from the log line):** `curl/7.64.0`",
+            "1. Did it work? The response code above says what the server did",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        for wrong in ["authentication (sshd", "**Protocol:**", "failed logins"] {
+            assert!(!md.contains(wrong), "{wrong:?} in\n{md}");
+        }
+        // An Apache error log: the client, and `id` is the server's error id, not a status.
+        let (b, a) = load(
+            "wazuh-alerts",
+            "partial-linux-apache-30306-forbidden-directory-index.json",
+        );
+        let md = render(&b, &a, "RHEL7", &[], &[], None, None).summary();
+        for needle in [
+            "- **Kind:** web request",
+            "- **Server error id (Wazuh's `id` field):** `AH01276`",
+            "- **Source port:** `61844`",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        assert!(!md.contains("HTTP response code"), "{md}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What kind an alert is ([`kind_of`]: process, authentication, file or registry integrity,
-//! vulnerability, rootcheck, VirusTotal, other) and what `summary.md` shows for each kind: its
+//! What kind an alert is ([`kind_of`]: process, web, authentication, file or registry
+//! integrity, vulnerability, rootcheck, VirusTotal, other) and what `summary.md` shows for each kind: its
 //! key fields ([`key_fields`]) and its next steps ([`next_steps`]). The same promises as the
 //! page (`summary`): every value from the alert goes through [`escape_inline`] (field names
 //! too), every field is optional and any JSON type is accepted.
@@ -17,6 +17,9 @@ const GENERIC_SHOWN: usize = 40;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
     Process,
+    /// Web server access and error logs: attacks on a web application (SQL injection, XSS,
+    /// scans) and the server's own errors.
+    Web,
     Authentication,
     FileIntegrity,
     Registry,
@@ -31,6 +34,7 @@ impl AlertKind {
     pub fn title(self) -> &'static str {
         match self {
             AlertKind::Process => "process activity (Sysmon / Windows events / auditd)",
+            AlertKind::Web => "web request (web server access or error log)",
             AlertKind::Authentication => "authentication (sshd, PAM, sudo, Windows logon)",
             AlertKind::FileIntegrity => "file integrity (syscheck)",
             AlertKind::Registry => "registry integrity (syscheck)",
@@ -49,7 +53,54 @@ fn groups(alert: &Map<String, Value>) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Classifies an alert by its groups, decoder and fields.
+/// Groups of Wazuh's web rules (0245-web_rules.xml and the web servers' own rule files).
+const WEB_GROUPS: &[&str] = &[
+    "web",
+    "accesslog",
+    "web-log",
+    "apache",
+    "nginx",
+    "ms-iis",
+    "iis",
+    "lighttpd",
+    "tomcat",
+    "modsecurity",
+    "sql_injection",
+    "web_scan",
+    "xss",
+];
+
+/// Decoders of web server logs (0375-web-accesslog, apache, nginx, IIS, ModSecurity).
+fn is_web_decoder(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("web-accesslog")
+        || n.starts_with("apache")
+        || n.starts_with("nginx")
+        || n.starts_with("iis")
+        || n.starts_with("ms-iis")
+        || n.starts_with("modsecurity")
+        || n.starts_with("lighttpd")
+}
+
+/// A web server's log file, for alerts that carry neither groups nor a decoder (trimmed
+/// documents): `/var/log/httpd/error_log`, `/var/log/nginx/access.log`, `...\LogFiles\W3SVC1`.
+fn is_web_log_location(location: &str) -> bool {
+    let l = location.to_ascii_lowercase();
+    [
+        "/httpd/",
+        "/apache",
+        "/nginx/",
+        "/lighttpd/",
+        "w3svc",
+        "\\logfiles\\",
+    ]
+    .iter()
+    .any(|m| l.contains(m))
+}
+
+/// Classifies an alert by its groups, decoder and fields. The groups and the decoder decide
+/// first; fields (such as `data.srcip`, which web, firewall and login alerts all carry) only
+/// when neither names a kind.
 pub fn kind_of(alert: &Map<String, Value>) -> AlertKind {
     let g = groups(alert);
     let has = |p: &str| get(alert, p).is_some();
@@ -79,6 +130,17 @@ pub fn kind_of(alert: &Map<String, Value>) -> AlertKind {
         || has("data.audit.exe")
     {
         AlertKind::Process
+    } else if WEB_GROUPS.iter().any(|w| in_group(w))
+        || ["decoder.name", "decoder.parent"].iter().any(|p| {
+            get(alert, p)
+                .and_then(Value::as_str)
+                .is_some_and(is_web_decoder)
+        })
+        || get(alert, "location")
+            .and_then(Value::as_str)
+            .is_some_and(is_web_log_location)
+    {
+        AlertKind::Web
     } else if g.iter().any(|x| {
         let x = x.to_ascii_lowercase();
         x.contains("authentication") || x.contains("login") || x.contains("logon")
@@ -174,6 +236,17 @@ pub(super) fn key_fields(p: &mut Page<'_>, kind: AlertKind) -> usize {
             ("Sub-status", ev("subStatus")),
             ("Event id", "data.win.system.eventID".into()),
         ],
+        // Wazuh's web-accesslog decoder puts the method in `protocol` and the response code in
+        // `id` (an Apache error log's `id` is the server's error id, `AH01276`): both are
+        // labelled by `web_fields`.
+        AlertKind::Web => vec![
+            ("Source IP", "data.srcip".into()),
+            ("Source port", "data.srcport".into()),
+            ("URL", "data.url".into()),
+            ("Source user", "data.srcuser".into()),
+            ("Virtual host", "data.hostname".into()),
+            ("Log file", "location".into()),
+        ],
         AlertKind::FileIntegrity | AlertKind::Registry => Vec::new(),
         AlertKind::Vulnerability => vec![
             ("CVE", "data.vulnerability.cve".into()),
@@ -249,6 +322,9 @@ pub(super) fn key_fields(p: &mut Page<'_>, kind: AlertKind) -> usize {
             shown += 1;
         }
     }
+    if kind == AlertKind::Web {
+        shown += web_fields(p);
+    }
     if matches!(kind, AlertKind::FileIntegrity | AlertKind::Registry) {
         shown += fim_fields(p, kind);
     }
@@ -256,6 +332,102 @@ pub(super) fn key_fields(p: &mut Page<'_>, kind: AlertKind) -> usize {
         shown += generic_fields(p);
     }
     shown
+}
+
+/// What an HTTP response code says about an attack that got it.
+fn response_meaning(code: u16) -> &'static str {
+    match code {
+        200..=299 => "the server answered the request: the attack may have worked",
+        300..=399 => "a redirect: see where it led",
+        401 | 403 => "refused by the server",
+        404 | 410 => "no such page: a probe or scan",
+        400..=499 => "rejected as a bad request",
+        500..=599 => "a server error: the payload reached the application and may have broken it",
+        _ => "not a standard response code",
+    }
+}
+
+/// The parts of an access log line in the common or combined format
+/// (`... "GET /x HTTP/1.1" 200 512 "referer" "user agent"`): request, status, referer, agent.
+fn access_log_parts(line: &str) -> Option<(&str, u16, Option<&str>, Option<&str>)> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#""([A-Z]{3,10} [^"]{0,8192})" ([1-5][0-9]{2}) (?:[0-9]+|-)(?: "([^"]*)" "([^"]*)")?"#,
+        )
+        .expect("a valid regex")
+    });
+    let c = re.captures(line)?;
+    let code = c.get(2)?.as_str().parse().ok()?;
+    Some((
+        c.get(1)?.as_str(),
+        code,
+        c.get(3).map(|m| m.as_str()),
+        c.get(4).map(|m| m.as_str()),
+    ))
+}
+
+/// The method, the response code (with what it means), the request line and the user agent of
+/// a web alert: from the decoder's fields, else from an access log line.
+fn web_fields(p: &mut Page<'_>) -> usize {
+    let mut n = 0;
+    let log = get(p.alert, "full_log").and_then(scalar);
+    let parts = log.as_deref().and_then(access_log_parts);
+    if p.field("HTTP method (Wazuh's `protocol` field)", "data.protocol") {
+        n += 1;
+    }
+    let id = get(p.alert, "data.id").and_then(scalar);
+    let code = id
+        .as_deref()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .filter(|c| (100..=599).contains(c))
+        .map(|c| (c, "data.id"))
+        .or_else(|| parts.map(|(_, c, _, _)| (c, "the log line")));
+    match code {
+        Some((c, from)) => {
+            p.line(&format!(
+                "- **HTTP response code:** {c} ({}; from {})",
+                response_meaning(c),
+                if from == "data.id" {
+                    "`data.id`"
+                } else {
+                    "the log line"
+                }
+            ));
+            n += 1;
+        }
+        None => {
+            if let Some(id) = id.filter(|s| !s.is_empty()) {
+                p.line(&format!(
+                    "- **Server error id (Wazuh's `id` field):** {}",
+                    escape_inline(&id)
+                ));
+                n += 1;
+            }
+        }
+    }
+    if let Some((request, _, referer, agent)) = parts {
+        p.line(&format!(
+            "- **Request (from the log line):** {}",
+            escape_inline(request)
+        ));
+        n += 1;
+        if let Some(r) = referer.filter(|r| !r.is_empty() && *r != "-") {
+            p.line(&format!(
+                "- **Referer (from the log line):** {}",
+                escape_inline(r)
+            ));
+            n += 1;
+        }
+        if let Some(a) = agent.filter(|a| !a.is_empty() && *a != "-") {
+            p.line(&format!(
+                "- **User agent (from the log line):** {}",
+                escape_inline(a)
+            ));
+            n += 1;
+        }
+    }
+    n
 }
 
 fn fim_fields(p: &mut Page<'_>, kind: AlertKind) -> usize {
@@ -364,6 +536,13 @@ pub fn next_steps(kind: AlertKind) -> &'static [&'static str] {
             "Read the whole command line for encoded commands (`-enc`, `FromBase64String`), downloads (`Invoke-WebRequest`, `certutil -urlcache`, `bitsadmin`) and living-off-the-land binaries.",
             "Rebuild the process tree around the alert time: Sysmon event 1 for the parent and children, event 3 for network connections and event 11 for files written by the same process GUID.",
             "Ask the user or the host owner whether they did this; if nobody did, isolate the host and collect memory before rebooting it.",
+        ],
+        AlertKind::Web => &[
+            "Did it work? The response code above says what the server did: 2xx means it answered the request (rule 31106 is a web attack answered with 200), 4xx that it refused it, 5xx that the payload reached the application and may have broken something.",
+            "Read the URL and the request for the payload (SQL such as `UNION SELECT` or `' OR 1=1`, `../`, `<script>`, shell commands); a scanner's user agent (sqlmap, Nikto, Nmap, curl in a loop) means an automated scan, so count the requests from this source.",
+            "Find every request from this source address in the web server's access log around the alert time, and the application's and database's logs for the same minutes, to see what was returned or changed.",
+            "Look for a web shell or new files under the web root (file-integrity alerts among the related alerts below) and for processes started by the web server's user.",
+            "If the source is hostile, block it at the WAF or firewall; if a request succeeded, fix or patch the endpoint and treat the application's data as exposed.",
         ],
         AlertKind::Authentication => &[
             "Is the source address expected (an internal jump host, VPN range)? Check its reputation and look for alerts from it on other hosts.",
