@@ -829,3 +829,99 @@ fn a_vulnerability_pack_says_the_findings_own_severity_never_not_critical() {
         "{md}"
     );
 }
+
+#[test]
+fn a_packs_related_alerts_come_from_before_and_after_with_their_bucket_high_ones_first() {
+    let env = Env::new("");
+    let policy = env.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[suppress]]\nid = \"fp-event-1\"\nreason = \"test noise\"\nowner = \"soc\"\n\
+         match = { \"full_log\" = \"event 1\" }\n",
+    )
+    .expect("policy");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[durability]\nfsync = \"off\"\n[policy]\nfile = {:?}\n",
+            policy.display().to_string()
+        ),
+    )
+    .expect("config");
+    // Around the high alert at t = 3600 s on one host: a suppressed one and a low one before,
+    // a low one and another high one after, and one outside the 30-minute window.
+    env.ingest_lines(&[
+        alert_line(1, 3, 3600 - 600),  // suppressed, before
+        alert_line(2, 3, 3600 - 300),  // low, before
+        alert_line(3, 3, 3600 + 300),  // low, after
+        alert_line(4, 12, 3600 + 600), // high, after
+        alert_line(5, 3, 3600 + 7200), // outside the window
+    ]);
+    env.ok(&["triage"]);
+    env.ingest_lines(&[alert_line(9, 12, 3600)]);
+    env.ok(&["triage"]);
+    let pack = std::fs::read_dir(env.path("escalations"))
+        .expect("escalations")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("alert.json")).is_ok_and(|a| a.contains("event 9"))
+        })
+        .expect("the pack of the alert at t = 3600 s");
+    let related: Vec<serde_json::Value> = std::fs::read_to_string(pack.join("related.jsonl"))
+        .expect("related.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one object per line"))
+        .collect();
+    let got: Vec<(&str, &str)> = related
+        .iter()
+        .map(|r| {
+            (
+                r["time"].as_str().expect("time"),
+                r["bucket"].as_str().expect("bucket"),
+            )
+        })
+        .collect();
+    let at = |s: i64| {
+        chrono::DateTime::from_timestamp(1_764_000_000 + s, 0)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let (t4, t3, t2, t1) = (at(4200), at(3900), at(3300), at(3000));
+    assert_eq!(
+        got,
+        [
+            (t4.as_str(), "high"),
+            (t3.as_str(), "low"),
+            (t2.as_str(), "low"),
+            (t1.as_str(), "suppressed"),
+        ],
+        "{related:?}"
+    );
+    let md = std::fs::read_to_string(pack.join("summary.md")).expect("summary.md");
+    assert!(md.contains("1 high (listed first)"), "{md}");
+    let table: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("time "))
+        .take(5)
+        .collect();
+    assert!(
+        table[0].contains("when") && table[0].contains("bucket"),
+        "{md}"
+    );
+    assert!(
+        table[1].contains("after") && table[1].contains("HIGH"),
+        "{md}"
+    );
+    assert!(
+        table[2].contains("after") && table[2].contains("low"),
+        "{md}"
+    );
+    assert!(
+        table[3].contains("before") && table[3].contains("low"),
+        "{md}"
+    );
+    assert!(
+        table[4].contains("before") && table[4].contains("suppressed"),
+        "{md}"
+    );
+}

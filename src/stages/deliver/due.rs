@@ -253,7 +253,8 @@ fn event(
         .sample
         .iter()
         .flat_map(observables)
-        .filter(|o| seen.insert((o.kind, o.value.clone())))
+        // Context (the agent's own address, vendor references) is not sent as observables.
+        .filter(|o| o.is_indicator() && seen.insert((o.kind, o.value.clone())))
         .take(OBSERVABLES_MAX)
         .collect();
     Event {

@@ -12,6 +12,14 @@
 //!   as `fsx::escape_name` writes them. A fenced block keeps its line breaks (a CR before LF is
 //!   dropped); everything else is escaped.
 //! - Escaping comes first, defanging second, so what is defanged is exactly what is shown.
+//! - Defang what came from the attacker's side, not our own words: [`escape_inline`] and
+//!   [`escape_block`] defang (alert text); [`escape_inline_fields`] leaves dotted field paths of
+//!   the alert (`agent.name`, `rule.id`, `data.win.eventdata.image`: a word whose first label is
+//!   one of [`FIELD_ROOTS`]) readable and defangs the rest (field names, policy text and the
+//!   decision trace, which quotes alert values); [`escape_inline_readable`] defangs nothing
+//!   (vendor references an analyst opens), and [`escape_name`] nothing in a plain host name or
+//!   address (the agent's own names and addresses; any other text in those fields is defanged). All three are one
+//!   code span with control characters escaped, so none is ever a live link.
 //! - Defanging follows SOC report habits: `hxxp://`, `hxxps://`, `fxp://`, other schemes as
 //!   `scheme[:]//`; `javascript:`, `vbscript:` and `mailto:` as `name[:]`; dots of IPv4 addresses
 //!   and of host names as `[.]`; every colon of an IPv6 address as `[:]`
@@ -49,6 +57,72 @@ pub fn escape_inline(s: &str) -> String {
     }
     code_span(&text)
 }
+
+/// `s` as one inline code span with control characters escaped and nothing defanged: for our
+/// own names and addresses (the agent's, the manager's) and vendor references. A code span holds
+/// no link, so a URL here is text to read or copy, never a live link.
+pub fn escape_inline_readable(s: &str) -> String {
+    let (cut, truncated) = truncate_chars(s, INLINE_MAX_CHARS);
+    let mut text = escape_controls(cut, false);
+    if truncated {
+        text.push_str(" …(cut)");
+    }
+    code_span(&text)
+}
+
+/// A name or address of our own (an agent's name, id or IP, a manager's name): shown as it is
+/// ([`escape_inline_readable`]) when it is a plain host name or address (letters, digits, `.`,
+/// `-`, `_`, `:`), else as alert text ([`escape_inline`]), since a name with spaces, slashes or
+/// control characters was not chosen by us.
+pub fn escape_name(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if plain {
+        escape_inline_readable(s)
+    } else {
+        escape_inline(s)
+    }
+}
+
+/// [`escape_inline`] for our own text that names alert fields and may quote alert values (field
+/// paths, the decision trace): dotted field paths stay readable, everything else is defanged.
+pub fn escape_inline_fields(s: &str) -> String {
+    let (cut, truncated) = truncate_chars(s, INLINE_MAX_CHARS);
+    let mut text = defang_with(&escape_controls(cut, false), true);
+    if truncated {
+        text.push_str(" …(cut)");
+    }
+    code_span(&text)
+}
+
+/// First labels of the alert's dotted field paths (Wazuh's top-level keys and the policy's
+/// subjects): a dotted word starting with one of them is a field path, not a host name, in
+/// [`escape_inline_fields`].
+pub const FIELD_ROOTS: &[&str] = &[
+    "agent",
+    "rule",
+    "data",
+    "decoder",
+    "manager",
+    "predecoder",
+    "syscheck",
+    "cluster",
+    "input",
+    "previous_output",
+    "full_log",
+    "location",
+    "geolocation",
+    "incident",
+    "win",
+    "eventdata",
+    "system",
+    "audit",
+    "vulnerability",
+    "virustotal",
+    "case",
+    "decision",
+];
 
 /// `s` as a fenced code block (with a trailing newline): line breaks kept, everything else as in
 /// [`escape_inline`]. Text longer than [`BLOCK_MAX_CHARS`] is cut and a last line says so.
@@ -199,6 +273,11 @@ fn is_dot(c: char) -> bool {
 
 /// Defangs URLs, host names, IPv4 addresses and e-mail addresses in already-escaped text.
 pub fn defang(s: &str) -> String {
+    defang_with(s, false)
+}
+
+/// [`defang`], leaving dotted field paths alone when `keep_fields` (see [`FIELD_ROOTS`]).
+fn defang_with(s: &str, keep_fields: bool) -> String {
     static SCHEME: OnceLock<Regex> = OnceLock::new();
     static PSEUDO: OnceLock<Regex> = OnceLock::new();
     static DOTTED: OnceLock<Regex> = OnceLock::new();
@@ -265,6 +344,9 @@ pub fn defang(s: &str) -> String {
         if !is_host_like(word, before) {
             continue;
         }
+        if keep_fields && is_field_path(word, before) {
+            continue;
+        }
         let mut prefix = &s[last..m.start()];
         let at = prefix.ends_with('@') && before_is_mailbox(before);
         if at {
@@ -287,6 +369,16 @@ pub fn defang(s: &str) -> String {
     }
     out.push_str(&s[last..]);
     out
+}
+
+/// A dotted word that names an alert field (`agent.name`), not in a host's position (after
+/// `://` or `@`).
+fn is_field_path(word: &str, before: &str) -> bool {
+    if before.ends_with("//") || before.ends_with('@') {
+        return false;
+    }
+    let first = word.split(is_dot).next().unwrap_or("");
+    FIELD_ROOTS.iter().any(|r| first.eq_ignore_ascii_case(r))
 }
 
 /// The text before a word ends with a (defanged) web scheme and a separator of slashes and
@@ -469,6 +561,34 @@ mod tests {
     }
 
     #[test]
+    fn our_own_names_and_field_paths_stay_readable_and_alert_text_is_still_defanged() {
+        assert_eq!(
+            escape_inline_fields("agent.name is \"evil.example\", rule.id 5710"),
+            "`agent.name is \"evil[.]example\", rule.id 5710`"
+        );
+        assert_eq!(
+            escape_inline_fields("data.win.eventdata.image from http://rule.id/x"),
+            "`data.win.eventdata.image from hxxp://rule[.]id/x`"
+        );
+        assert_eq!(
+            escape_name("WIN-1T5RE39Q2K5.cylosec.local"),
+            "`WIN-1T5RE39Q2K5.cylosec.local`"
+        );
+        assert_eq!(escape_name("10.0.0.9"), "`10.0.0.9`");
+        assert_eq!(escape_name("2001:db8::7"), "`2001:db8::7`");
+        // Not a plain name: alert text, defanged.
+        assert_eq!(
+            escape_name("WIN-EVIL evil.example"),
+            "`WIN-EVIL evil[.]example`"
+        );
+        assert_eq!(
+            escape_inline_readable("https://nvd.nist.gov/vuln/detail/CVE-2020-12395"),
+            "`https://nvd.nist.gov/vuln/detail/CVE-2020-12395`"
+        );
+        assert_eq!(escape_inline_readable("a\u{1b}[31m"), "`a\\u{1b}[31m`");
+    }
+
+    #[test]
     fn escape_controls_makes_every_control_and_format_character_visible() {
         assert_eq!(
             escape_controls("a\x1b[31mb\x07\0\r\n\t\u{202e}\u{200b}\u{85}\u{7f}", false),
@@ -479,8 +599,19 @@ mod tests {
 
     /// `escape_inline(s)` inside a paragraph parses to exactly one code span, under CommonMark
     /// and under every extension.
+    /// Every escaper for inline text (defanging or not) gives one code span and nothing else.
     fn assert_one_code_span(s: &str) {
-        let span = escape_inline(s);
+        for escape in [
+            escape_inline,
+            escape_inline_readable,
+            escape_inline_fields,
+            escape_name,
+        ] {
+            assert_one_code_span_of(s, &escape(s));
+        }
+    }
+
+    fn assert_one_code_span_of(s: &str, span: &str) {
         let md = format!("Value: {span} end\n");
         for opts in [Options::empty(), Options::all()] {
             let events: Vec<Event<'_>> = Parser::new_ext(&md, opts).collect();

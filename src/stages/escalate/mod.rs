@@ -21,12 +21,16 @@
 //! - `summary.md`: for a person at 3 a.m. ([`summary`]).
 //! - `alert.json`: the original alert bytes, unchanged.
 //! - `case.json`: the case, pretty-printed, with a trailing newline.
-//! - `related.jsonl`: one JSON object per line, newest first, keys `case_id`, `time`, `rule_id`,
-//!   `level`, `description` (`null` when unknown); empty when there are none.
-//! - `observables.json`: an object `{"version": 1, "observables": [{"kind", "value", "field"}]}`;
-//!   `kind` is one of `ip`, `domain`, `url`, `md5`, `sha1`, `sha256`, `user`, `file`, `process`,
-//!   `command-line`, `registry-key`, `cve`; `value` is raw (not defanged); `field` is the dotted
-//!   path it came from.
+//! - `related.jsonl`: one JSON object per line, the alerts of the same host in the related window
+//!   before and after this one (as known when the pack is built), high ones first, then newest
+//!   first; keys `case_id`, `time`, `rule_id`, `level`, `description`, `bucket` (`null` when
+//!   unknown); empty when there are none.
+//! - `observables.json`: an object `{"version": 1, "observables": [{"kind", "value", "field",
+//!   "role", "note"?, "raw"?}]}`; `kind` is one of `ip`, `domain`, `url`, `md5`, `sha1`, `sha256`,
+//!   `user`, `file`, `process`, `command-line`, `registry-key`, `cve`; `value` is never defanged
+//!   (Windows event values with Wazuh's doubled backslashes undone, the alert's text then in
+//!   `raw`); `field` is the dotted path it came from; `role` is `indicator` or `context` (the
+//!   agent's own address, vendor references), `note` saying why.
 //! - `manifest.json`.
 //!
 //! What is read from `case.json` (all optional): `bucket`, `critical`, `alert_time`,
@@ -50,7 +54,8 @@ pub use verify::{verify_pack, VerifyError, VerifyReport};
 /// Most references in `related.jsonl`.
 pub const RELATED_MAX: usize = 50;
 
-/// A reference to an earlier alert of the same canonical agent (not a copy of it).
+/// A reference to another alert of the same canonical agent, before or after this one (not a
+/// copy of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelatedRef {
     pub case_id: String,
@@ -59,6 +64,9 @@ pub struct RelatedRef {
     pub rule_id: Option<String>,
     pub level: Option<u32>,
     pub description: Option<String>,
+    /// `suppressed`, `low`, `medium` or `high`; `None` when the ledger has none yet.
+    #[serde(default)]
+    pub bucket: Option<String>,
 }
 
 /// Everything a pack is built from. The caller (triage) does the lookups.
@@ -219,6 +227,7 @@ mod tests {
                 rule_id: Some("92032".into()),
                 level: Some(3),
                 description: Some(description.to_string()),
+                bucket: Some("low".into()),
             })
             .collect()
     }
@@ -412,8 +421,9 @@ mod tests {
             "# Escalation `C-0123456789abcdef`",
             "`Binary loaded PowerShell automation library - Possible unmanaged Powershell execution by suspicious process`",
             "**Host (canonical name):** `win-1t5re39q2k5`",
-            "**Also known as:** `WIN-1T5RE39Q2K5[.]cylosec[.]local`",
-            "**Agent IP:** `10[.]0[.]0[.]9`",
+            "**Also known as:** `WIN-1T5RE39Q2K5.cylosec.local`",
+            "**Computer (from the event):** `WIN-1T5RE39Q2K5.cylosec.local`",
+            "**Agent IP:** `10.0.0.9`",
             "**Alert time (UTC):** 2025-07-20 03:35:52.290 UTC",
             "**Original timestamp (manager's offset):** `2025-07-20T03:35:52.290+0000`",
             "**Technique:** `T1059.001` `PowerShell`",
@@ -543,6 +553,211 @@ mod tests {
         assert!(!md.contains("HTTP response code"), "{md}");
     }
 
+    /// The observables of a rendered pack, from its `observables.json`.
+    fn pack_observables(r: &Rendered) -> Vec<Observable> {
+        let v: Value = serde_json::from_slice(r.file("observables.json")).expect("JSON");
+        serde_json::from_value(v["observables"].clone()).expect("observables")
+    }
+
+    /// The summary's Indicators section up to its context list (the indicators proper).
+    fn indicators_section(md: &str) -> &str {
+        let start = md.find("## Indicators").expect("an Indicators section");
+        let rest = &md[start..];
+        let end = rest
+            .find("**Context, not indicators**")
+            .or_else(|| rest.find("\n## Related"))
+            .expect("the section ends");
+        &rest[..end]
+    }
+
+    #[test]
+    fn empty_content_hashes_are_never_listed() {
+        let (b, a) = load(
+            "wazuh-alerts",
+            "linux-fim-100010-custom-keyword-in-diff-level12.json",
+        );
+        let r = render(&b, &a, "x", &[], &[], None, None);
+        let obs = pack_observables(&r);
+        for empty in [
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ] {
+            assert!(!obs.iter().any(|o| o.value == empty), "{empty}: {obs:?}");
+            assert!(!indicators_section(&r.summary()).contains(empty));
+        }
+        // The file's new content is listed.
+        assert!(obs
+            .iter()
+            .any(|o| o.value == "126b42ce036035a50516f067aae33418" && o.is_indicator()));
+    }
+
+    #[test]
+    fn the_agents_own_address_and_vendor_references_are_context_not_indicators() {
+        use observables::Role;
+        let find = |obs: &[Observable], value: &str| {
+            obs.iter()
+                .find(|o| o.value == value)
+                .cloned()
+                .unwrap_or_else(|| panic!("{value} in {obs:?}"))
+        };
+        // The agent's address: context, said so; the client's: an indicator.
+        let (b, a) = load(
+            "wazuh-alerts",
+            "partial-linux-apache-30306-forbidden-directory-index.json",
+        );
+        let r = render(&b, &a, "RHEL7", &[], &[], None, None);
+        let obs = pack_observables(&r);
+        let own = find(&obs, "10.0.1.214");
+        assert_eq!(own.role, Role::Context);
+        assert_eq!(own.note.as_deref(), Some("the agent's own address"));
+        assert!(find(&obs, "24.4.35.192").is_indicator());
+        let md = r.summary();
+        let ind = indicators_section(&md);
+        assert!(
+            ind.contains("- ip `24[.]4[.]35[.]192` from `data.srcip`"),
+            "{md}"
+        );
+        assert!(
+            !ind.contains("10[.]0[.]1[.]214") && !ind.contains("10.0.1.214"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- ip `10.0.1.214` from `agent.ip`: the agent's own address"),
+            "{md}"
+        );
+        // A CVE's references: context, readable (never links); the CVE itself an indicator.
+        let (b, a) = load(
+            "wazuh-alerts",
+            "partial-windows-vulnerability-23505-thunderbird-cve-2020-12395.json",
+        );
+        let r = render(&b, &a, "x", &[], &[], None, None);
+        let obs = pack_observables(&r);
+        let nvd = find(&obs, "https://nvd.nist.gov/vuln/detail/CVE-2020-12395");
+        assert_eq!(nvd.note.as_deref(), Some("a vendor reference"));
+        assert_eq!(find(&obs, "nvd.nist.gov").role, Role::Context);
+        assert!(obs
+            .iter()
+            .any(|o| o.kind == ObservableKind::Cve && o.is_indicator()));
+        let md = r.summary();
+        assert!(!indicators_section(&md).contains("nvd"), "{md}");
+        assert!(
+            md.contains("- url `https://nvd.nist.gov/vuln/detail/CVE-2020-12395` from `data.vulnerability.references`: a vendor reference"),
+            "{md}"
+        );
+        assert_inert(&md);
+        // A VirusTotal permalink: the analyst opens it, so it reads as it is.
+        let (b, a) = load(
+            "wazuh-alerts",
+            "windows-custom-91550-autoruns-virustotal-hit.json",
+        );
+        let md = render(&b, &a, "x", &[], &[], None, None).summary();
+        let link = "https://www.virustotal.com/gui/file/d2b3066d4290ca61dd82e57dc9a1c4cbee49b4de31897b86bcd4dcdb46582f81/detection";
+        assert!(md.contains(&format!("- **Permalink:** `{link}`")), "{md}");
+        assert!(!indicators_section(&md).contains("virustotal"), "{md}");
+        assert_inert(&md);
+        // A scanner's home page in its user agent: context; the scanner's address: indicator.
+        let (_, mut a) = load(
+            "wazuh-alerts",
+            "recon-linux-web-31103-sql-injection-curl.json",
+        );
+        a.insert(
+            "full_log".into(),
+            Value::String(
+                "172.17.1.1 - - [03/May/2022:19:30:47 +0000] \"GET /?id=1%27 HTTP/1.1\" 200 512 \
+                 \"-\" \"sqlmap/1.7.2#stable (https://sqlmap.org)\""
+                    .into(),
+            ),
+        );
+        let b = serde_json::to_vec(&a).expect("JSON");
+        let r = render(&b, &a, "x", &[], &[], None, None);
+        let obs = pack_observables(&r);
+        assert_eq!(
+            find(&obs, "sqlmap.org").note.as_deref(),
+            Some("a well-known reference or tool site")
+        );
+        assert!(find(&obs, "172.17.1.1").is_indicator());
+        assert!(!indicators_section(&r.summary()).contains("sqlmap"));
+    }
+
+    #[test]
+    fn own_names_field_paths_and_references_read_as_they_are_and_attacker_text_is_defanged() {
+        let (b, a) = load(
+            "wazuh-alerts",
+            "windows-sysmon-92151-mscorsvw-loads-automation-dll.json",
+        );
+        let mut case = case_for(&a, false);
+        case["decision"]["trace"] = serde_json::json!([
+            "agent \"hfw\": alias \"hfw\" applied, because agent.name is \"evil.example\"",
+            "signature sig-a: rule.id is not one of [\"1\"]",
+        ]);
+        case["decision"]["matched"] = Value::String("severity".into());
+        let aliases = vec!["WIN-1T5RE39Q2K5.cylosec.local".to_string()];
+        let files = render_pack(&PackInput {
+            case_id: "C-0123456789abcdef",
+            case_json: &case,
+            alert_bytes: &b,
+            alert: &a,
+            canonical_agent: "hfw.cylosec.local",
+            agent_aliases: &aliases,
+            related: &[],
+            dashboard_url: None,
+            quarantine_entry: None,
+        });
+        let md = Rendered { files }.summary();
+        for needle in [
+            // The trace's field paths are ours; the alert value it quotes is not.
+            "because agent.name is \"evil[.]example\"",
+            "signature sig-a: rule.id is not one of",
+            "- **Host (canonical name):** `hfw.cylosec.local`",
+            "- **Also known as:** `WIN-1T5RE39Q2K5.cylosec.local`",
+            "from `data.win.eventdata.imageLoaded`",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        for wrong in [
+            "agent[.]name",
+            "rule[.]id",
+            "cylosec[.]local",
+            "eventdata[.]image",
+        ] {
+            assert!(!md.contains(wrong), "{wrong:?} in\n{md}");
+        }
+        assert_inert(&md);
+    }
+
+    #[test]
+    fn windows_values_have_one_backslash_form_in_the_summary_and_observables_json() {
+        let (b, a) = load(
+            "wazuh-alerts",
+            "windows-sysmon-92032-cmd-shell-cscript-winrm.json",
+        );
+        let r = render(&b, &a, "x", &[], &[], None, None);
+        let md = r.summary();
+        let obs = pack_observables(&r);
+        let image = obs
+            .iter()
+            .find(|o| o.field == "data.win.eventdata.image")
+            .expect("the image");
+        assert_eq!(image.value, "C:\\Windows\\System32\\cscript.exe");
+        assert_eq!(
+            image.raw.as_deref(),
+            Some("C:\\\\Windows\\\\System32\\\\cscript.exe")
+        );
+        let ind = indicators_section(&md);
+        assert!(
+            ind.contains(
+                "- process `C:\\Windows\\System32\\cscript.exe` from `data.win.eventdata.image`"
+            ),
+            "{md}"
+        );
+        assert!(!ind.contains("\\\\"), "a doubled backslash in\n{ind}");
+        // The same single form in both files, for every Windows value.
+        for o in obs.iter().filter(|o| o.field.starts_with("data.win.")) {
+            assert!(!o.value.contains("\\\\"), "{o:?}");
+        }
+    }
+
     #[test]
     fn hostile_alerts_render_no_link_image_html_or_control_character() {
         for (name, bytes, alert) in all_fixtures()
@@ -572,6 +787,21 @@ mod tests {
                 );
                 let md = r.summary();
                 assert_inert(&md);
+                // The agent's own address is ours: shown as it is where it is named as such
+                // (the agent's IP, context), defanged everywhere else.
+                let own = alert
+                    .get("agent")
+                    .and_then(|a| a.get("ip"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("(none)");
+                let attacker_side = md
+                    .lines()
+                    .filter(|l| {
+                        !(l.starts_with("- **Agent IP:**")
+                            || l.ends_with(": the agent's own address"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 for raw in [
                     "http://evil.example",
                     "https://evil.example",
@@ -581,8 +811,9 @@ mod tests {
                     "10.66.6.6",
                     "\u{1b}",
                 ] {
+                    let text = if raw == own { &attacker_side } else { &md };
                     assert!(
-                        !md.contains(raw),
+                        !text.contains(raw),
                         "{name}: {raw:?} undefanged/unescaped in\n{md}"
                     );
                 }
@@ -623,9 +854,18 @@ mod tests {
         );
         let md = r.summary();
         assert_inert(&md);
-        // No IPv6 address survives: every run of hex digits and colons that is one is a leak.
+        // No IPv6 address survives: every run of hex digits and colons that is one is a leak,
+        // but for the agent's own address, shown as it is where it is named as such.
+        assert!(md.contains("- **Agent IP:** `2001:db8::7`"), "{md}");
+        let attacker_side = md
+            .lines()
+            .filter(|l| {
+                !(l.starts_with("- **Agent IP:**") || l.ends_with(": the agent's own address"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
         let run = regex::Regex::new(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*").expect("regex");
-        for m in run.find_iter(&md) {
+        for m in run.find_iter(&attacker_side) {
             let t = m.as_str().trim_end_matches('.');
             assert!(
                 t.parse::<std::net::Ipv6Addr>().is_err(),
@@ -733,7 +973,17 @@ mod tests {
             let v: Map<String, Value> = serde_json::from_str(l).expect("one object per line");
             let mut keys: Vec<&str> = v.keys().map(String::as_str).collect();
             keys.sort_unstable();
-            assert_eq!(keys, ["case_id", "description", "level", "rule_id", "time"]);
+            assert_eq!(
+                keys,
+                [
+                    "bucket",
+                    "case_id",
+                    "description",
+                    "level",
+                    "rule_id",
+                    "time"
+                ]
+            );
             assert_eq!(v["case_id"], format!("C-{i:04}"));
         }
         let none = render(&b, &a, "h", &[], &[], None, None);

@@ -1,9 +1,18 @@
 //! Typed observables (IOCs) of one alert, for `observables.json`.
 //!
 //! Design constraints:
-//! - Values are raw: exactly the text of the alert (never defanged, never unescaped), each with the
-//!   dotted path of the field it came from (array positions are not part of the path, as in
-//!   Wazuh's own field names and the policy's matchers).
+//! - Values are never defanged, and are the alert's text with one exception: Windows eventchannel
+//!   fields (`data.win.*`) have Wazuh's escaping undone (`\\` → `\`, `\"` → `"`), so a path
+//!   reads `C:\Users\Public\x.exe` as an EDR search wants it, the same form `summary.md`
+//!   shows; the alert's text is kept beside it as `raw` whenever it differs. Each observable
+//!   names the dotted path of the field it came from (array positions are not part of the path,
+//!   as in Wazuh's own field names and the policy's matchers).
+//! - Indicators apart from context ([`Role`]): the agent's own address, loopback and unspecified
+//!   addresses, vendor references (a CVE's NVD link, a VirusTotal permalink: any URL or domain
+//!   from a reference field, and well-known reference and tool sites such as `nvd.nist.gov` or
+//!   `sqlmap.org` from a scanner's user agent) are `context`, with a note saying why: an analyst
+//!   does not hunt for them. The hashes of empty content (MD5, SHA-1, SHA-256 of zero bytes) and
+//!   all-zero hashes are never listed: every empty file has them.
 //! - Deterministic: the same alert always gives the same list in the same order (known fields in
 //!   a fixed order first, then a walk of the alert in key order), grouped by kind in the order of
 //!   [`ObservableKind`]. Deduplicated by kind and value (hashes, host names and CVE ids compared
@@ -69,12 +78,124 @@ impl ObservableKind {
     }
 }
 
-/// One observable: its kind, the raw value and the dotted path of the field it came from.
+/// Whether an observable is something to hunt for or context around the alert. Serialized as
+/// `indicator` or `context`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    #[default]
+    Indicator,
+    /// Ours or a vendor's: the agent's own address, a reference link. `note` says which.
+    Context,
+}
+
+/// One observable: its kind, the value (Wazuh's eventchannel escaping undone), the dotted path
+/// of the field it came from, whether it is an indicator, and the alert's text when it differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observable {
     pub kind: ObservableKind,
     pub value: String,
     pub field: String,
+    #[serde(default)]
+    pub role: Role,
+    /// Why a `context` observable is not an indicator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The alert's own text, when `value` differs from it (a `data.win.*` value with Wazuh's
+    /// doubled backslashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+impl Observable {
+    /// True for an indicator (not context).
+    pub fn is_indicator(&self) -> bool {
+        self.role == Role::Indicator
+    }
+}
+
+/// Fields that hold a vendor's reference (links the analyst opens, not attacker infrastructure).
+pub const REFERENCE_FIELDS: &[&str] = &[
+    "data.vulnerability.reference",
+    "data.vulnerability.references",
+    "data.vulnerability.cwe_reference",
+    "data.vulnerability.scanner.reference",
+    "data.virustotal.permalink",
+    "data.VTpermalink",
+    "data.VTlink",
+];
+
+/// Reference and tool sites that turn up in alerts without being attacker infrastructure: CVE
+/// and advisory databases, VirusTotal, and the home pages scanners put in their user agent
+/// (`sqlmap/1.7 (https://sqlmap.org)`, `Nmap Scripting Engine; https://nmap.org/book/nse.html`).
+/// A host matches itself and its subdomains.
+const REFERENCE_HOSTS: &[&str] = &[
+    "nvd.nist.gov",
+    "cve.mitre.org",
+    "cwe.mitre.org",
+    "attack.mitre.org",
+    "cve.org",
+    "www.cve.org",
+    "cisa.gov",
+    "virustotal.com",
+    "access.redhat.com",
+    "bugzilla.redhat.com",
+    "security-tracker.debian.org",
+    "ubuntu.com",
+    "msrc.microsoft.com",
+    "support.microsoft.com",
+    "learn.microsoft.com",
+    "docs.microsoft.com",
+    "mozilla.org",
+    "wazuh.com",
+    "exploit-db.com",
+    "sqlmap.org",
+    "nmap.org",
+    "cirt.net",
+    "openvas.org",
+    "zgrab.io",
+    "censys.io",
+    "shodan.io",
+];
+
+/// The MD5, SHA-1 and SHA-256 of zero bytes: every empty file has them.
+const EMPTY_CONTENT_HASHES: &[&str] = &[
+    "d41d8cd98f00b204e9800998ecf8427e",
+    "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+];
+
+fn is_reference_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    REFERENCE_HOSTS
+        .iter()
+        .any(|r| h == *r || h.strip_suffix(r).is_some_and(|rest| rest.ends_with('.')))
+}
+
+/// Undoes Wazuh's escaping of eventchannel fields (`\\` → `\`, `\"` → `"`).
+pub(super) fn win_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.peek() {
+                Some('\\') | Some('"') => {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                }
+                _ => out.push(c),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// True for a field whose text Wazuh escaped (Windows eventchannel data).
+pub(super) fn is_win_escaped(path: &str) -> bool {
+    path.starts_with("data.win.")
 }
 
 use ObservableKind as K;
@@ -181,6 +302,8 @@ pub(super) fn is_registry(alert: &Map<String, Value>) -> bool {
 struct Collector {
     out: Vec<Observable>,
     seen: HashSet<(ObservableKind, String)>,
+    /// The agent's own addresses (`agent.ip`), parsed.
+    own: Vec<IpAddr>,
 }
 
 impl Collector {
@@ -191,16 +314,77 @@ impl Collector {
         if is_placeholder(value.trim()) {
             return;
         }
+        let hash = matches!(kind, K::Md5 | K::Sha1 | K::Sha256);
+        if hash {
+            let v = value.trim();
+            if EMPTY_CONTENT_HASHES
+                .iter()
+                .any(|e| v.eq_ignore_ascii_case(e))
+                || v.bytes().all(|b| b == b'0')
+            {
+                return;
+            }
+        }
+        let shown = if is_win_escaped(field) {
+            win_unescape(value)
+        } else {
+            value.to_string()
+        };
         let norm = match kind {
-            K::Md5 | K::Sha1 | K::Sha256 | K::Domain | K::Cve => value.to_lowercase(),
-            _ => value.to_string(),
+            K::Md5 | K::Sha1 | K::Sha256 | K::Domain | K::Cve => shown.to_lowercase(),
+            _ => shown.clone(),
         };
         if self.seen.insert((kind, norm)) {
+            let note = self.context_note(kind, &shown, field);
+            let raw = (shown != value).then(|| value.to_string());
             self.out.push(Observable {
                 kind,
-                value: value.to_string(),
+                value: shown,
                 field: field.to_string(),
+                role: if note.is_some() {
+                    Role::Context
+                } else {
+                    Role::Indicator
+                },
+                note: note.map(str::to_string),
+                raw,
             });
+        }
+    }
+
+    /// Why an observable is context rather than an indicator, or `None` for an indicator.
+    fn context_note(&self, kind: ObservableKind, value: &str, field: &str) -> Option<&'static str> {
+        match kind {
+            K::Ip => {
+                let ip = value
+                    .trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .ok()?;
+                if self.own.contains(&ip) {
+                    Some("the agent's own address")
+                } else if ip.is_loopback() || ip.is_unspecified() {
+                    Some("a loopback or unspecified address")
+                } else {
+                    None
+                }
+            }
+            K::Url | K::Domain => {
+                let host = if kind == K::Url {
+                    url_host(value).unwrap_or("")
+                } else {
+                    value
+                };
+                if REFERENCE_FIELDS.contains(&field) {
+                    Some("a vendor reference")
+                } else if !host.is_empty() && is_reference_host(host) {
+                    Some("a well-known reference or tool site")
+                } else {
+                    None
+                }
+            }
+            _ => None,
         }
     }
 
@@ -408,9 +592,14 @@ fn walk(c: &mut Collector, key: &str, path: &str, v: &Value) {
 
 /// The observables of an alert: deduplicated, in a deterministic order, raw values.
 pub fn observables(alert: &Map<String, Value>) -> Vec<Observable> {
+    let own: Vec<IpAddr> = match get(alert, "agent.ip") {
+        Some(Value::String(s)) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        _ => Vec::new(),
+    };
     let mut c = Collector {
         out: Vec::new(),
         seen: HashSet::new(),
+        own,
     };
     let registry = is_registry(alert);
     for (path, kind) in FIELD_RULES {
@@ -503,16 +692,25 @@ mod tests {
         let a = fixture("windows-sysmon-92032-cmd-shell-cscript-winrm.json");
         let o = observables(&a);
         let ev = "data.win.eventdata";
+        // One backslash, as Windows (and an EDR search) writes it; Wazuh's doubled form as raw.
         assert!(has(
             &o,
             K::Process,
-            "C:\\\\Windows\\\\System32\\\\cscript.exe",
+            "C:\\Windows\\System32\\cscript.exe",
             &format!("{ev}.image")
         ));
+        let image = o
+            .iter()
+            .find(|x| x.field == format!("{ev}.image"))
+            .expect("image");
+        assert_eq!(
+            image.raw.as_deref(),
+            Some("C:\\\\Windows\\\\System32\\\\cscript.exe")
+        );
         assert!(has(
             &o,
             K::Process,
-            "C:\\\\Windows\\\\System32\\\\cmd.exe",
+            "C:\\Windows\\System32\\cmd.exe",
             &format!("{ev}.parentImage")
         ));
         assert!(o
@@ -521,7 +719,7 @@ mod tests {
         assert!(has(
             &o,
             K::User,
-            "CYLOSEC\\\\Administrator",
+            "CYLOSEC\\Administrator",
             &format!("{ev}.user")
         ));
         assert!(has(
@@ -685,7 +883,8 @@ mod tests {
             (K::Domain, "evil2.example", "full_log"),
             (K::Url, "https:\\/evil3.example", "data.url"),
             (K::Domain, "evil3.example", "data.url"),
-            (K::Url, "http:\\\\\\\\evil4.example\\\\p", cmd),
+            // A Windows event's text with Wazuh's doubling undone.
+            (K::Url, "http:\\\\evil4.example\\p", cmd),
             (K::Domain, "evil4.example", cmd),
         ] {
             assert!(

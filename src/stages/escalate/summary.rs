@@ -27,9 +27,10 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::markdown::{
-    columns, escape_block, escape_inline, escape_plain, fence_escaped, truncate_chars,
+    columns, escape_block, escape_inline, escape_inline_fields, escape_inline_readable,
+    escape_name, escape_plain, fence_escaped, truncate_chars,
 };
-use super::observables::{get, Observable};
+use super::observables::{get, is_win_escaped, win_unescape, Observable, REFERENCE_FIELDS};
 use super::PackInput;
 
 mod kinds;
@@ -43,27 +44,6 @@ const RELATED_SHOWN: usize = 20;
 const OBSERVABLES_SHOWN: usize = 40;
 /// Items shown of a list-valued field.
 const LIST_SHOWN: usize = 20;
-/// Undoes Wazuh's escaping of eventchannel fields (`\\` → `\`, `\"` → `"`), for display only.
-fn win_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.peek() {
-                Some('\\') | Some('"') => {
-                    if let Some(n) = chars.next() {
-                        out.push(n);
-                    }
-                }
-                _ => out.push(c),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -73,13 +53,36 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
+/// Fields that name our own hosts and addresses: shown as they are, not defanged.
+const OWN_FIELDS: &[&str] = &[
+    "agent.id",
+    "agent.name",
+    "agent.ip",
+    "manager.name",
+    "cluster.name",
+    "cluster.node",
+    "data.win.system.computer",
+    "predecoder.hostname",
+];
+
 /// A field's value as Markdown: one code span, or a list of them; `None` when absent or empty.
+/// Alert text is defanged, except in our own fields and vendor references ([`OWN_FIELDS`],
+/// [`REFERENCE_FIELDS`]), which an analyst reads or opens as they are.
 fn value_md(path: &str, v: &Value) -> Option<String> {
+    let own = OWN_FIELDS.contains(&path);
+    let reference = REFERENCE_FIELDS.contains(&path);
     let show = |s: &str| {
-        if path.starts_with("data.win.") {
-            escape_inline(&win_unescape(s))
+        let s = if is_win_escaped(path) {
+            std::borrow::Cow::Owned(win_unescape(s))
         } else {
-            escape_inline(s)
+            std::borrow::Cow::Borrowed(s)
+        };
+        if own {
+            escape_name(&s)
+        } else if reference {
+            escape_inline_readable(&s)
+        } else {
+            escape_inline(&s)
         }
     };
     match v {
@@ -154,13 +157,16 @@ impl Page<'_> {
         if text.trim().is_empty() {
             return false;
         }
-        let text = if path.starts_with("data.win.") {
+        let text = if is_win_escaped(path) {
             win_unescape(&text)
         } else {
             text
         };
         self.out.push('\n');
-        self.line(&format!("**{title}** (from {}):", escape_inline(path)));
+        self.line(&format!(
+            "**{title}** (from {}):",
+            escape_inline_fields(path)
+        ));
         self.out.push('\n');
         self.out.push_str(&escape_block(&text));
         true
@@ -239,7 +245,7 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         description
             .as_deref()
             .map_or_else(|| "An alert".to_string(), escape_inline),
-        escape_inline(input.canonical_agent),
+        escape_name(input.canonical_agent),
         alert_time_txt
             .as_deref()
             .map_or_else(String::new, |t| format!(", at {t}")),
@@ -277,7 +283,7 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
     if let Some(m) = case.pointer("/decision/matched").and_then(Value::as_str) {
         p.line(&format!(
             "- **Decided by policy entry:** {}",
-            escape_inline(m)
+            escape_inline_fields(m)
         ));
     }
     if let Some(held) = case
@@ -288,7 +294,7 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
             .iter()
             .filter_map(Value::as_str)
             .take(LIST_SHOWN)
-            .map(escape_inline)
+            .map(escape_inline_fields)
             .collect();
         if !names.is_empty() {
             p.line(&format!(
@@ -303,19 +309,19 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
     p.h2("Where");
     p.line(&format!(
         "- **Host (canonical name):** {}",
-        escape_inline(input.canonical_agent)
+        escape_name(input.canonical_agent)
     ));
     if !input.agent_aliases.is_empty() {
         let names: Vec<String> = input
             .agent_aliases
             .iter()
             .take(LIST_SHOWN)
-            .map(|a| escape_inline(a))
+            .map(|a| escape_name(a))
             .collect();
         p.line(&format!("- **Also known as:** {}", names.join(", ")));
     }
     if let Some(a) = case_str(case, "agent.alias") {
-        p.line(&format!("- **Alias rule:** {}", escape_inline(a)));
+        p.line(&format!("- **Alias rule:** {}", escape_name(a)));
     }
     p.fields(&[
         ("Agent id", "agent.id"),
@@ -386,8 +392,9 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
     if path_is_windows_event(alert) {
         p.out.push('\n');
         p.line(
-            "Windows event fields are shown with Wazuh's doubled backslashes undone; the raw \
-             values are in `alert.json` and `observables.json`.",
+            "Windows event fields are shown with Wazuh's doubled backslashes undone (as in \
+             `observables.json`, which keeps the alert's text as `raw`); the original is in \
+             `alert.json`.",
         );
     }
 
@@ -399,24 +406,54 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         p.block("Event message", "data.win.system.message");
     }
 
-    // Indicators.
-    p.h2("Indicators (defanged; raw values in observables.json)");
-    if obs.is_empty() {
+    // Indicators, then the context an analyst does not hunt for.
+    let (indicators, context): (Vec<&Observable>, Vec<&Observable>) =
+        obs.iter().partition(|o| o.is_indicator());
+    p.h2("Indicators (defanged; all observables in observables.json)");
+    if indicators.is_empty() {
         p.line("- None found.");
     }
-    for o in obs.iter().take(OBSERVABLES_SHOWN) {
+    for o in indicators.iter().take(OBSERVABLES_SHOWN) {
         p.line(&format!(
             "- {} {} from {}",
             o.kind.as_str(),
             escape_inline(&o.value),
-            escape_inline(&o.field)
+            escape_inline_fields(&o.field)
         ));
     }
-    if obs.len() > OBSERVABLES_SHOWN {
+    if indicators.len() > OBSERVABLES_SHOWN {
         p.line(&format!(
             "- … and {} more in `observables.json`.",
-            obs.len() - OBSERVABLES_SHOWN
+            indicators.len() - OBSERVABLES_SHOWN
         ));
+    }
+    if obs.iter().any(|o| o.raw.is_some()) {
+        p.out.push('\n');
+        p.line(
+            "Values from Windows events are shown, here and in `observables.json`, with Wazuh's \
+             doubled backslashes undone, ready to paste into a search; `observables.json` keeps \
+             the alert's text beside each as `raw`.",
+        );
+    }
+    if !context.is_empty() {
+        p.out.push('\n');
+        p.line("**Context, not indicators** (ours or a vendor's; shown as they are):");
+        p.out.push('\n');
+        for o in context.iter().take(OBSERVABLES_SHOWN) {
+            p.line(&format!(
+                "- {} {} from {}: {}",
+                o.kind.as_str(),
+                escape_inline_readable(&o.value),
+                escape_inline_fields(&o.field),
+                o.note.as_deref().unwrap_or("context")
+            ));
+        }
+        if context.len() > OBSERVABLES_SHOWN {
+            p.line(&format!(
+                "- … and {} more in `observables.json`.",
+                context.len() - OBSERVABLES_SHOWN
+            ));
+        }
     }
 
     // Related.
@@ -477,20 +514,23 @@ pub fn render(input: &PackInput<'_>, obs: &[Observable]) -> String {
         if !steps.is_empty() {
             p.line("- **Decision trace:**");
             for s in steps {
-                p.line(&format!("  - step {}", escape_inline(&s)));
+                p.line(&format!("  - step {}", escape_inline_fields(&s)));
             }
         }
     }
     p.line(
         "- **Files:** `alert.json` (the original alert, byte for byte), `case.json`, \
-         `observables.json` (typed, raw values), `related.jsonl` (references, newest first), \
+         `observables.json` (typed, never defanged, indicators and context), `related.jsonl` \
+         (references, high ones first), \
          `manifest.json` (SHA-256 of each file; check with `signalfoundry verify-pack DIR`).",
     );
     p.line(
         "- Text from the alert is shown inside code, with control characters escaped (`\\u{..}`) \
          and URLs, domains, IPs and e-mail addresses defanged (`hxxp://`, also \
          `hxxp:\\\\` for the backslash forms browsers open, `[.]`, `[:]` in IPv6, `[@]`); \
-         re-fang by hand only what you mean to open.",
+         re-fang by hand only what you mean to open. Our own names (field paths, the policy's \
+         words, this host's names and addresses) and vendor references are not defanged, and \
+         are never links either.",
     );
     p.out
 }
@@ -503,15 +543,20 @@ fn related_table(p: &mut Page<'_>, input: &PackInput<'_>) {
     let related = &input.related[..input.related.len().min(super::RELATED_MAX)];
     if related.is_empty() {
         p.line(&format!(
-            "None known on {} in the window before this alert.",
-            escape_inline(input.canonical_agent)
+            "None known on {} in the related window before or after this alert.",
+            escape_name(input.canonical_agent)
         ));
         return;
     }
+    let highs = related
+        .iter()
+        .filter(|r| r.bucket.as_deref() == Some("high"))
+        .count();
     p.line(&format!(
-        "{} alert(s) on {} in the window before this one, newest first{}:",
+        "{} alert(s) on {} in the related window before and after this one, as known when this \
+         pack was built: {highs} high (listed first), then the others, newest first{}:",
         related.len(),
-        escape_inline(input.canonical_agent),
+        escape_name(input.canonical_agent),
         if related.len() > RELATED_SHOWN {
             format!(" ({RELATED_SHOWN} shown; all in `related.jsonl`)")
         } else {
@@ -527,16 +572,33 @@ fn related_table(p: &mut Page<'_>, input: &PackInput<'_>) {
         }
         c
     };
-    let mut rows: Vec<[String; 5]> = vec![[
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let this = case_str(input.case_json, "alert_time").and_then(parse);
+    let mut rows: Vec<[String; 7]> = vec![[
         "time".into(),
+        "when".into(),
+        "bucket".into(),
         "level".into(),
         "rule".into(),
         "description".into(),
         "case".into(),
     ]];
     for r in related.iter().take(RELATED_SHOWN) {
+        let when = match (parse(&r.time), this) {
+            (Some(t), Some(a)) if t < a => "before",
+            (Some(t), Some(a)) if t > a => "after",
+            (Some(_), Some(_)) => "same time",
+            _ => "-",
+        };
+        let bucket = match r.bucket.as_deref() {
+            Some("high") => "HIGH".to_string(),
+            Some(b) => cell(b, 12),
+            None => "-".into(),
+        };
         rows.push([
             cell(&r.time, 40),
+            when.into(),
+            bucket,
             r.level.map_or_else(|| "-".into(), |l| l.to_string()),
             r.rule_id
                 .as_deref()

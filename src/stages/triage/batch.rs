@@ -791,7 +791,8 @@ impl Triage<'_> {
         })
     }
 
-    /// Alerts on the same canonical agent in the window before `time`, newest first (at most 50).
+    /// Alerts on the same canonical agent within the related window before and after `time`
+    /// (as the ledger knows them now), high ones first, then newest first (at most 50).
     pub(super) fn related(
         &self,
         ledger: &Ledger,
@@ -799,14 +800,14 @@ impl Triage<'_> {
         time: DateTime<Utc>,
         own: &CaseId,
     ) -> Result<Vec<RelatedRef>, TriageError> {
-        let from =
-            (time - self.opts.related_window).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let to = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let from = fmt(time - self.opts.related_window);
+        let to = fmt(time + self.opts.related_window);
         let mut st = ledger.conn().prepare_cached(
-            "SELECT case_id, alert_time, rule_id, level, description FROM alerts
+            "SELECT case_id, alert_time, rule_id, level, description, bucket FROM alerts
              WHERE agent = ?1 AND alert_time >= ?2 AND alert_time <= ?3 AND case_id IS NOT NULL AND case_id != ?4
                AND state IN ('triaging', 'triaged', 'escalated')
-             ORDER BY alert_time DESC LIMIT 50",
+             ORDER BY (bucket = 'high') DESC, alert_time DESC LIMIT 50",
         )?;
         let rows = st.query_map(rusqlite::params![agent, from, to, own.as_str()], |r| {
             Ok(RelatedRef {
@@ -815,6 +816,7 @@ impl Triage<'_> {
                 rule_id: r.get(2)?,
                 level: r.get(3)?,
                 description: r.get(4)?,
+                bucket: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)

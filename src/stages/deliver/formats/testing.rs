@@ -26,6 +26,9 @@ pub fn obs(kind: ObservableKind, value: &str, field: &str) -> Observable {
         kind,
         value: value.to_string(),
         field: field.to_string(),
+        role: Default::default(),
+        note: None,
+        raw: None,
     }
 }
 

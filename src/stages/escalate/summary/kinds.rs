@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::{scalar, value_md, Page};
-use crate::stages::escalate::markdown::escape_inline;
+use crate::stages::escalate::markdown::{escape_inline, escape_inline_fields};
 use crate::stages::escalate::observables::{get, is_registry};
 
 /// Leaves of `data` shown for an alert of no known kind.
@@ -516,7 +516,7 @@ fn generic_fields(p: &mut Page<'_>) -> usize {
             continue;
         }
         if let Some(md) = value_md(path, v) {
-            p.line(&format!("- field {}: {md}", escape_inline(path)));
+            p.line(&format!("- field {}: {md}", escape_inline_fields(path)));
             n += 1;
         }
     }
@@ -577,7 +577,7 @@ pub fn next_steps(kind: AlertKind) -> &'static [&'static str] {
             "If it is confirmed, isolate the host and rebuild it; do not trust tools on a rooted host.",
         ],
         AlertKind::VirusTotal => &[
-            "Open the VirusTotal report (the permalink above, re-fanged by hand) and see which engines flag the file and as what.",
+            "Open the VirusTotal report (the permalink above, shown as it is: copy it into the browser) and see which engines flag the file and as what.",
             "A low count (1 of 70) on a signed vendor file is often a false positive: check the signer and the path.",
             "Find where the file came from and whether it ran: Sysmon process events with the same hash on this host.",
             "If it is malicious, quarantine the file and search for the hash across all hosts.",
