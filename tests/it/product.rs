@@ -251,6 +251,103 @@ fn default_policy(env: &Env) -> String {
 // ---------------------------------------------------------------------------------------------
 // 1. The demo
 
+/// What an analyst reads in the demo's packs (issue 20, items 1-6): web attacks get the web
+/// kind, indicators hold neither the agent's own address nor reference sites nor empty-content
+/// hashes, our own field names are not defanged, Windows values have one backslash form, related
+/// alerts carry their bucket with the high ones first, and a critical finding never sits under
+/// "not critical".
+fn demo_packs_are_fit_to_act_on(packs: &[PathBuf]) {
+    const EMPTY: [&str; 3] = [
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    ];
+    let (mut web, mut context, mut with_related) = (0, 0, 0);
+    for p in packs {
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).expect(f);
+        let alert: Value = serde_json::from_str(&read("alert.json")).expect("alert.json");
+        let alert = alert.get("_source").unwrap_or(&alert);
+        let md = read("summary.md");
+        let obs: Value = serde_json::from_str(&read("observables.json")).expect("observables");
+        let obs = obs["observables"].as_array().expect("a list");
+        let at = p.display();
+        // 1. Kinds from the groups.
+        let groups: Vec<&str> = alert["rule"]["groups"]
+            .as_array()
+            .map(|g| g.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if groups.contains(&"web") {
+            web += 1;
+            assert!(md.contains("- **Kind:** web request"), "{at}:\n{md}");
+            assert!(!md.contains("authentication (sshd"), "{at}:\n{md}");
+            assert!(md.contains("- **HTTP response code:**"), "{at}:\n{md}");
+        }
+        // 2. Indicators: not the agent's address, no reference site, no empty hash.
+        let own = alert["agent"]["ip"].as_str().unwrap_or("(none)");
+        let indicators = {
+            let start = md.find("## Indicators").expect("indicators");
+            let rest = &md[start..];
+            let end = rest
+                .find("**Context, not indicators**")
+                .or_else(|| rest.find("\n## Related"))
+                .expect("end");
+            rest[..end].to_string()
+        };
+        for o in obs {
+            let value = o["value"].as_str().expect("value");
+            assert!(!EMPTY.contains(&value), "{at}: {o}");
+            if o["role"] == "context" {
+                context += 1;
+                continue;
+            }
+            assert_eq!(o["role"], "indicator", "{at}: {o}");
+            assert_ne!(value, own, "{at}: the agent's own address as an indicator");
+            for site in ["sqlmap.org", "nvd.nist.gov", "virustotal.com"] {
+                assert!(!value.contains(site), "{at}: {o}");
+            }
+            // 4. One backslash form.
+            if o["field"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("data.win."))
+            {
+                assert!(!value.contains("\\\\"), "{at}: {o}");
+            }
+        }
+        for leak in ["sqlmap[.]org", "nvd[.]nist[.]gov", "\\\\"] {
+            assert!(!indicators.contains(leak), "{at}: {leak} in\n{indicators}");
+        }
+        let own_defanged = own.replace('.', "[.]");
+        assert!(!indicators.contains(&own_defanged), "{at}:\n{indicators}");
+        // 3. Our own words read as they are.
+        for wrong in ["agent[.]name", "rule[.]id", "rule[.]level", "agent[.]id"] {
+            assert!(!md.contains(wrong), "{at}: {wrong} in\n{md}");
+        }
+        // 5. Related alerts: with their bucket, high ones first.
+        let related: Vec<Value> = read("related.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a line"))
+            .collect();
+        if !related.is_empty() {
+            with_related += 1;
+            let high: Vec<bool> = related.iter().map(|r| r["bucket"] == "high").collect();
+            assert!(
+                high.windows(2).all(|w| w[0] || !w[1]),
+                "{at}: a high one after a lower one: {related:?}"
+            );
+            assert!(md.contains("high (listed first)"), "{at}:\n{md}");
+        }
+        // 6. A finding's own severity is said, never "not critical".
+        assert!(!md.contains("not critical"), "{at}:\n{md}");
+    }
+    assert!(web > 0, "no web attack among {} packs", packs.len());
+    assert!(
+        context > 0,
+        "no context observable among {} packs",
+        packs.len()
+    );
+    assert!(with_related > 0, "no pack with related alerts");
+}
+
 #[test]
 fn the_demo_drains_the_simulator_to_verdict_pass_with_every_bucket_and_verified_packs() {
     let alerts = scale(600, signalfoundry::cmd::demo::DEFAULT_ALERTS);
@@ -306,6 +403,7 @@ fn the_demo_drains_the_simulator_to_verdict_pass_with_every_bucket_and_verified_
             .expect("verify-pack");
         assert!(v.status.success(), "{}: {}", p.display(), text(&v));
     }
+    demo_packs_are_fit_to_act_on(&packs);
 
     // The paths under "where to look" exist.
     let look: Vec<&str> = out

@@ -537,6 +537,16 @@ mod tests {
         for wrong in ["authentication (sshd", "**Protocol:**", "failed logins"] {
             assert!(!md.contains(wrong), "{wrong:?} in\n{md}");
         }
+        // The request path is the attack, shown above, but no URL: not a url observable.
+        let r = render(&b, &a, "centos-agent", &[], &[], None, None);
+        let obs = pack_observables(&r);
+        assert!(
+            !obs.iter().any(|o| o.kind == ObservableKind::Url),
+            "{obs:?}"
+        );
+        assert!(obs
+            .iter()
+            .any(|o| o.value == "172.17.1.1" && o.is_indicator()));
         // An Apache error log: the client, and `id` is the server's error id, not a status.
         let (b, a) = load(
             "wazuh-alerts",

@@ -614,6 +614,9 @@ pub fn observables(alert: &Map<String, Value>) -> Vec<Observable> {
         };
         for v in values {
             match kind {
+                // A web access log's `url` is the request path (`/index.php?id=1`), not a
+                // URL: the URLs inside it are found by the walk's scan.
+                K::Url if url_host(v.trim()).is_none() => {}
                 K::Url => c.add_url(v.trim(), path),
                 K::Ip => {
                     if v.trim().parse::<IpAddr>().is_ok() {

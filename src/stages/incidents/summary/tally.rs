@@ -140,8 +140,9 @@ pub(super) fn observed(sample: &[Map<String, Value>]) -> Vec<Counted<Seen>> {
     let mut index: HashMap<(ObservableKind, String), usize> = HashMap::new();
     let mut out: Vec<Counted<Seen>> = Vec::new();
     for alert in sample {
-        // `observables` already lists each (kind, value) of one alert once.
-        for o in observables(alert) {
+        // `observables` already lists each (kind, value) of one alert once. Context (the
+        // agent's own address, vendor references) is not what the burst shares.
+        for o in observables(alert).into_iter().filter(|o| o.is_indicator()) {
             let norm = match o.kind {
                 ObservableKind::Md5
                 | ObservableKind::Sha1
