@@ -17,6 +17,7 @@ mod incidents;
 mod ingest;
 mod poll;
 mod product;
+mod readme;
 mod reports;
 mod spool;
 mod support;

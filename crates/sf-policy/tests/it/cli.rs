@@ -365,7 +365,7 @@ fn the_readme_json_example_is_what_policy_test_prints() {
         )
         .replace(
             "\"policy\":\"test-policy\"",
-            "\"policy\":\"policy.toml (version 3f2a9c1d)\"",
+            "\"policy\":\"default-policy.toml (version {..})\"",
         );
     assert_eq!(printed, documented);
 }

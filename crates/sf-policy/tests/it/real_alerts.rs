@@ -8,7 +8,7 @@ use sf_policy::{cli, Policy};
 use crate::support::{at, merge, real_alerts_dir};
 
 /// Each fixture file with its decision under the default policy at 2026-01-01.
-const EXPECTED: [(&str, &str); 30] = [
+const EXPECTED: [(&str, &str); 31] = [
     ("linux-fim-100010-custom-keyword-in-diff-level12.json", "bucket=high agent=ubuntu201 matched=- held_back=[] expired=[] level=12"),
     ("linux-fim-550-modified-realtime.json", "bucket=medium agent=jellyfish matched=- held_back=[] expired=[] level=7"),
     ("linux-fim-550-whodata-hosts-allow-nano.json", "bucket=medium agent=vpc-agent-debian matched=- held_back=[] expired=[] level=7"),
@@ -24,6 +24,7 @@ const EXPECTED: [(&str, &str); 30] = [
     ("partial-linux-fim-550-whodata-etc-hosts-rhel7.json", "bucket=medium agent=RHEL7 matched=- held_back=[] expired=[] level=7"),
     ("partial-linux-rootcheck-510-hidden-process-diamorphine.json", "bucket=medium agent=diamorphine-POC matched=- held_back=[] expired=[] level=7"),
     ("partial-linux-sshd-5716-failed-password-root.json", "bucket=low agent=Centos matched=- held_back=[] expired=[] level=5"),
+    ("recon-linux-web-31103-sql-injection-curl.json", "bucket=medium agent=centos-agent matched=- held_back=[] expired=[] level=7"),
     ("partial-windows-vulnerability-23505-thunderbird-cve-2020-12395.json", "bucket=medium agent=Windows matched=- held_back=[] expired=[] level=10"),
     ("unix-rootcheck-510-trojaned-bin-kill.json", "bucket=medium agent=sossp104 matched=- held_back=[] expired=[] level=7"),
     ("windows-app-60642-software-protection.json", "bucket=low agent=hfw matched=- held_back=[] expired=[] level=3"),
@@ -266,7 +267,7 @@ fn policy_test_prints_one_json_line_per_real_alert_in_input_order() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
-    assert_eq!(lines.len(), 30);
+    assert_eq!(lines.len(), EXPECTED.len());
     for ((file, expected), line) in EXPECTED.iter().zip(&lines) {
         assert!(
             line["file"].as_str().is_some_and(|f| f.ends_with(file)),
