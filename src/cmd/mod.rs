@@ -284,7 +284,7 @@ impl Failure {
 impl From<StateError> for Failure {
     fn from(e: StateError) -> Self {
         let code = match e {
-            StateError::Locked(_) => EXIT_LOCKED,
+            StateError::Locked(_) | StateError::DaemonRunning(_) => EXIT_LOCKED,
             StateError::Symlink(_)
             | StateError::NotDir(_)
             | StateError::Owner { .. }
