@@ -1,8 +1,17 @@
 //! `signalfoundry daemon --every DURATION`: `run` on a cadence until SIGTERM or SIGINT.
 //!
 //! Design constraints:
-//! - The run lock is held for the daemon's whole life: no `run` or lock-taking command can
-//!   interleave with it (they exit 75).
+//! - The run lock is held for a run, not between runs: between runs `requeue`, `reconcile`,
+//!   `poll --audit`, `cap`, `deliver` and `run` itself take it as they would without a daemon.
+//!   A run that comes due while another process holds it waits for it (said once in the log),
+//!   still answering SIGTERM/SIGINT, and starts as soon as it is free; no run goes without
+//!   it. The daemon's own `daemon.lock`, held for its life, refuses a second daemon (exit 75).
+//! - What another process may have changed between runs is read again at each run, under the
+//!   lock: `queue/` and `overflow/` are followed by name (a `cap` may have exchanged them);
+//!   everything else a run reads (the poll cursor, seen ids, rows) is in the ledger, read by
+//!   each stage.
+//! - The deliver passes between runs take the run lock for each pass, as `run` and `deliver`
+//!   do (so no two processes deliver); a pass that finds it held is skipped.
 //! - A run that overruns its slot is not stacked: the next starts when it ends.
 //! - SIGTERM/SIGINT set a flag: the batch in hand is finished, no new batch is claimed, the
 //!   heartbeat is written, and the daemon exits 0.
@@ -16,20 +25,69 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::run::{execute, RunExtras};
 use crate::cmd::{Context, Failure, EXIT_OK};
-use crate::store::state::Lock;
+use crate::store::state::{Held, Lock, StateDir, StateError};
 
 /// Between runs, the daemon's deliver pass runs this often.
 const DELIVER_EVERY: Duration = Duration::from_secs(5);
 
-/// One deliver pass between runs, ending by the next run's slot; said only when it did
-/// something.
+/// A run that is due while another process holds the run lock tries it again this often.
+const LOCK_RETRY: Duration = Duration::from_millis(200);
+
+/// Waits for the run lock (another process's `requeue`, `reconcile` or `run` holds it until it
+/// ends), saying so once; `None` when a stop signal came first. Any other error taking it is
+/// the daemon's failure.
+fn wait_for_run_lock(state: &StateDir, stop: &AtomicBool) -> Result<Option<Held>, Failure> {
+    let mut waiting = false;
+    loop {
+        match state.take_run_lock() {
+            Ok(held) => {
+                if waiting {
+                    tracing::info!("the run lock is free: the run starts");
+                }
+                return Ok(Some(held));
+            }
+            Err(StateError::Locked(path)) => {
+                if !waiting {
+                    tracing::info!(
+                        lock = %crate::store::fsx::shown(&path),
+                        "a run is due but another process holds the run lock (a requeue, reconcile, poll, cap, deliver or run); waiting for it to finish"
+                    );
+                    waiting = true;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        std::thread::sleep(LOCK_RETRY);
+    }
+}
+
+/// One deliver pass between runs, ending by the next run's slot, under the run lock (as
+/// `run` and `deliver` deliver, so that no two processes deliver); skipped when another
+/// process holds it. Said only when it did something.
 fn deliver_between(
     ctx: &Context,
+    state: &StateDir,
     ledger: &crate::store::ledger::Ledger,
     until: Instant,
     stop: &Arc<AtomicBool>,
 ) {
     use crate::stages::Report;
+    let _held = match state.take_run_lock() {
+        Ok(held) => held,
+        Err(StateError::Locked(_)) => {
+            tracing::debug!(
+                "deliver between runs: another process holds the run lock; this pass is skipped"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("deliver between runs: {e}");
+            return;
+        }
+    };
     let opts = crate::stages::deliver::DeliverOptions {
         durability: ctx.durability(),
         deadline: until.min(Instant::now() + ctx.config.delivery.max_duration),
@@ -80,7 +138,8 @@ pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<
         }
     })?;
     crate::cmd::run::preflight(ctx)?;
-    let (state, mut ledger) = ctx.open(Lock::Run)?;
+    // `daemon.lock` for the daemon's life; the run lock for each run (below).
+    let (state, mut ledger) = ctx.open(Lock::Daemon)?;
     let mut policy = policy;
     ctx.warn_expiring(&policy);
     tracing::info!(every = %humantime::format_duration(every), state = %crate::store::fsx::shown(state.path()), "daemon started");
@@ -89,6 +148,17 @@ pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<
     // (a restart would fail on it), not for one cycle only.
     let mut refused = false;
     loop {
+        // The run lock for this run only, dropped when it ends (by a `?` or a panic too).
+        let Some(held) = wait_for_run_lock(&state, &stop)? else {
+            tracing::info!(
+                "stop signal while waiting for the run lock: no run was started; exiting"
+            );
+            return Ok(EXIT_OK);
+        };
+        // Between runs another process's `cap` may have exchanged queue/ and overflow/: this
+        // run works in the directories of those names.
+        state.follow_spool_names().map_err(Failure::failed)?;
+        // After the wait: a SIGHUP that came during it is this run's.
         if hup.swap(false, Ordering::SeqCst) {
             match ctx.policy() {
                 Ok(p) => {
@@ -132,6 +202,7 @@ pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<
         };
         let mut out = std::io::stdout().lock();
         let outcome = execute(ctx, &policy, &prio, &state, &mut ledger, extras, &mut out);
+        drop(held);
         let _ = writeln!(out, "{}", outcome.block);
         let _ = out.flush();
         drop(out);
@@ -141,13 +212,14 @@ pub fn run(ctx: &Context, policy: sf_policy::Policy, every: Duration) -> Result<
             );
             return Ok(EXIT_OK);
         }
-        // Sleep to the next slot (none when the run overran it), waking for signals; delivery
-        // goes on meanwhile (retries and held messages as they come due).
+        // Sleep to the next slot (none when the run overran it) without the run lock, waking
+        // for signals; delivery goes on meanwhile (retries and held messages as they come due),
+        // each pass under the lock.
         let next = started + every;
         let mut deliver_at = Instant::now() + DELIVER_EVERY;
         while Instant::now() < next {
             if !ctx.config.notify.is_empty() && Instant::now() >= deliver_at {
-                deliver_between(ctx, &ledger, next, &stop);
+                deliver_between(ctx, &state, &ledger, next, &stop);
                 deliver_at = Instant::now() + DELIVER_EVERY;
             }
             if stop.load(Ordering::SeqCst) {

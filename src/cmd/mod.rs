@@ -108,6 +108,11 @@ pub enum Command {
     },
     /// `run` on a cadence until SIGTERM/SIGINT (finishing the batch in hand); SIGHUP reloads
     /// the policy.
+    ///
+    /// The run lock is held for each run, not between runs: between runs `requeue`,
+    /// `reconcile`, `poll --audit` and the other locking commands work as they do without a
+    /// daemon. A run that comes due while one of them holds the lock waits for it to finish
+    /// (said once in the log), then starts. One daemon per state directory: a second exits 75.
     Daemon {
         /// The cadence, e.g. 5m.
         #[arg(long, value_parser = parse_duration)]
@@ -284,7 +289,7 @@ impl Failure {
 impl From<StateError> for Failure {
     fn from(e: StateError) -> Self {
         let code = match e {
-            StateError::Locked(_) => EXIT_LOCKED,
+            StateError::Locked(_) | StateError::DaemonRunning(_) => EXIT_LOCKED,
             StateError::Symlink(_)
             | StateError::NotDir(_)
             | StateError::Owner { .. }

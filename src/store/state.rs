@@ -1,10 +1,13 @@
 //! The state directory: adoption (create 0700, tighten a looser one, refuse a symlink or another
-//! user's), its subdirectories held open by descriptor, and the run lock.
+//! user's), its subdirectories held open by descriptor, the run lock and the daemon's lock.
 //!
 //! Design constraints:
 //! - The run lock is `run.lock` (flock), never the database. A command that cannot take it
 //!   fails at once and writes nothing: the lock is taken before any subdirectory, ledger or
 //!   permission change is made.
+//! - A daemon holds `daemon.lock` for its life (one daemon per state directory, refused the
+//!   same way) and the run lock only for each run ([`StateDir::take_run_lock`]), so maintenance
+//!   commands run between its runs.
 //! - Every subdirectory is opened once, without following symlinks, and every later operation
 //!   is relative to those descriptors.
 
@@ -26,6 +29,8 @@ pub enum StateError {
     Owner { path: PathBuf, owner: u32, me: u32 },
     #[error("another signalfoundry process holds the run lock {}; nothing was done", crate::store::fsx::shown(.0))]
     Locked(PathBuf),
+    #[error("another signalfoundry daemon holds {} (one daemon per state directory); nothing was done", crate::store::fsx::shown(.0))]
+    DaemonRunning(PathBuf),
     #[error("state directory {} spans filesystems: {sub}/ is on another filesystem (a mount point); durability barriers sync one filesystem, so keep the whole state directory on one (move {sub}/ back, or mount the volume at the state directory itself)", crate::store::fsx::shown(path))]
     SpansFilesystems { path: PathBuf, sub: &'static str },
     #[error(transparent)]
@@ -57,15 +62,28 @@ pub struct StateDir {
     pub escalations: DirFd,
     /// `incidents/<YYYY>/<MM>/<DD>/<id>/`: views of the ledger's incidents.
     pub incidents: DirFd,
-    /// Held for the life of the value when the command takes the run lock.
-    _lock: Option<File>,
+    /// Held for the life of the value when the command takes the run lock (or a daemon's
+    /// lock).
+    _lock: Option<Held>,
 }
 
-/// Whether the command takes the run lock.
+/// Which lock the command takes when it opens the state directory, held as long as the
+/// [`StateDir`] lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock {
+    /// The run lock.
     Run,
+    /// `daemon.lock`, not the run lock: the daemon takes that for each run
+    /// ([`StateDir::take_run_lock`]).
+    Daemon,
     None,
+}
+
+/// A lock file's flock, held while the value lives: dropped (at the end of a run, on an error
+/// or by a panic's unwinding), the lock is free. A process that dies frees it too.
+#[derive(Debug)]
+pub struct Held {
+    _file: File,
 }
 
 impl StateDir {
@@ -78,12 +96,23 @@ impl StateDir {
         Ok(())
     }
 
-    /// Adopts (or creates) the state directory at `path`, takes the run lock when asked, then
+    /// Takes the run lock now, without waiting, for a command that opened the directory
+    /// without it (the daemon, for each run): `Locked` when another process holds it. Held
+    /// until the returned value is dropped.
+    pub fn take_run_lock(&self) -> Result<Held, StateError> {
+        take_run_lock(&self.root)
+    }
+
+    /// Adopts (or creates) the state directory at `path`, takes the lock asked for, then
     /// creates the subdirectories.
     pub fn open(path: &Path, lock: Lock) -> Result<StateDir, StateError> {
         let root = adopt_root(path)?;
         let held = match lock {
             Lock::Run => Some(take_run_lock(&root)?),
+            Lock::Daemon => Some(
+                flock_now(&root, "daemon.lock")?
+                    .ok_or_else(|| StateError::DaemonRunning(root.path().join("daemon.lock")))?,
+            ),
             Lock::None => None,
         };
         tighten(&root)?;
@@ -225,19 +254,27 @@ fn tighten(root: &DirFd) -> Result<(), StateError> {
     Ok(())
 }
 
-fn take_run_lock(root: &DirFd) -> Result<File, StateError> {
-    let path = root.path().join("run.lock");
+fn take_run_lock(root: &DirFd) -> Result<Held, StateError> {
+    flock_now(root, "run.lock")?.ok_or_else(|| StateError::Locked(root.path().join("run.lock")))
+}
+
+/// An exclusive flock on `root/name` (created 0600), without waiting: `None` when another
+/// process holds it.
+fn flock_now(root: &DirFd, name: &str) -> Result<Option<Held>, FsError> {
+    let path = root.path().join(name);
     let fd = rfs::openat(
         &*root.fd(),
-        "run.lock",
+        name,
         OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::RUSR | Mode::WUSR,
     )
     .map_err(|e| FsError::new("open", &path, e))?;
     match rfs::flock(fd.as_fd(), rfs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(File::from(fd)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(StateError::Locked(path)),
-        Err(e) => Err(FsError::new("lock", &path, e).into()),
+        Ok(()) => Ok(Some(Held {
+            _file: File::from(fd),
+        })),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(FsError::new("lock", &path, e)),
     }
 }
 
@@ -290,5 +327,29 @@ mod tests {
         assert!(StateDir::open(t.path(), Lock::None).is_ok());
         drop(first);
         assert!(StateDir::open(t.path(), Lock::Run).is_ok());
+    }
+
+    #[test]
+    fn a_daemons_run_lock_is_held_only_while_its_guard_lives_and_a_second_daemon_is_refused() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let daemon = StateDir::open(t.path(), Lock::Daemon).expect("daemon");
+        // Between runs: another command takes the run lock.
+        drop(StateDir::open(t.path(), Lock::Run).expect("between runs"));
+        let run = daemon.take_run_lock().expect("a run");
+        assert!(matches!(
+            StateDir::open(t.path(), Lock::Run),
+            Err(StateError::Locked(_))
+        ));
+        assert!(matches!(daemon.take_run_lock(), Err(StateError::Locked(_))));
+        drop(run);
+        let other = StateDir::open(t.path(), Lock::Run).expect("after the run");
+        assert!(matches!(daemon.take_run_lock(), Err(StateError::Locked(_))));
+        drop(other);
+        assert!(matches!(
+            StateDir::open(t.path(), Lock::Daemon),
+            Err(StateError::DaemonRunning(_))
+        ));
+        drop(daemon);
+        assert!(StateDir::open(t.path(), Lock::Daemon).is_ok());
     }
 }

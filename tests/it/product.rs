@@ -2,7 +2,8 @@
 //! `VERDICT=PASS`; an indexer outage fails poll but not the rest, and the next run catches up;
 //! `metrics.prom` is Prometheus text whose every figure is the heartbeat's; a second `run` is
 //! refused by the lock and writes nothing; the daemon finishes its batch on SIGTERM and keeps its
-//! policy when a reload is broken.
+//! policy when a reload is broken; it holds the run lock for a run only, so maintenance commands
+//! work between its runs and a due run waits for them (issue 20 item 8).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -997,6 +998,221 @@ fn a_second_run_exits_75_within_a_second_and_writes_nothing() {
     assert_eq!(last_line(&out), "VERDICT=PASS", "{out}");
     assert_eq!(jsonl_lines(&env.path("heartbeats.jsonl")), 1);
     assert_eq!(cases(&env.state).len(), n);
+}
+
+/// The run lock taken by this test process, as a `requeue` or a `reconcile` holds it while it
+/// works; `None` while another process holds it. Dropped, it is free.
+fn try_run_lock(state: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(state.join("run.lock"))
+        .expect("open run.lock");
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Some(f),
+        Err(rustix::io::Errno::WOULDBLOCK) => None,
+        Err(e) => panic!("flock run.lock: {e}"),
+    }
+}
+
+/// How many times `what` occurs in the file at `p` (0 when it is not there yet).
+fn occurrences(p: &Path, what: &str) -> usize {
+    std::fs::read_to_string(p).map_or(0, |s| s.matches(what).count())
+}
+
+/// What a daemon logs, once per wait, when a run is due and another process holds the run lock.
+const WAITING: &str = "waiting for it to finish";
+
+// Issue 20 item 8: a daemon sleeping between runs held the run lock, so every maintenance
+// command exited 75 until the service was stopped.
+#[test]
+fn maintenance_commands_exit_0_while_a_daemon_sleeps_between_runs_and_a_second_daemon_exits_75() {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    env.ingest_lines(&mixed_lines(5));
+    let log = env.dir.path().join("daemon.out");
+    let err = env.dir.path().join("daemon.err");
+    let mut daemon = Reaped(Some(
+        env.cmd(&["daemon", "--every", "1h"])
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(&err).expect("err"))
+            .spawn()
+            .expect("spawn the daemon"),
+    ));
+    // The reconcile block is printed after the run's lock is dropped: from then on the daemon
+    // sleeps, for an hour.
+    wait_until(Duration::from_secs(60), "the daemon's first run", || {
+        occurrences(&log, "VERDICT=PASS") == 1
+    });
+    assert_eq!(cases(&env.state).len(), 5);
+    for args in [
+        &["requeue", "--from", "overflow"][..],
+        &["requeue", "--from", "quarantine"],
+        &["reconcile"],
+        &["poll", "--audit"],
+        &["cap"],
+        &["run"],
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(": status="), "{args:?}: {out}");
+    }
+    assert!(
+        daemon.child().try_wait().expect("try_wait").is_none(),
+        "the daemon keeps running: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    // One daemon per state directory, still.
+    let mut second = Reaped(Some(
+        env.cmd(&["daemon", "--every", "1h"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(env.dir.path().join("second.err")).expect("err"))
+            .spawn()
+            .expect("spawn a second daemon"),
+    ));
+    let st = second.wait_for(Duration::from_secs(30));
+    let second_err =
+        std::fs::read_to_string(env.dir.path().join("second.err")).expect("second.err");
+    assert_eq!(st.code(), Some(75), "{second_err}");
+    assert!(
+        second_err.contains("another signalfoundry daemon holds"),
+        "{second_err}"
+    );
+    signal(daemon.child(), Signal::Term);
+    let st = daemon.wait_for(Duration::from_secs(30));
+    let log = std::fs::read_to_string(&err).expect("stderr");
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert!(
+        !log.contains(WAITING),
+        "nothing held the lock when a run was due: {log}"
+    );
+}
+
+#[test]
+fn a_daemon_whose_run_is_due_while_another_process_holds_the_run_lock_waits_and_runs_once_it_is_free(
+) {
+    let env = Env::new("[durability]\nfsync = \"off\"\n");
+    env.ingest_lines(&mixed_lines(3));
+    let history = env.path("heartbeats.jsonl");
+    let err = env.dir.path().join("daemon.err");
+    // Held before the daemon starts: its first run waits.
+    let held = try_run_lock(&env.state).expect("the run lock is free");
+    let mut daemon = Reaped(Some(
+        env.cmd(&["daemon", "--every", "1s"])
+            .env("SIGNALFOUNDRY_DEBUG_MIN_EVERY_MS", "1000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).expect("err"))
+            .spawn()
+            .expect("spawn the daemon"),
+    ));
+    wait_until(Duration::from_secs(30), "the daemon to wait", || {
+        occurrences(&err, WAITING) == 1
+    });
+    assert!(
+        daemon.child().try_wait().expect("try_wait").is_none(),
+        "a daemon that meets the lock waits, it does not exit"
+    );
+    assert_eq!(jsonl_lines(&history), 0, "no run without the lock");
+    assert!(cases(&env.state).is_empty());
+    drop(held);
+    wait_until(Duration::from_secs(60), "the first run", || {
+        jsonl_lines(&history) == 1
+    });
+    assert_eq!(cases(&env.state).len(), 3);
+
+    // Between runs: taken again (as a requeue would), the next due run waits for it too.
+    let mut held = None;
+    wait_until(Duration::from_secs(30), "the run lock between runs", || {
+        held = try_run_lock(&env.state);
+        held.is_some()
+    });
+    let runs = jsonl_lines(&history);
+    wait_until(Duration::from_secs(30), "the daemon to wait again", || {
+        occurrences(&err, WAITING) == 2
+    });
+    assert_eq!(jsonl_lines(&history), runs, "no run while the lock is held");
+    drop(held);
+    wait_until(Duration::from_secs(30), "the next run", || {
+        jsonl_lines(&history) > runs
+    });
+
+    // A stop signal while it waits: no run, exit 0.
+    let mut held = None;
+    wait_until(Duration::from_secs(30), "the run lock between runs", || {
+        held = try_run_lock(&env.state);
+        held.is_some()
+    });
+    let runs = jsonl_lines(&history);
+    wait_until(
+        Duration::from_secs(30),
+        "the daemon to wait once more",
+        || occurrences(&err, WAITING) == 3,
+    );
+    signal(daemon.child(), Signal::Term);
+    let st = daemon.wait_for(Duration::from_secs(30));
+    let log = std::fs::read_to_string(&err).expect("stderr");
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert!(
+        log.contains("stop signal while waiting for the run lock"),
+        "{log}"
+    );
+    assert_eq!(jsonl_lines(&history), runs, "no run after the stop signal");
+    drop(held);
+}
+
+#[test]
+fn a_cap_between_daemon_runs_that_exchanges_queue_and_overflow_is_followed_by_the_next_run() {
+    // Low enough that cap defers by exchanging the directories (1,400 of 1,500 alerts).
+    let env = Env::new("[durability]\nfsync = \"off\"\n[queue]\ncap = 100\n");
+    let log = env.dir.path().join("daemon.out");
+    let err = env.dir.path().join("daemon.err");
+    let mut daemon = Reaped(Some(
+        env.cmd(&["daemon", "--every", "1h"])
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(&err).expect("err"))
+            .spawn()
+            .expect("spawn the daemon"),
+    ));
+    wait_until(Duration::from_secs(60), "the daemon's first run", || {
+        occurrences(&log, "VERDICT=PASS") == 1
+    });
+    let n = 1500;
+    env.ingest_lines(&mixed_lines(n));
+    let queue_ino = std::fs::metadata(env.path("queue")).expect("queue").ino();
+    let out = env.ok(&["cap"]);
+    assert_eq!(num(&summary(&out, "cap:"), "deferred"), 1400, "{out}");
+    assert_eq!(
+        std::fs::metadata(env.path("overflow"))
+            .expect("overflow")
+            .ino(),
+        queue_ino,
+        "the deferral went by exchange: the daemon's queue/ handle is overflow/ now"
+    );
+    // The next run now (SIGHUP ends the sleep): it caps and triages queue/ and overflow/ by
+    // name. Through the handles it opened at start it would see 1,400 alerts in its "queue"
+    // and defer 1,300 of them into the real queue/.
+    signal(daemon.child(), Signal::Hup);
+    wait_until(Duration::from_secs(120), "the daemon's second run", || {
+        occurrences(&log, "VERDICT=PASS") == 2
+    });
+    let out = std::fs::read_to_string(&log).expect("log");
+    let second = &out[out.find("VERDICT=PASS").expect("the first block") + "VERDICT=PASS".len()..];
+    let cap = summary(second, "cap:");
+    assert_eq!(num(&cap, "deferred"), 0, "queue/ held its cap: {second}");
+    assert_eq!(num(&cap, "refilled"), 0, "{second}");
+    assert_eq!(cases(&env.state).len(), n, "{second}");
+    signal(daemon.child(), Signal::Term);
+    let st = daemon.wait_for(Duration::from_secs(30));
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
 }
 
 #[test]
