@@ -2,6 +2,7 @@
 //! false-positive signatures, then severity; first match wins in each list. Pure: no IO, and "now"
 //! is an argument.
 
+use crate::alias::{lowercase, scalar_text, Aliases};
 use crate::bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 use crate::diagnostic::Diagnostic;
 use crate::level::Level;
@@ -22,16 +23,6 @@ pub struct Policy {
     pub(crate) grouping: crate::group::Grouping,
     pub(crate) overrides: RuleSet,
     pub(crate) signatures: RuleSet,
-}
-
-/// `[[alias]]` entries and their lookup tables.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Aliases {
-    pub(crate) canonical: Vec<String>,
-    /// Lowercased name → index of the first alias that lists it.
-    pub(crate) by_name: FxMap<String, usize>,
-    /// Agent id → index of the first alias that lists it.
-    pub(crate) by_id: FxMap<String, usize>,
 }
 
 /// An `[[override]]` or a `[[suppress]]` signature.
@@ -232,23 +223,6 @@ fn read_level(alert: &Value) -> Result<u32, DecideError> {
         .map_err(|problem| DecideError::new("rule.level", problem))
 }
 
-/// A string field's text: strings as they are, numbers as JSON writes them.
-fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        _ => None,
-    }
-}
-
-fn lowercase(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
-        Cow::Owned(s.to_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
 /// The fields an alias's `names` are compared with that the event's own text supplies (the
 /// Windows event, the syslog line): anyone who can write to a log chooses them, so they pick an
 /// alias only when no alias matches `agent.id` or `agent.name`, which the Wazuh manager vouches
@@ -393,12 +367,13 @@ impl Policy {
     /// The canonical agent, the alias that applied, and the trace line that says so (naming the
     /// field that chose the alias).
     ///
-    /// Two tiers, whatever the order of aliases in the file: first `agent.id` (against `ids`)
-    /// and `agent.name` (against `names`), the fields the Wazuh manager vouches for; the first
-    /// alias in file order that either matches wins (`agent.id` when both point at it). Only
-    /// when neither matches any alias may a name from the event's text
-    /// ([`EVENT_NAME_FIELDS`], in that order) pick one, again the first in file order: a
-    /// forged syslog hostname must not move an agent into another host's signatures.
+    /// Two tiers, whatever the order of aliases in the file: first `agent.id` (against `ids`,
+    /// of the alert's manager when the alias names managers) and `agent.name` (against
+    /// `names`), the fields the Wazuh manager vouches for; the first alias in file order that
+    /// either matches wins (`agent.id` when both point at it). Only when neither matches any
+    /// alias may a name from the event's text ([`EVENT_NAME_FIELDS`], in that order) pick one,
+    /// again the first in file order: a forged syslog hostname must not move an agent into
+    /// another host's signatures.
     fn resolve_agent(&self, alert: &Value) -> (String, Option<usize>, String) {
         if !self.aliases.canonical.is_empty() {
             let by_name = |path: &[&str]| -> Option<(usize, Cow<'_, str>)> {
@@ -408,14 +383,18 @@ impl Policy {
             };
             // The vouched tier: agent.id, then agent.name when it names an earlier alias.
             let mut best: Option<(usize, &str, Cow<'_, str>)> = None;
+            // The manager.name of a scoped id's match, for the trace.
+            let mut manager: Option<Cow<'_, str>> = None;
             if let Some(id) = get(alert, &["agent", "id"]).and_then(scalar_text) {
-                if let Some(&i) = self.aliases.by_id.get(&*id) {
-                    best = Some((i, "agent.id", id));
+                if let Some((claim, scoped)) = self.aliases.by_agent_id(alert, &id) {
+                    best = Some((claim.alias, "agent.id", id));
+                    manager = scoped;
                 }
             }
             if let Some((i, value)) = by_name(&["agent", "name"]) {
                 if best.as_ref().is_none_or(|b| i < b.0) {
                     best = Some((i, "agent.name", value));
+                    manager = None;
                 }
             }
             let mut from_text = false;
@@ -431,10 +410,12 @@ impl Policy {
             }
             if let Some((i, field, value)) = best {
                 let canonical = self.aliases.canonical[i].clone();
-                let why = if from_text {
-                    " (a name from the event's text: no alias matches agent.id or agent.name)"
-                } else {
-                    ""
+                let why = match (from_text, manager) {
+                    (true, _) => Cow::Borrowed(
+                        " (a name from the event's text: no alias matches agent.id or agent.name)",
+                    ),
+                    (false, Some(m)) => Cow::Owned(format!(" and manager.name is {m:?}")),
+                    (false, None) => Cow::Borrowed(""),
                 };
                 let line = format!(
                     "agent {canonical:?}: alias {canonical:?} applied, because {field} is {value:?}{why}"

@@ -12,6 +12,9 @@
 //!   over one matched by a name from the event's text (`data.win.system.computer`,
 //!   `predecoder.hostname`), whatever the file's order: whoever writes a log line must not choose
 //!   the canonical agent, and with it the signatures scoped to it.
+//! - **Agent ids are per manager.** Every Wazuh manager numbers its agents from `001`; an alias
+//!   naming a `manager` claims its `ids` on that manager only. One that names none still claims
+//!   them on every manager, as before.
 //! - **Explained.** Every decision carries a readable trace: the alias that applied, each
 //!   candidate tried and why it did or did not match, and the bucket's reason.
 //! - **Checked whole.** [`Policy::parse`] reports every error of a file with its line and column
@@ -26,6 +29,7 @@
 //!
 //! # Layout
 //!
+//! - `alias`: the `[[alias]]` tables (names global, agent ids per manager).
 //! - [`bucket`]: `Bucket`, `MatchedKind` and the severity `Thresholds`.
 //! - [`diagnostic`]: `Diagnostic`, the errors and warnings of a policy file, with line and column.
 //! - [`level`]: [`Level`], `rule.level` read one way for the whole pipeline (decision, queue
@@ -39,6 +43,7 @@
 //!   the alert time ([`alert_time`]) the pipeline reads too.
 //! - [`cli`]: `policy check` and `policy test`, the only code here that does IO.
 
+mod alias;
 pub mod bucket;
 pub mod cli;
 mod compile;
