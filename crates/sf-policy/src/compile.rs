@@ -2,7 +2,7 @@
 //! and a hint; compiling never stops at the first. Warnings (a shadowed signature or group rule, an alias name
 //! listed twice, an alias id claimed twice for one manager) do not make the file invalid.
 
-use crate::alias::{Aliases, IdClaim};
+use crate::alias::{Aliases, IdClaim, SpanSlot};
 use crate::bucket::{Bucket, Thresholds};
 use crate::decide::{FieldIndex, Policy, Rule, RuleSet};
 use crate::diagnostic::{Diagnostic, Severity};
@@ -56,6 +56,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
     let root = doc.as_table();
     let mut thresholds = Thresholds::WAZUH;
     let mut aliases = Aliases::default();
+    let mut spans = Vec::new();
     let mut overrides = Vec::new();
     let mut signatures = Vec::new();
     let mut grouping = Grouping::default();
@@ -96,7 +97,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
                 };
                 for (n, t) in tables.into_iter().enumerate() {
                     match key {
-                        "alias" => cx.alias(n + 1, &t, &mut aliases),
+                        "alias" => cx.alias(n + 1, &t, &mut aliases, &mut spans),
                         "suppress" => signatures.extend(cx.rule(Kind::Suppress, n + 1, &t)),
                         "group" => group_tables.push((n + 1, t)),
                         _ => overrides.extend(cx.rule(Kind::Override, n + 1, &t)),
@@ -120,6 +121,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
     if cx.diags.iter().any(Diagnostic::is_error) {
         return Err(cx.finish());
     }
+    aliases.spans = std::sync::Arc::new(spans);
     let policy = Policy {
         version: version_of(src),
         thresholds,
@@ -656,7 +658,7 @@ impl<'s> Cx<'s> {
         }
     }
 
-    fn alias(&mut self, n: usize, t: &Tbl<'_>, aliases: &mut Aliases) {
+    fn alias(&mut self, n: usize, t: &Tbl<'_>, aliases: &mut Aliases, spans: &mut Vec<SpanSlot>) {
         let label = format!("[[alias]] #{n}");
         self.check_keys(t, "[[alias]]", &ALIAS_KEYS);
         let canonical = self.string(
@@ -734,9 +736,14 @@ impl<'s> Cx<'s> {
             let Some(managers) = self.claim_id(&id, at, &scope, &canonical) else {
                 continue;
             };
+            let span = managers.is_empty().then(|| {
+                spans.push(SpanSlot::new(index, &id));
+                u32::try_from(spans.len() - 1).unwrap_or(u32::MAX)
+            });
             aliases.by_id.entry(id).or_default().push(IdClaim {
                 alias: index,
                 managers: managers.into_iter().map(String::into_boxed_str).collect(),
+                span,
             });
         }
     }

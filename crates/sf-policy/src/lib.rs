@@ -14,7 +14,9 @@
 //!   the canonical agent, and with it the signatures scoped to it.
 //! - **Agent ids are per manager.** Every Wazuh manager numbers its agents from `001`; an alias
 //!   naming a `manager` claims its `ids` on that manager only. One that names none still claims
-//!   them on every manager, as before.
+//!   them on every manager, and the policy remembers which managers it was seen from
+//!   ([`Policy::note_manager`]) so that `policy test` and triage can say when it merged hosts of
+//!   different managers. That record is the only state a policy keeps; deciding stays pure.
 //! - **Explained.** Every decision carries a readable trace: the alias that applied, each
 //!   candidate tried and why it did or did not match, and the bucket's reason.
 //! - **Checked whole.** [`Policy::parse`] reports every error of a file with its line and column
@@ -29,7 +31,8 @@
 //!
 //! # Layout
 //!
-//! - `alias`: the `[[alias]]` tables (names global, agent ids per manager).
+//! - `alias`: the `[[alias]]` tables (names global, agent ids per manager) and the managers seen
+//!   per id alias without `manager` ([`ManagerSpan`]).
 //! - [`bucket`]: `Bucket`, `MatchedKind` and the severity `Thresholds`.
 //! - [`diagnostic`]: `Diagnostic`, the errors and warnings of a policy file, with line and column.
 //! - [`level`]: [`Level`], `rule.level` read one way for the whole pipeline (decision, queue
@@ -55,6 +58,7 @@ mod matcher;
 mod route_match;
 mod value;
 
+pub use alias::ManagerSpan;
 pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};

@@ -1,16 +1,16 @@
 //! Agent ids are numbered per Wazuh manager (issue 20, item 14): in a four-manager corpus agent
 //! `001` is four different hosts, and `ids = ["001"]` merged them, so that the busybox signature
 //! stopped matching the Alpine host. An alias's `manager` scopes its ids; one without `manager`
-//! still matches every manager.
+//! still matches every manager, and `policy test` (and triage) say when it did.
 //!
 //! The corpus is four real alerts of `tests/data/wazuh-alerts/`, unchanged: agent `001` of four
 //! managers, four hosts.
 
-use serde_json::Value;
-use sf_policy::Policy;
+use serde_json::{json, Value};
+use sf_policy::{cli, ManagerSpan, Policy};
 use std::path::PathBuf;
 
-use crate::support::{at, real_alerts_dir};
+use crate::support::{at, merge, real_alerts_dir};
 
 /// (fixture, its `manager.name`, its `agent.name`): agent `001` of each.
 const CORPUS: [(&str, &str, &str); 4] = [
@@ -223,6 +223,153 @@ ids = ["001"]
     assert_eq!(agents, ["alpine-lab", "any-001", "any-001", "any-001"]);
 }
 
+fn span(alias: &str, id: &str, managers: &[&str]) -> ManagerSpan {
+    ManagerSpan {
+        alias: alias.into(),
+        id: id.into(),
+        managers: managers.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+#[test]
+fn an_id_alias_without_manager_is_reported_once_when_a_second_manager_shows_up() {
+    let policy = with_aliases(UNSCOPED);
+    let mut first_reports = Vec::new();
+    // The hfw alerts (one manager, many times) first: nothing to say yet.
+    for _ in 0..3 {
+        let a = load("windows-logon-60106-success-system-type5.json");
+        let d = decide(&policy, &a);
+        assert_eq!(policy.note_manager(&a, &d), None);
+    }
+    assert_eq!(policy.manager_spans(), []);
+    for (file, _, _) in CORPUS.iter().chain(CORPUS.iter()) {
+        let a = load(file);
+        let d = decide(&policy, &a);
+        first_reports.extend(policy.note_manager(&a, &d));
+    }
+    assert_eq!(
+        first_reports,
+        [span(
+            "hfw",
+            "001",
+            &["master.instance.cloud.lcpu.dev", "c3"]
+        )],
+        "said once, when the second manager (c3) showed up"
+    );
+    assert_eq!(
+        policy.manager_spans(),
+        [span(
+            "hfw",
+            "001",
+            &[
+                "master.instance.cloud.lcpu.dev",
+                "c3",
+                "vagrant",
+                "ip-x-x-x-x"
+            ]
+        )]
+    );
+}
+
+#[test]
+fn a_scoped_alias_is_never_reported() {
+    let policy = with_aliases(SCOPED);
+    for (file, _, _) in CORPUS {
+        let a = load(file);
+        let d = decide(&policy, &a);
+        assert_eq!(policy.note_manager(&a, &d), None, "{file}");
+    }
+    assert_eq!(policy.manager_spans(), []);
+}
+
+#[test]
+fn alerts_without_manager_name_are_no_evidence_of_a_span() {
+    let policy = with_aliases(UNSCOPED);
+    for (file, _, _) in CORPUS {
+        let mut a = load(file);
+        merge(&mut a, json!({"manager": null}));
+        let d = decide(&policy, &a);
+        assert_eq!(d.agent, "hfw", "{file}");
+        assert_eq!(policy.note_manager(&a, &d), None, "{file}");
+    }
+    assert_eq!(policy.manager_spans(), []);
+}
+
+fn policy_test(policy: &Policy, json: bool) -> String {
+    let files: Vec<PathBuf> = CORPUS.iter().map(|(f, _, _)| path(f)).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = cli::test(
+        policy,
+        "test-policy",
+        at("2026-01-01T00:00:00Z"),
+        json,
+        &files,
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    String::from_utf8(out).expect("utf-8")
+}
+
+const SPAN_TEXT: &str = r#"alias "hfw" matched agent.id "001" from 4 managers ("c3", "vagrant", "ip-x-x-x-x", "master.instance.cloud.lcpu.dev"): agent ids are numbered per manager, so these may be different hosts merged into one (hint: name the host's manager in the alias, manager = "...", and give each other manager's host an alias of its own; the nodes of one Wazuh cluster share agent ids: list them all, manager = [...])"#;
+
+#[test]
+fn policy_test_reports_an_id_alias_spanning_managers_after_the_decisions() {
+    let out = policy_test(&with_aliases(UNSCOPED), false);
+    let last = out.lines().last().unwrap_or_default();
+    assert_eq!(last, format!("warning: {SPAN_TEXT}"), "{out}");
+    assert_eq!(out.matches("warning:").count(), 1, "{out}");
+
+    let scoped = policy_test(&with_aliases(SCOPED), false);
+    assert!(!scoped.contains("warning:"), "{scoped}");
+}
+
+#[test]
+fn policy_test_json_reports_it_as_a_warning_line_after_the_decision_lines() {
+    let out = policy_test(&with_aliases(UNSCOPED), true);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a json line"))
+        .collect();
+    assert_eq!(lines.len(), 5, "four decisions, one warning: {out}");
+    for (line, (file, _, _)) in lines.iter().zip(CORPUS) {
+        assert_eq!(line["file"], json!(path(file).display().to_string()));
+        assert_eq!(line["agent"], json!("hfw"), "{line}");
+    }
+    assert_eq!(
+        lines[4],
+        json!({
+            "warning": "alias-id-spans-managers",
+            "alias": "hfw",
+            "id": "001",
+            "managers": ["c3", "vagrant", "ip-x-x-x-x", "master.instance.cloud.lcpu.dev"],
+            "message": SPAN_TEXT,
+        })
+    );
+
+    let scoped = policy_test(&with_aliases(SCOPED), true);
+    assert_eq!(scoped.lines().count(), 4, "decisions only: {scoped}");
+    assert!(!scoped.contains("\"warning\""), "{scoped}");
+}
+
+#[test]
+fn a_span_escapes_control_characters_of_the_alerts_manager_names() {
+    let policy = with_aliases(UNSCOPED);
+    for manager in ["one", "two\u{1b}[2J\u{202e}"] {
+        let mut a = load(ALPINE);
+        merge(&mut a, json!({"manager": {"name": manager}}));
+        let d = decide(&policy, &a);
+        let _ = policy.note_manager(&a, &d);
+    }
+    let spans = policy.manager_spans();
+    assert_eq!(spans.len(), 1);
+    let shown = spans[0].to_string();
+    assert!(
+        shown.contains(r#"("one", "two\u{1b}[2J\u{202e}")"#),
+        "{shown}"
+    );
+}
+
 const README: &str = include_str!("../../README.md");
 
 #[test]
@@ -247,4 +394,23 @@ fn the_readme_alias_naming_its_manager_decides_the_corpus_as_documented() {
         .map(|(f, _, _)| decide(&policy, &load(f)).agent)
         .collect();
     assert_eq!(agents, ["Alpine-fix", "agent-1", "macos-13", "hfw"]);
+}
+
+#[test]
+fn the_readme_warning_example_is_what_policy_test_prints() {
+    let files = [
+        path(ALPINE),
+        path("windows-fim-594-registry-key-modified.json"),
+    ];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let policy = with_aliases(UNSCOPED);
+    let now = at("2026-01-01T00:00:00Z");
+    cli::test(&policy, "p", now, false, &files, &mut out, &mut err);
+    let out = String::from_utf8(out).expect("utf-8");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("warning: "), "{out}");
+    assert!(
+        README.lines().any(|l| l == last),
+        "the README shows: {last}"
+    );
 }
