@@ -238,7 +238,8 @@ pub enum OutboxCommand {
 pub enum PolicyCommand {
     /// Validate a policy file: every error with line and column. Exit 0 valid, 2 invalid.
     Check { file: PathBuf },
-    /// Explain the decision for each alert (a bare alert or an indexer hit).
+    /// Explain the decision for each alert (a bare alert or an indexer hit), then warn of each
+    /// alias without `manager` whose ids matched alerts of several managers.
     Test {
         /// The policy (default: the configured one, else severity thresholds only).
         #[arg(long)]

@@ -925,3 +925,90 @@ fn a_packs_related_alerts_come_from_before_and_after_with_their_bucket_high_ones
         "{md}"
     );
 }
+
+/// Issue 20, item 14: agent ids are numbered per manager, so `ids = ["001"]` without `manager`
+/// merged four managers' hosts. Triage still applies such an alias (backward compatible) but
+/// warns, once per alias and id, not once per alert, when it sees it choose the agent of alerts
+/// from a second manager; an alias naming its manager merges only that manager's 001.
+#[test]
+fn triage_warns_once_when_an_id_alias_without_manager_spans_managers() {
+    // Agent 001 of four managers (four hosts), and hfw's alerts several times over.
+    let files = [
+        "linux-rootcheck-510-trojaned-md5sum-alpine.json",
+        "linux-sudo-5402-root-executed.json",
+        "macos-sudo-5407-sudo-executed.json",
+        "windows-fim-594-registry-key-modified.json",
+        "windows-fim-750-registry-value-modified.json",
+        "windows-logon-60106-success-system-type5.json",
+        "windows-logon-60106-success-system-type5-repeat.json",
+    ];
+    let lines: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/wazuh-alerts")
+                .join(f);
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).expect("fixture")).expect("json");
+            v.to_string()
+        })
+        .collect();
+    let triage = |manager: &str| {
+        let env = env_with_default_policy("[durability]\nfsync = \"off\"\n");
+        let alias = format!(
+            "\n[[alias]]\ncanonical = \"hfw\"\nnames = [\"hfw\"]\nids = [\"001\"]\n{manager}"
+        );
+        let policy = env.dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            format!("{}{alias}", sf_policy::DEFAULT_POLICY_TOML),
+        )
+        .expect("policy");
+        env.ingest_lines(&lines);
+        let o = env.run(&["triage"]);
+        assert!(o.status.success(), "{}", crate::support::text(&o));
+        let agents: Vec<String> = cases(&env)
+            .values()
+            .map(|(_, path)| {
+                let case: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(path.join("case.json")).expect("case.json"),
+                )
+                .expect("json");
+                case["agent"]["canonical"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        (String::from_utf8_lossy(&o.stderr).into_owned(), agents)
+    };
+
+    let (stderr, agents) = triage("");
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(r#"policy: alias "hfw" matched agent.id "001" from 2 managers ("#))
+        .collect();
+    assert_eq!(warned.len(), 1, "once, not per alert: {stderr}");
+    assert!(
+        warned[0].contains("WARN") && warned[0].contains("name the host's manager in the alias"),
+        "{stderr}"
+    );
+    assert_eq!(agents, vec!["hfw"; files.len()], "merged, as before");
+
+    let (stderr, mut agents) = triage("manager = \"master.instance.cloud.lcpu.dev\"\n");
+    assert!(!stderr.contains("matched agent.id"), "{stderr}");
+    agents.sort();
+    assert_eq!(
+        agents,
+        [
+            "Alpine-fix",
+            "agent-1",
+            "hfw",
+            "hfw",
+            "hfw",
+            "hfw",
+            "macos-13"
+        ],
+        "only the master's 001 is hfw"
+    );
+}

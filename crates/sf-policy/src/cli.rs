@@ -2,6 +2,7 @@
 //! that reads files or the clock. Output goes to the writers given; each function returns the
 //! process exit code (0 success, 2 invalid input).
 
+use crate::alias::ManagerSpan;
 use crate::decide::{alert_document, Decision, Policy};
 use crate::diagnostic::Diagnostic;
 use crate::group::{alert_time, IncidentKey, KeyField};
@@ -120,7 +121,7 @@ pub fn must_escape(c: char) -> bool {
 
 /// Alert text and file names for the readable report: [`must_escape`] characters as `\u{..}`
 /// (`\n`, `\t`, `\r`).
-fn escape_controls(s: &str) -> String {
+pub(crate) fn escape_controls(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             let escaped: Vec<char> = if must_escape(c) {
@@ -290,8 +291,9 @@ fn incident_time(alert: &serde_json::Value, now: DateTime<Utc>) -> DateTime<Utc>
 /// `signalfoundry policy test [--policy FILE] [--at TIME] [--json] ALERT.json...`: decides each
 /// file (a bare alert or an indexer hit with `_source`) and prints the decision and the alert's
 /// incident (placed by the alert's time, else by `now`), readable or one JSON object per line in
-/// input order. Returns 0, or 2 when a file cannot be read, parsed or
-/// decided (the others are still printed; the reasons go to `err`).
+/// input order; then a warning for each id alias without `manager` that chose the agent of alerts
+/// from two or more managers ([`Policy::manager_spans`]). Returns 0, or 2 when a file cannot be
+/// read, parsed or decided (the others are still printed; the reasons go to `err`).
 pub fn test(
     policy: &Policy,
     source: &str,
@@ -361,6 +363,8 @@ pub fn test(
                 let decision = policy
                     .decide(document, now)
                     .map_err(|e| format!("{}: cannot be decided: {e}", shown(path)))?;
+                // Reported after every file: an id alias seen from several managers.
+                let _ = policy.note_manager(document, &decision);
                 let (incident, incident_trace) = policy.incident_traced(
                     document,
                     &decision.agent,
@@ -388,7 +392,42 @@ pub fn test(
             }
         }
     }
+    // After the decisions: each id alias without `manager` that chose the agent of alerts from
+    // two or more managers (a line `{"warning": ..}` each with --json).
+    for span in policy.manager_spans() {
+        let written = if json {
+            writeln!(out, "{}", span_json_line(&span))
+        } else {
+            writeln!(out, "warning: {span}")
+        };
+        if let Err(e) = written {
+            let _ = writeln!(err, "policy test: cannot write the report: {e}");
+            return EXIT_INVALID;
+        }
+    }
     status
+}
+
+/// The `policy test --json` line of an id alias seen from several managers (without the
+/// newline): `warning` (`"alias-id-spans-managers"`), `alias`, `id`, `managers`, `message`.
+pub fn span_json_line(span: &ManagerSpan) -> String {
+    #[derive(Serialize)]
+    struct SpanLine<'a> {
+        warning: &'a str,
+        alias: &'a str,
+        id: &'a str,
+        managers: &'a [String],
+        message: String,
+    }
+    let line = SpanLine {
+        warning: "alias-id-spans-managers",
+        alias: &span.alias,
+        id: &span.id,
+        managers: &span.managers,
+        message: span.to_string(),
+    };
+    // Serialising strings and a list of them cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 /// Parses `--at TIME`: an RFC 3339 time (`2025-09-12T10:00:00Z`) or a date (`2025-09-12`,

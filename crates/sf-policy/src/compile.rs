@@ -1,9 +1,10 @@
 //! The policy file (TOML) to a compiled [`Policy`]. Every error is collected with its line, column
 //! and a hint; compiling never stops at the first. Warnings (a shadowed signature or group rule, an alias name
-//! listed twice) do not make the file invalid.
+//! listed twice, an alias id claimed twice for one manager) do not make the file invalid.
 
+use crate::alias::{Aliases, IdClaim, SpanSlot};
 use crate::bucket::{Bucket, Thresholds};
-use crate::decide::{Aliases, FieldIndex, Policy, Rule, RuleSet};
+use crate::decide::{FieldIndex, Policy, Rule, RuleSet};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::group::{ByField, GroupRule, Grouping, MAX_BY_FIELDS, MAX_WINDOW_SECS};
 use crate::matcher::{Clause, Field, Lit, Matcher, Test};
@@ -28,7 +29,7 @@ const TOP_KEYS: [&str; 6] = [
 const GROUP_KEYS: [&str; 5] = ["id", "by", "window", "match", "buckets"];
 const GROUPING_KEYS: [&str; 2] = ["by", "window"];
 const SEVERITY_KEYS: [&str; 2] = ["medium", "high"];
-const ALIAS_KEYS: [&str; 3] = ["canonical", "names", "ids"];
+const ALIAS_KEYS: [&str; 4] = ["canonical", "names", "ids", "manager"];
 const SUPPRESS_KEYS: [&str; 7] = [
     "id",
     "reason",
@@ -55,6 +56,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
     let root = doc.as_table();
     let mut thresholds = Thresholds::WAZUH;
     let mut aliases = Aliases::default();
+    let mut spans = Vec::new();
     let mut overrides = Vec::new();
     let mut signatures = Vec::new();
     let mut grouping = Grouping::default();
@@ -95,7 +97,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
                 };
                 for (n, t) in tables.into_iter().enumerate() {
                     match key {
-                        "alias" => cx.alias(n + 1, &t, &mut aliases),
+                        "alias" => cx.alias(n + 1, &t, &mut aliases, &mut spans),
                         "suppress" => signatures.extend(cx.rule(Kind::Suppress, n + 1, &t)),
                         "group" => group_tables.push((n + 1, t)),
                         _ => overrides.extend(cx.rule(Kind::Override, n + 1, &t)),
@@ -119,6 +121,7 @@ pub(crate) fn compile(src: &str) -> Result<(Policy, Vec<Diagnostic>), Vec<Diagno
     if cx.diags.iter().any(Diagnostic::is_error) {
         return Err(cx.finish());
     }
+    aliases.spans = std::sync::Arc::new(spans);
     let policy = Policy {
         version: version_of(src),
         thresholds,
@@ -445,6 +448,9 @@ struct Cx<'s> {
     ids: HashMap<String, usize>,
     /// Lowercased alias name → (canonical, line) of the first alias listing it.
     alias_names: HashMap<String, (String, usize)>,
+    /// Agent id → the aliases claiming it so far: (lowercased managers, none meaning every
+    /// manager; canonical; line), in file order.
+    alias_ids: HashMap<String, Vec<(Vec<String>, String, usize)>>,
     /// First segment of a field path → its cache slot in `Subject`.
     roots: HashMap<String, u16>,
 }
@@ -460,6 +466,7 @@ impl<'s> Cx<'s> {
             diags: Vec::new(),
             ids: HashMap::new(),
             alias_names: HashMap::new(),
+            alias_ids: HashMap::new(),
             roots: HashMap::new(),
         }
     }
@@ -651,7 +658,7 @@ impl<'s> Cx<'s> {
         }
     }
 
-    fn alias(&mut self, n: usize, t: &Tbl<'_>, aliases: &mut Aliases) {
+    fn alias(&mut self, n: usize, t: &Tbl<'_>, aliases: &mut Aliases, spans: &mut Vec<SpanSlot>) {
         let label = format!("[[alias]] #{n}");
         self.check_keys(t, "[[alias]]", &ALIAS_KEYS);
         let canonical = self.string(
@@ -672,6 +679,7 @@ impl<'s> Cx<'s> {
         }
         let names = self.string_list(t, "names", &label, true);
         let ids = self.string_list(t, "ids", &label, false);
+        let managers = self.string_list(t, "manager", &label, true);
         if t.get("names").is_none() && t.get("ids").is_none() {
             self.error(
                 t.at,
@@ -681,6 +689,30 @@ impl<'s> Cx<'s> {
                         .into(),
                 ),
             );
+        } else if let (Some((_, item)), None) = (t.get("manager"), t.get("ids")) {
+            self.error(
+                item_at(item),
+                format!("{label}: `manager` scopes `ids`, and it has none"),
+                Some("names match on every manager: list that manager's agent ids (ids = [\"001\"]) or remove `manager`".into()),
+            );
+        }
+        // The managers the ids are scoped to, lowercased (manager.name is compared without
+        // regard to case); none: every manager.
+        let mut scope: Vec<String> = Vec::new();
+        for (manager, at) in managers.unwrap_or_default() {
+            let key = manager.to_lowercase();
+            if scope.contains(&key) {
+                self.warning(
+                    at,
+                    format!(
+                        "{label}: manager `{}` is listed twice",
+                        manager.escape_debug()
+                    ),
+                    Some("remove one of the two".into()),
+                );
+                continue;
+            }
+            scope.push(key);
         }
         let Some(canonical) = canonical else { return };
         let index = aliases.canonical.len();
@@ -700,9 +732,86 @@ impl<'s> Cx<'s> {
                 .insert(key.clone(), (canonical.clone(), line));
             aliases.by_name.entry(key).or_insert(index);
         }
-        for (id, _) in ids.unwrap_or_default() {
-            aliases.by_id.entry(id).or_insert(index);
+        for (id, at) in ids.unwrap_or_default() {
+            let Some(managers) = self.claim_id(&id, at, &scope, &canonical) else {
+                continue;
+            };
+            let span = managers.is_empty().then(|| {
+                spans.push(SpanSlot::new(index, &id));
+                u32::try_from(spans.len() - 1).unwrap_or(u32::MAX)
+            });
+            aliases.by_id.entry(id).or_default().push(IdClaim {
+                alias: index,
+                managers: managers.into_iter().map(String::into_boxed_str).collect(),
+                span,
+            });
         }
+    }
+
+    /// Records an alias's claim on agent id `id` for the managers of `scope` (none: every
+    /// manager), after the claims of earlier aliases: the first claim in file order applies, so
+    /// a later one gets only what no earlier claim holds. Returns the managers left to it
+    /// (empty: every manager), or `None`, with a warning, when an earlier claim holds them all;
+    /// a warning also names the managers an earlier claim takes from it.
+    fn claim_id(
+        &mut self,
+        id: &str,
+        at: Option<usize>,
+        scope: &[String],
+        canonical: &str,
+    ) -> Option<Vec<String>> {
+        let line = self.line(at);
+        let earlier = self
+            .alias_ids
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let shown = id.escape_debug();
+        if let Some((_, first, first_line)) = earlier.iter().find(|(s, _, _)| s.is_empty()) {
+            let message = format!("alias id `{shown}` is already claimed by alias `{first}` (line {first_line}) on every manager: it never applies here");
+            let hint = "remove one of the two, or scope the earlier alias with `manager`";
+            self.warning(at, message, Some(hint.into()));
+            return None;
+        }
+        let mut left: Vec<String> = scope.to_vec();
+        if !scope.is_empty() {
+            let mut taken: Vec<(String, String, usize)> = Vec::new();
+            left.retain(|m| match earlier.iter().find(|(s, _, _)| s.contains(m)) {
+                Some((_, first, first_line)) => {
+                    taken.push((m.clone(), first.clone(), *first_line));
+                    false
+                }
+                None => true,
+            });
+            if let Some((_, first, first_line)) = taken.first() {
+                let on: Vec<String> = taken
+                    .iter()
+                    .map(|(m, _, _)| format!("`{}`", m.escape_debug()))
+                    .collect();
+                let (what, hint) = if left.is_empty() {
+                    ("it never applies here", "remove one of the two")
+                } else {
+                    (
+                        "it applies here only on the other managers",
+                        "list each manager in one alias only",
+                    )
+                };
+                let message = format!(
+                    "alias id `{shown}` on manager {} is already claimed by alias `{first}` (line {first_line}): {what}",
+                    on.join(", ")
+                );
+                self.warning(at, message, Some(hint.into()));
+                if left.is_empty() {
+                    return None;
+                }
+            }
+        }
+        self.alias_ids.entry(id.to_string()).or_default().push((
+            left.clone(),
+            canonical.to_string(),
+            line,
+        ));
+        Some(left)
     }
 
     /// `names` or `ids` of an alias: a string or a list of strings.

@@ -2,6 +2,7 @@
 //! false-positive signatures, then severity; first match wins in each list. Pure: no IO, and "now"
 //! is an argument.
 
+use crate::alias::{lowercase, scalar_text, Aliases, ManagerSpan};
 use crate::bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 use crate::diagnostic::Diagnostic;
 use crate::level::Level;
@@ -22,16 +23,6 @@ pub struct Policy {
     pub(crate) grouping: crate::group::Grouping,
     pub(crate) overrides: RuleSet,
     pub(crate) signatures: RuleSet,
-}
-
-/// `[[alias]]` entries and their lookup tables.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Aliases {
-    pub(crate) canonical: Vec<String>,
-    /// Lowercased name → index of the first alias that lists it.
-    pub(crate) by_name: FxMap<String, usize>,
-    /// Agent id → index of the first alias that lists it.
-    pub(crate) by_id: FxMap<String, usize>,
 }
 
 /// An `[[override]]` or a `[[suppress]]` signature.
@@ -171,6 +162,10 @@ pub struct Decision {
     pub trace: Vec<String>,
     /// `rule.level`.
     pub level: u32,
+    /// The span slot of the id alias without `manager` that applied by `agent.id`, if one did:
+    /// what [`Policy::note_manager`] records the alert's manager under.
+    #[serde(skip)]
+    span: Option<u32>,
 }
 
 /// Why an alert cannot be decided (it is quarantined): a field the decision needs is missing or
@@ -230,23 +225,6 @@ fn read_level(alert: &Value) -> Result<u32, DecideError> {
     level
         .decidable()
         .map_err(|problem| DecideError::new("rule.level", problem))
-}
-
-/// A string field's text: strings as they are, numbers as JSON writes them.
-fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        _ => None,
-    }
-}
-
-fn lowercase(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
-        Cow::Owned(s.to_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    }
 }
 
 /// The fields an alias's `names` are compared with that the event's own text supplies (the
@@ -390,16 +368,34 @@ impl Policy {
             .is_some_and(|r| r.bucket == Bucket::High)
     }
 
-    /// The canonical agent, the alias that applied, and the trace line that says so (naming the
-    /// field that chose the alias).
+    /// Records, for the warning that an id alias spans managers, the `manager.name` of an alert
+    /// this policy decided (`decision`, from [`Policy::decide`] of this policy) when an alias
+    /// without `manager` chose its agent by `agent.id`. Returns the span the first time
+    /// that alias and id are seen from a second manager (once per policy, alias and id), else
+    /// `None`. Deciding stays pure: this is the one thing a policy remembers, shared by its
+    /// clones and threads; [`Policy::manager_spans`] lists everything seen so far.
+    pub fn note_manager(&self, alert: &Value, decision: &Decision) -> Option<ManagerSpan> {
+        self.aliases.note_manager(decision.span?, alert)
+    }
+
+    /// Every id alias without `manager` that [`Policy::note_manager`] has seen choose the agent
+    /// of alerts from two or more managers, with the managers, in file order.
+    pub fn manager_spans(&self) -> Vec<ManagerSpan> {
+        self.aliases.manager_spans()
+    }
+
+    /// The canonical agent, the alias that applied, the trace line that says so (naming the
+    /// field that chose the alias), and the span slot of the alias when it applied by an
+    /// `agent.id` it claims for every manager.
     ///
-    /// Two tiers, whatever the order of aliases in the file: first `agent.id` (against `ids`)
-    /// and `agent.name` (against `names`), the fields the Wazuh manager vouches for; the first
-    /// alias in file order that either matches wins (`agent.id` when both point at it). Only
-    /// when neither matches any alias may a name from the event's text
-    /// ([`EVENT_NAME_FIELDS`], in that order) pick one, again the first in file order: a
-    /// forged syslog hostname must not move an agent into another host's signatures.
-    fn resolve_agent(&self, alert: &Value) -> (String, Option<usize>, String) {
+    /// Two tiers, whatever the order of aliases in the file: first `agent.id` (against `ids`,
+    /// of the alert's manager when the alias names managers) and `agent.name` (against
+    /// `names`), the fields the Wazuh manager vouches for; the first alias in file order that
+    /// either matches wins (`agent.id` when both point at it). Only when neither matches any
+    /// alias may a name from the event's text ([`EVENT_NAME_FIELDS`], in that order) pick one,
+    /// again the first in file order: a forged syslog hostname must not move an agent into
+    /// another host's signatures.
+    fn resolve_agent(&self, alert: &Value) -> (String, Option<usize>, String, Option<u32>) {
         if !self.aliases.canonical.is_empty() {
             let by_name = |path: &[&str]| -> Option<(usize, Cow<'_, str>)> {
                 let value = get(alert, path).and_then(scalar_text)?;
@@ -408,14 +404,22 @@ impl Policy {
             };
             // The vouched tier: agent.id, then agent.name when it names an earlier alias.
             let mut best: Option<(usize, &str, Cow<'_, str>)> = None;
+            // The manager.name of a scoped id's match, for the trace.
+            let mut manager: Option<Cow<'_, str>> = None;
+            // The span slot of an id claimed for every manager, when it chose the alias.
+            let mut span: Option<u32> = None;
             if let Some(id) = get(alert, &["agent", "id"]).and_then(scalar_text) {
-                if let Some(&i) = self.aliases.by_id.get(&*id) {
-                    best = Some((i, "agent.id", id));
+                if let Some((claim, scoped)) = self.aliases.by_agent_id(alert, &id) {
+                    best = Some((claim.alias, "agent.id", id));
+                    manager = scoped;
+                    span = claim.span;
                 }
             }
             if let Some((i, value)) = by_name(&["agent", "name"]) {
                 if best.as_ref().is_none_or(|b| i < b.0) {
                     best = Some((i, "agent.name", value));
+                    manager = None;
+                    span = None;
                 }
             }
             let mut from_text = false;
@@ -431,15 +435,17 @@ impl Policy {
             }
             if let Some((i, field, value)) = best {
                 let canonical = self.aliases.canonical[i].clone();
-                let why = if from_text {
-                    " (a name from the event's text: no alias matches agent.id or agent.name)"
-                } else {
-                    ""
+                let why = match (from_text, manager) {
+                    (true, _) => Cow::Borrowed(
+                        " (a name from the event's text: no alias matches agent.id or agent.name)",
+                    ),
+                    (false, Some(m)) => Cow::Owned(format!(" and manager.name is {m:?}")),
+                    (false, None) => Cow::Borrowed(""),
                 };
                 let line = format!(
                     "agent {canonical:?}: alias {canonical:?} applied, because {field} is {value:?}{why}"
                 );
-                return (canonical, Some(i), line);
+                return (canonical, Some(i), line, span);
             }
         }
         let aliased = if self.aliases.canonical.is_empty() {
@@ -455,7 +461,7 @@ impl Policy {
                     push_quoted(&mut line, &name);
                     line.push_str(": from agent.name");
                     line.push_str(aliased);
-                    (name.into_owned(), None, line)
+                    (name.into_owned(), None, line, None)
                 }
                 None => (
                     "unknown".to_string(),
@@ -464,12 +470,14 @@ impl Policy {
                         "agent \"unknown\": agent.name is {}, not a string{aliased}",
                         json_type(v)
                     ),
+                    None,
                 ),
             },
             None => (
                 "unknown".to_string(),
                 None,
                 format!("agent \"unknown\": agent.name is missing{aliased}"),
+                None,
             ),
         }
     }
@@ -479,7 +487,7 @@ impl Policy {
     pub fn decide(&self, alert: &Value, now: DateTime<Utc>) -> Result<Decision, DecideError> {
         let level = read_level(alert)?;
         let rule_id = get(alert, &["rule", "id"]).and_then(scalar_text);
-        let (agent, alias, agent_line) = self.resolve_agent(alert);
+        let (agent, alias, agent_line, span) = self.resolve_agent(alert);
         let mut trace = Vec::with_capacity(6);
         trace.push(agent_line);
         let mut decision = Decision {
@@ -493,6 +501,7 @@ impl Policy {
             expired: Vec::new(),
             trace: Vec::new(),
             level,
+            span,
         };
         let subject = Subject::new(alert, &decision.agent);
 

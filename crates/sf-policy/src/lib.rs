@@ -12,6 +12,11 @@
 //!   over one matched by a name from the event's text (`data.win.system.computer`,
 //!   `predecoder.hostname`), whatever the file's order: whoever writes a log line must not choose
 //!   the canonical agent, and with it the signatures scoped to it.
+//! - **Agent ids are per manager.** Every Wazuh manager numbers its agents from `001`; an alias
+//!   naming a `manager` claims its `ids` on that manager only. One that names none still claims
+//!   them on every manager, and the policy remembers which managers it was seen from
+//!   ([`Policy::note_manager`]) so that `policy test` and triage can say when it merged hosts of
+//!   different managers. That record is the only state a policy keeps; deciding stays pure.
 //! - **Explained.** Every decision carries a readable trace: the alias that applied, each
 //!   candidate tried and why it did or did not match, and the bucket's reason.
 //! - **Checked whole.** [`Policy::parse`] reports every error of a file with its line and column
@@ -26,6 +31,8 @@
 //!
 //! # Layout
 //!
+//! - `alias`: the `[[alias]]` tables (names global, agent ids per manager) and the managers seen
+//!   per id alias without `manager` ([`ManagerSpan`]).
 //! - [`bucket`]: `Bucket`, `MatchedKind` and the severity `Thresholds`.
 //! - [`diagnostic`]: `Diagnostic`, the errors and warnings of a policy file, with line and column.
 //! - [`level`]: [`Level`], `rule.level` read one way for the whole pipeline (decision, queue
@@ -39,6 +46,7 @@
 //!   the alert time ([`alert_time`]) the pipeline reads too.
 //! - [`cli`]: `policy check` and `policy test`, the only code here that does IO.
 
+mod alias;
 pub mod bucket;
 pub mod cli;
 mod compile;
@@ -50,6 +58,7 @@ mod matcher;
 mod route_match;
 mod value;
 
+pub use alias::ManagerSpan;
 pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};

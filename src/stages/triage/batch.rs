@@ -287,9 +287,13 @@ impl Triage<'_> {
                 }
             };
             match outcome {
-                Outcome::Case(case) => {
+                Outcome::Case(mut case) => {
                     if case.reused {
                         report.reused_intents += 1;
+                    }
+                    // Once per policy, alias and id: its Display escapes what the alerts wrote.
+                    if let Some(span) = case.manager_span.take() {
+                        tracing::warn!("policy: {span}");
                     }
                     items.push(Item {
                         tmp: c.tmp,

@@ -75,6 +75,9 @@ pub(super) struct Case {
     pub(super) decision: StoredDecision,
     /// The decision is the intent's (a retry), not made now.
     pub(super) reused: bool,
+    /// Deciding it showed, for the first time, an id alias without `manager` choosing the agent
+    /// of alerts from two managers (`sf_policy::Policy::note_manager`): batch logs it.
+    pub(super) manager_span: Option<sf_policy::ManagerSpan>,
     pub(super) case_id: CaseId,
     /// `bucket/YYYY/MM/DD/case-id`: the intent row's when it fixed one.
     pub(super) case_path: String,
@@ -179,12 +182,13 @@ pub(super) fn plan(input: Input<'_>) -> Outcome {
         .and_then(|i| i.decision.as_deref())
         .and_then(|d| serde_json::from_str::<StoredDecision>(d).ok());
     let value = Value::Object(map);
-    let (decision, reused) = match stored {
-        Some(d) => (d, true),
+    let (decision, reused, manager_span) = match stored {
+        Some(d) => (d, true, None),
         None => match policy.decide(&value, now) {
             Ok(d) => (
                 StoredDecision::from_policy(&d, policy.version(), now),
                 false,
+                policy.note_manager(&value, &d),
             ),
             Err(e) => {
                 let m = match value {
@@ -261,6 +265,7 @@ pub(super) fn plan(input: Input<'_>) -> Outcome {
     Outcome::Case(Box::new(Case {
         decision,
         reused,
+        manager_span,
         case_id,
         case_path,
         alert_time,

@@ -212,6 +212,69 @@ fn an_alias_name_listed_twice_is_a_warning() {
     assert_eq!(w[0].line, 7);
 }
 
+/// An alias of `canonical`: `ids = ["001"]` and, when not empty, `manager = <manager>`.
+fn id_alias(canonical: &str, manager: &str) -> String {
+    let manager = if manager.is_empty() {
+        String::new()
+    } else {
+        format!("manager = {manager}\n")
+    };
+    format!("[[alias]]\ncanonical = \"{canonical}\"\nids = [\"001\"]\n{manager}\n")
+}
+
+#[test]
+fn an_alias_id_claimed_twice_for_the_same_manager_is_a_warning() {
+    // (first alias's manager, second's, the warning on the second, if any): the first claim in
+    // the file wins, so a later one gets only the managers no earlier claim holds.
+    let cases: [(&str, &str, Option<&str>); 6] = [
+        ("", "", Some("alias id `001` is already claimed by alias `a` (line 3) on every manager: it never applies here")),
+        ("", "\"m1\"", Some("alias id `001` is already claimed by alias `a` (line 3) on every manager: it never applies here")),
+        ("\"M1\"", "\"m1\"", Some("alias id `001` on manager `m1` is already claimed by alias `a` (line 3): it never applies here")),
+        ("\"m1\"", "[\"m1\", \"m2\"]", Some("alias id `001` on manager `m1` is already claimed by alias `a` (line 3): it applies here only on the other managers")),
+        // A scoped claim first, then every other manager's 001: both apply.
+        ("\"m1\"", "", None),
+        ("\"m1\"", "\"m2\"", None),
+    ];
+    for (first, second, expected) in cases {
+        let src = format!("{}{}", id_alias("a", first), id_alias("b", second));
+        let w = warnings(&src);
+        let messages: Vec<&str> = w.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, Vec::from_iter(expected), "{src}");
+        if expected.is_some() {
+            let second_ids = if first.is_empty() { 7 } else { 8 };
+            assert_eq!(w[0].line, second_ids, "at the second alias's id: {src}");
+        }
+    }
+}
+
+#[test]
+fn alias_manager_mistakes_are_each_named_precisely() {
+    let cases: [(&str, &str); 3] = [
+        (
+            "[[alias]]\ncanonical = \"a\"\nnames = [\"x\"]\nmanager = \"m1\"\n",
+            "[[alias]] #1: `manager` scopes `ids`, and it has none",
+        ),
+        (
+            "[[alias]]\ncanonical = \"a\"\nids = [\"001\"]\nmanager = 3\n",
+            "[[alias]] #1: `manager` must hold strings, found an integer",
+        ),
+        (
+            "[[alias]]\ncanonical = \"a\"\nids = [\"001\"]\nmanager = []\n",
+            "[[alias]] #1: `manager` is empty",
+        ),
+    ];
+    for (src, message) in cases {
+        let diags = errors(src);
+        assert!(
+            diags.iter().any(|d| d.message == message),
+            "{src:?}: expected {message:?}, got {diags:#?}"
+        );
+    }
+    let w = warnings("[[alias]]\ncanonical = \"a\"\nids = [\"001\"]\nmanager = [\"m1\", \"M1\"]\n");
+    let messages: Vec<&str> = w.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages, ["[[alias]] #1: manager `M1` is listed twice"]);
+}
+
 #[test]
 fn expired_signatures_are_warnings_relative_to_the_time_given() {
     let src = "[[suppress]]\nid = \"old\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2025-06-30\"\nmatch = { \"rule.id\" = \"510\" }\n";

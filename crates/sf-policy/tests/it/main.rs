@@ -4,6 +4,7 @@ mod bench_workload;
 mod check;
 mod cli;
 mod decide;
+mod managers;
 mod real_alerts;
 mod support;
 
