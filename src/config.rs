@@ -61,6 +61,8 @@ pub struct Config {
     pub notify: Vec<NotifyConfig>,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -207,6 +209,64 @@ pub struct HeartbeatConfig {
     /// older than twice this stale. A daemon's own cadence wins when it wrote the heartbeat.
     #[serde(default, deserialize_with = "opt_duration")]
     pub expected_every: Option<Duration>,
+}
+
+/// `[retention]`: how long each bucket's cases (and a high case's pack) are kept, by the
+/// alert's own time. A bucket without a setting is kept for ever; quarantine never expires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub suppressed: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub low: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub medium: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub high: Option<Duration>,
+    /// Expired rows (the bookkeeping of removed cases) are deleted this long after their alert
+    /// time; until then a re-polled key of theirs is a duplicate.
+    #[serde(default = "d_400d", deserialize_with = "duration")]
+    pub rows: Duration,
+    /// Most cases one run removes (the rest wait for the next): removal never starves triage.
+    #[serde(default = "d_20000")]
+    pub max_per_run: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            suppressed: None,
+            low: None,
+            medium: None,
+            high: None,
+            rows: d_400d(),
+            max_per_run: d_20000(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// Each bucket's retention, where one is set.
+    pub fn buckets(&self) -> Vec<(&'static str, Duration)> {
+        [
+            ("suppressed", self.suppressed),
+            ("low", self.low),
+            ("medium", self.medium),
+            ("high", self.high),
+        ]
+        .into_iter()
+        .filter_map(|(b, d)| d.map(|d| (b, d)))
+        .collect()
+    }
+}
+
+fn d_400d() -> Duration {
+    Duration::from_secs(400 * 86_400)
+}
+
+fn d_20000() -> u64 {
+    20_000
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

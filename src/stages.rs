@@ -11,6 +11,7 @@
 pub mod cap;
 pub mod deliver;
 pub mod escalate;
+pub mod expire;
 pub mod heartbeat;
 pub mod incidents;
 pub mod poll;

@@ -9,6 +9,7 @@
 pub mod daemon;
 mod debug;
 pub mod demo;
+pub mod expire;
 pub mod incidents;
 pub mod ingest;
 pub mod outbox;
@@ -164,6 +165,16 @@ pub enum Command {
     },
     /// Send the delivery messages that are due (the deliver stage alone).
     Deliver,
+    /// Remove the cases (and packs) older than `[retention]` keeps them, as `run`'s expire
+    /// step does: their rows stay as `expired`, so reconcile still adds up.
+    Expire {
+        /// List what is due and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per case (due, or removed), then a totals object.
+        #[arg(long)]
+        json: bool,
+    },
     /// One incident.
     Incident {
         #[command(subcommand)]
@@ -589,6 +600,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             stdout_line(&r.summary("OK"));
             Ok(EXIT_OK)
         }
+        Command::Expire { dry_run, json } => expire::command(&ctx, *dry_run, *json),
         Command::Triage => {
             ctx.warn_expiring(&policy);
             let (state, mut ledger) = ctx.open(Lock::None)?;

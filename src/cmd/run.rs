@@ -309,6 +309,51 @@ pub fn execute(
         stages.push(stage);
     }
 
+    // Retention: what `[retention]` no longer keeps goes (bounded per run), before reconcile
+    // counts the books.
+    {
+        let t = Instant::now();
+        let routes = ctx.routes();
+        let eopts = crate::cmd::expire::options(ctx, &routes, false);
+        let stage = match crate::stages::expire::run(state, ledger, &eopts) {
+            Ok(r) => {
+                let status = crate::cmd::expire::status(ctx, &r, false);
+                if status == "SKIPPED" {
+                    let _ = writeln!(
+                        out,
+                        "{}: status=SKIPPED reason=no-retention-configured",
+                        crate::stages::expire::ExpireReport::NAME
+                    );
+                    StageReport::bare(
+                        crate::stages::expire::ExpireReport::NAME,
+                        StageStatus::Skipped,
+                        ms(t),
+                        Some("no [retention] configured".into()),
+                    )
+                } else {
+                    reported(out, &r, StageStatus::Ok, ms(t), None)
+                }
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!("expire failed: {msg}");
+                let _ = writeln!(
+                    out,
+                    "{}: status=FAILED",
+                    crate::stages::expire::ExpireReport::NAME
+                );
+                reasons.push(format!("expire failed: {msg}"));
+                StageReport::bare(
+                    crate::stages::expire::ExpireReport::NAME,
+                    StageStatus::Failed,
+                    ms(t),
+                    Some(msg),
+                )
+            }
+        };
+        stages.push(stage);
+    }
+
     // 6. reconcile
     let t = Instant::now();
     let (block, summary, rec_stage) = match crate::stages::reconcile::run(

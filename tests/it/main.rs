@@ -19,6 +19,7 @@ mod poll;
 mod product;
 mod readme;
 mod reports;
+mod retention;
 mod spool;
 mod support;
 mod triage;

@@ -38,6 +38,8 @@ pub enum ReconcileError {
     Sql(#[from] rusqlite::Error),
     #[error("incident files: {0}")]
     Incidents(String),
+    #[error("finishing an interrupted expire: {0}")]
+    Expire(String),
 }
 
 pub const BUCKETS: [&str; 4] = ["suppressed", "low", "medium", "high"];
@@ -52,6 +54,16 @@ pub fn run(
     incident_files: RoundOptions,
     routes: &[RouteSpec],
 ) -> Result<ReconcileReport, ReconcileError> {
+    // Cases an interrupted expire left half removed (their rows already `expired`) go first,
+    // so that the scan sees the disk the ledger describes.
+    let finished = crate::stages::expire::finish(state, ledger, incident_files.durability)
+        .map_err(|e| ReconcileError::Expire(e.to_string()))?;
+    if finished > 0 {
+        tracing::info!(
+            cases = finished,
+            "finished removing cases that an interrupted expire left"
+        );
+    }
     let mut disk = scan(state)?;
     crate::failpoint::pause_point("SIGNALFOUNDRY_DEBUG_RECONCILE_PAUSE_MS");
     claims_in_temp_cases(ledger, &mut disk)?;
@@ -112,7 +124,8 @@ pub fn run(
             State::Triaged => disk_cases - disk_packed,
             State::Escalated => disk_packed,
             State::Quarantined => disk.quarantine.len() as u64,
-            State::Lost => return None,
+            // Lost: nowhere by definition; expired: removed by retention.
+            State::Lost | State::Expired => return None,
         })
     };
     for s in State::ALL {
@@ -356,7 +369,7 @@ fn still_missing(
                 keys_now.as_ref().is_some_and(|k| k.contains(&g.key_hash))
             })
         }
-        State::Lost => false,
+        State::Lost | State::Expired => false,
     })
 }
 
@@ -533,7 +546,7 @@ fn keyed(
                     });
                 }
             }
-            State::Lost => {}
+            State::Lost | State::Expired => {}
         }
     })?;
     // The scan's picture is only as old as its listing: a worker that started since (a

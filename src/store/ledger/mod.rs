@@ -19,6 +19,7 @@ use crate::store::fsx::Durability;
 pub mod incidents;
 mod lifecycle;
 pub mod outbox;
+pub mod retention;
 pub use lifecycle::Intent;
 mod queries;
 
@@ -34,10 +35,13 @@ pub enum State {
     Escalated,
     Quarantined,
     Lost,
+    /// Removed by retention: the row (key, bucket, incident, case id, times) is kept, the case
+    /// and its pack are gone. Terminal; a re-polled or re-ingested key is a duplicate.
+    Expired,
 }
 
 impl State {
-    pub const ALL: [State; 8] = [
+    pub const ALL: [State; 9] = [
         State::Queued,
         State::Overflow,
         State::Processing,
@@ -46,6 +50,7 @@ impl State {
         State::Escalated,
         State::Quarantined,
         State::Lost,
+        State::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +63,7 @@ impl State {
             State::Escalated => "escalated",
             State::Quarantined => "quarantined",
             State::Lost => "lost",
+            State::Expired => "expired",
         }
     }
 
@@ -333,6 +339,20 @@ const MIGRATIONS: &[&str] = &[
         kind       TEXT NOT NULL,
         first_seen TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 7: retention. A row expires in two steps: one transaction moves it to `expired` and
+    //    records its directories in `expiring`; the directories are removed (and made
+    //    durable); a second transaction forgets them. A crash in between leaves `expiring`
+    //    rows that the next expire or reconcile finishes. The partial indexes keep the due
+    //    scan and the compaction of old expired rows off the whole table.
+    "CREATE TABLE expiring (
+        key_hash  TEXT PRIMARY KEY,
+        case_id   TEXT NOT NULL,
+        case_path TEXT NOT NULL,
+        pack      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX alerts_retention ON alerts(bucket, alert_time)
+      WHERE state IN ('triaged', 'escalated');
+    CREATE INDEX alerts_expired ON alerts(alert_time) WHERE state = 'expired';",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
