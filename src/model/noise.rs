@@ -130,8 +130,7 @@ pub struct SignatureSummary {
     pub expired: u64,
     /// Expiring within 7 days.
     pub expiring: u64,
-    /// Signatures held back from a high alert in `days` days.
-    pub held_back: u64,
+    /// The period of `never_hit`.
     pub days: u32,
 }
 
@@ -262,7 +261,6 @@ impl NoiseFigures {
             never_hit: self.never_hit.len() as u64,
             expired: self.expired.len() as u64,
             expiring: self.expiring_within_7_days.len() as u64,
-            held_back: self.held_back.len() as u64,
             days: self.days,
         }
     }
@@ -451,7 +449,6 @@ match = { "rule.id" = "5" }
                     never_hit: 3,
                     expired: 1,
                     expiring: 1,
-                    held_back: 1,
                     days: 3
                 }
             );
