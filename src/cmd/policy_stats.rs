@@ -228,9 +228,10 @@ pub fn text(f: &NoiseFigures) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {}  {} high alerts not suppressed ({}): worth a look",
+            "  {}  {} high alert{} not suppressed ({}): worth a look",
             h.id,
             h.held_back,
+            if h.held_back == 1 { "" } else { "s" },
             days.join(", ")
         );
     }
