@@ -265,7 +265,7 @@ pub enum PolicyCommand {
     /// `allow_high`): a signature that keeps matching high alerts is worth a look. Read-only: takes
     /// no lock, changes nothing.
     Stats {
-        /// The period: this many days, ending today (UTC), at most 400.
+        /// The period: this many days, ending today (UTC; the day of --at), at most 400.
         #[arg(long, default_value_t = crate::model::noise::DEFAULT_DAYS,
               value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::cmd::policy_stats::MAX_DAYS)))]
         days: u32,
