@@ -103,6 +103,8 @@ pub struct NoiseFigures {
     pub days: u32,
     pub from: String,
     pub to: String,
+    /// When the per-day tables began on a ledger that already held triaged alerts, if that is
+    /// in the period (alerts triaged before are not in these figures); else `None`.
     pub counted_from: Option<String>,
     /// The policy's `[[suppress]]` signatures.
     pub signatures_in_policy: usize,
@@ -235,7 +237,12 @@ pub fn figures(
         days,
         from: from.to_string(),
         to: to.to_string(),
-        counted_from: rows.counted_from.clone(),
+        // Alerts triaged before the tables began have their times before then: a period that
+        // starts later is complete.
+        counted_from: rows.counted_from.clone().filter(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map_or(true, |t| t.with_timezone(&Utc).date_naive() >= from)
+        }),
         signatures_in_policy: sigs.len(),
         suppressed,
         signatures,
@@ -483,6 +490,20 @@ match = { "rule.id" = "5" }
             assert!(f.signatures.is_empty());
             assert_eq!(f.never_hit.len(), 4);
             assert!(f.held_back.is_empty());
+        });
+    }
+
+    #[test]
+    fn an_upgraded_ledger_is_noted_only_while_its_start_is_in_the_period() {
+        let rows = |since: &str| NoiseRows {
+            counted_from: Some(since.to_string()),
+            ..NoiseRows::default()
+        };
+        check(rows("2026-12-04T08:00:00Z"), 3, |f| {
+            assert_eq!(f.counted_from.as_deref(), Some("2026-12-04T08:00:00Z"));
+        });
+        check(rows("2026-12-03T23:59:59Z"), 3, |f| {
+            assert_eq!(f.counted_from, None, "the period starts on 2026-12-04");
         });
     }
 
