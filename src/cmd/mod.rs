@@ -14,6 +14,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod outbox;
 mod policy;
+pub mod policy_stats;
 pub mod poll;
 pub mod requeue;
 pub mod run;
@@ -180,7 +181,8 @@ pub enum Command {
         #[command(subcommand)]
         command: IncidentCommand,
     },
-    /// Validate a policy file, or explain the decision for alerts.
+    /// Validate a policy file, explain the decision for alerts, or show the noise figures of
+    /// its signatures.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -263,6 +265,28 @@ pub enum PolicyCommand {
         json: bool,
         #[arg(required = true)]
         alerts: Vec<PathBuf>,
+    },
+    /// Noise figures of the configured policy's signatures over the last days: hits per day,
+    /// last hit, share of the suppressed alerts, never hit, expired, expiring, held back.
+    ///
+    /// Days are UTC days of the alerts' times (the day directories of their cases), counted
+    /// as each triage batch commits. `hits` are the alerts a signature suppressed; its share is
+    /// its hits over every alert suppressed in those days (by signatures and by overrides).
+    /// Never hit: active signatures of the policy with no hit in the period (candidates for
+    /// removal). Held back: high alerts a signature matched but could not suppress (no
+    /// `allow_high`): a signature that keeps matching high alerts is worth a look. Read-only: takes
+    /// no lock, changes nothing.
+    Stats {
+        /// The period: this many days, ending today (UTC; the day of --at), at most 400.
+        #[arg(long, default_value_t = crate::model::noise::DEFAULT_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::cmd::policy_stats::MAX_DAYS)))]
+        days: u32,
+        /// The figures as of this time (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 

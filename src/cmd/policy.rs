@@ -1,12 +1,16 @@
 //! `signalfoundry policy check|test` (the policy engine's own command line, with this
 //! configuration's policy as the default) and `verify-pack DIR`. Neither needs a state
-//! directory.
+//! directory. (`policy stats` reads one: `policy_stats.rs`.)
 
 use chrono::Utc;
 
 use super::{stdout_line, Cli, Context, Failure, PolicyCommand, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 pub fn command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
+    // `policy stats` reads the state directory's ledger (no lock).
+    if let PolicyCommand::Stats { days, at, json } = command {
+        return super::policy_stats::run(cli, *days, at.as_deref(), *json);
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let code = match command {
@@ -44,6 +48,7 @@ pub fn command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
             };
             sf_policy::cli::test(&policy, &source, now, *json, alerts, &mut out, &mut err)
         }
+        PolicyCommand::Stats { .. } => EXIT_OK as i32,
     };
     Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))
 }

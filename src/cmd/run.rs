@@ -438,6 +438,21 @@ pub fn execute(
         reconcile: summary,
         lag: heartbeat::lag(ledger),
         signature_hits: tri_total.signature_hits.clone(),
+        signature_held_back: tri_total.signature_held_back.clone(),
+        signatures: match crate::cmd::policy_stats::figures(
+            ledger,
+            policy,
+            "",
+            Utc::now(),
+            crate::model::noise::DEFAULT_DAYS,
+            false,
+        ) {
+            Ok(f) => Some(f.summary()),
+            Err(e) => {
+                tracing::warn!("signature figures not in this heartbeat: {e}");
+                None
+            }
+        },
         cadence_s: extras.cadence.map(|c| c.as_secs()),
         outbox: crate::cmd::outbox::by_route(ledger, &ctx.config.notify),
         totals: BTreeMap::new(),

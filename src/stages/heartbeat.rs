@@ -145,6 +145,15 @@ pub struct RunReport {
     pub reconcile: ReconcileSummary,
     pub lag: Lag,
     pub signature_hits: BTreeMap<String, u64>,
+    /// High alerts each signature matched in this run but could not suppress (no
+    /// `allow_high`): a signature that keeps matching high alerts is worth a look.
+    #[serde(default)]
+    pub signature_held_back: BTreeMap<String, u64>,
+    /// The policy's signatures: how many, how many active ones had no hit in the last
+    /// `days` days, expired, expiring within 7 days (`policy stats` has the figures behind
+    /// them). Absent when the ledger could not be read for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<crate::model::noise::SignatureSummary>,
     /// The daemon's cadence, when a daemon ran it (`status` calls a heartbeat older than twice
     /// this stale).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -335,6 +344,52 @@ impl RunReport {
                 "signalfoundry_signature_hits{{signature=\"{}\"}} {v}",
                 label(k)
             );
+        }
+        fam(
+            &mut out,
+            "signalfoundry_signature_held_back",
+            "gauge",
+            "High alerts each signature matched in the last run but could not suppress (no allow_high).",
+        );
+        for (k, v) in &self.signature_held_back {
+            let _ = writeln!(
+                out,
+                "signalfoundry_signature_held_back{{signature=\"{}\"}} {v}",
+                label(k)
+            );
+        }
+        if let Some(sig) = &self.signatures {
+            for (name, help, v) in [
+                (
+                    "signalfoundry_signatures",
+                    "False-positive signatures in the policy in force.".to_string(),
+                    sig.in_policy,
+                ),
+                (
+                    "signalfoundry_signatures_never_hit",
+                    format!(
+                        "Active signatures without a hit in the last {} days (candidates for removal; policy stats names them).",
+                        sig.days
+                    ),
+                    sig.never_hit,
+                ),
+                (
+                    "signalfoundry_signatures_expired",
+                    "Signatures past their expires date: they match nothing.".to_string(),
+                    sig.expired,
+                ),
+                (
+                    "signalfoundry_signatures_expiring",
+                    format!(
+                        "Signatures that expire within {} days.",
+                        crate::model::noise::EXPIRING_DAYS
+                    ),
+                    sig.expiring,
+                ),
+            ] {
+                fam(&mut out, name, "gauge", &help);
+                let _ = writeln!(out, "{name} {v}");
+            }
         }
         fam(
             &mut out,

@@ -15,6 +15,7 @@ mod escapes;
 mod holes;
 mod incidents;
 mod ingest;
+mod noise;
 mod poll;
 mod product;
 mod readme;

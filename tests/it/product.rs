@@ -648,6 +648,25 @@ fn expected_metrics(hb: &Value) -> BTreeMap<Series, f64> {
             f(v),
         );
     }
+    for (k, v) in hb["signature_held_back"]
+        .as_object()
+        .expect("signature_held_back")
+    {
+        m.insert(
+            series("signalfoundry_signature_held_back", &[("signature", k)]),
+            f(v),
+        );
+    }
+    if let Some(sig) = hb.get("signatures") {
+        for (name, field) in [
+            ("signalfoundry_signatures", "in_policy"),
+            ("signalfoundry_signatures_never_hit", "never_hit"),
+            ("signalfoundry_signatures_expired", "expired"),
+            ("signalfoundry_signatures_expiring", "expiring"),
+        ] {
+            m.insert(series(name, &[]), f(&sig[field]));
+        }
+    }
     for (what, field) in [
         ("newest_polled", "newest_polled_age_s"),
         ("oldest_queued", "oldest_queued_age_s"),
@@ -837,6 +856,11 @@ fn metrics_prom_parses_as_prometheus_text_and_every_figure_equals_the_heartbeats
     assert!(
         m.keys().any(|(n, _)| n == "signalfoundry_signature_hits"),
         "the default policy suppressed something: {m:?}"
+    );
+    assert_eq!(
+        m[&series("signalfoundry_signatures", &[])],
+        sf_policy::Policy::default_policy().signatures().len() as f64,
+        "the policy's signatures are counted"
     );
 
     // A run that stops at once with a backlog (DEGRADED, an oldest queued alert), the indexer

@@ -42,6 +42,8 @@
 //!   `Subject` they are evaluated against.
 //! - `compile`: the policy file (TOML) to a compiled [`Policy`], collecting every diagnostic.
 //! - [`decide`]: [`Policy`], [`Decision`], [`DecideError`]: aliases, overrides, signatures, severity.
+//! - [`inventory`]: the `[[suppress]]` signatures as a list ([`SignatureInfo`]: id, expiry),
+//!   for figures about them.
 //! - [`group`]: `[[group]]` rules and the `[grouping]` default: an alert's [`IncidentKey`], and
 //!   the alert time ([`alert_time`]) the pipeline reads too.
 //! - [`cli`]: `policy check` and `policy test`, the only code here that does IO.
@@ -53,6 +55,7 @@ mod compile;
 pub mod decide;
 pub mod diagnostic;
 pub mod group;
+pub mod inventory;
 pub mod level;
 mod matcher;
 mod route_match;
@@ -63,6 +66,7 @@ pub use bucket::{Bucket, MatchedKind, Thresholds, CRITICAL_LEVEL};
 pub use decide::{alert_document, DecideError, Decision, Policy};
 pub use diagnostic::{Diagnostic, Severity};
 pub use group::{alert_time, format_duration, IncidentKey, KeyField};
+pub use inventory::SignatureInfo;
 pub use level::{Level, MAX_LEVEL};
 pub use route_match::MatchTable;
 pub use value::collapse_backslashes;

@@ -32,6 +32,7 @@ use crate::model::cases::{self, CaseId, CaseInput};
 use crate::stages::escalate::{self, PackInput, RelatedRef};
 use crate::store::claim::{self, Worker};
 use crate::store::fsx::{self, DirFd, Durability, FsError, Moved};
+use crate::store::ledger::noise::NoiseBatch;
 use crate::store::ledger::{Intent, Ledger, State, Tx};
 use crate::store::names::Canonical;
 use crate::store::quarantine::Quarantine;
@@ -705,21 +706,31 @@ impl Triage<'_> {
         } = p;
         crate::failpoint::crash_point("triage-commit");
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        // Signature hits of the batch, one upsert per signature.
+        // Signature hits of the batch, one upsert per signature; the same by alert day.
         let mut hits: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut noise = NoiseBatch::default();
         for (i, it) in items.iter().enumerate() {
             if !published[i] {
                 continue;
             }
             let d = &it.case.decision;
-            if d.matched_kind == Some(MatchedKind::Suppress) {
-                if let Some(m) = &d.matched {
-                    hits.entry(m).or_default().0 += 1;
-                }
+            let by = match (&d.matched, d.matched_kind) {
+                (Some(m), Some(MatchedKind::Suppress)) => Some(m.as_str()),
+                _ => None,
+            };
+            if let Some(m) = by {
+                hits.entry(m).or_default().0 += 1;
             }
             for h in &d.held_back {
                 hits.entry(h).or_default().1 += 1;
             }
+            noise.add(
+                it.case.alert_time,
+                now,
+                d.bucket == Bucket::Suppressed,
+                by,
+                &d.held_back,
+            );
         }
         retry_full("commit triaged rows", || {
             Ok(shared.lock().write(|tx| {
@@ -738,6 +749,7 @@ impl Triage<'_> {
                 for (sig, (n, held)) in &hits {
                     bump_signature(tx, sig, *n, *held, now)?;
                 }
+                tx.record_noise(&noise, now)?;
                 Ok(())
             })?)
         })?;
@@ -762,6 +774,9 @@ impl Triage<'_> {
                 }
             }
             report.held_back += it.case.decision.held_back.len() as u64;
+            for h in &it.case.decision.held_back {
+                *report.signature_held_back.entry(h.clone()).or_default() += 1;
+            }
         }
         shared.release_keys(keys.iter());
         shared.count_commits(2);

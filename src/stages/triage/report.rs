@@ -7,7 +7,8 @@ use crate::stages::{Counters, Report};
 use crate::store::claim::RecoveryReport;
 use crate::store::spool::AdmitCounts;
 
-/// What triage did: its figures ([`Report`]), and the signature hits the heartbeat lists apart.
+/// What triage did: its figures ([`Report`]), and the signature hits and
+/// held-back matches the heartbeat lists apart.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TriageReport {
     pub admission: AdmitCounts,
@@ -32,6 +33,8 @@ pub struct TriageReport {
     /// `incoming/` for admission.
     pub misnamed: u64,
     pub signature_hits: BTreeMap<String, u64>,
+    /// Per signature, the high alerts it matched but could not suppress (`held_back` in all).
+    pub signature_held_back: BTreeMap<String, u64>,
     pub held_back: u64,
     pub batches: u64,
     /// True when the deadline stopped triage with work left.
@@ -62,6 +65,9 @@ impl TriageReport {
         self.misnamed += o.misnamed;
         for (k, v) in &o.signature_hits {
             *self.signature_hits.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.signature_held_back {
+            *self.signature_held_back.entry(k.clone()).or_default() += v;
         }
         self.held_back += o.held_back;
         self.batches += o.batches;

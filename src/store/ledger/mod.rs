@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod outbox;
 pub mod retention;
 pub use lifecycle::Intent;
+pub mod noise;
 mod queries;
 
 /// Where an alert is in its lifecycle. The filesystem says where the file is; this says what
@@ -353,6 +354,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX alerts_retention ON alerts(bucket, alert_time)
       WHERE state IN ('triaged', 'escalated');
     CREATE INDEX alerts_expired ON alerts(alert_time) WHERE state = 'expired';",
+    // 8: noise figures per day (`policy stats`, the heartbeat's `signatures`; `noise.rs`): per
+    //    UTC day of the alerts' times and signature, its suppressions (`hits`), the high alerts
+    //    it matched but could not suppress (`held_back`) and its latest suppressed alert's time;
+    //    per day, every suppressed alert (by a signature or an override: the share's
+    //    denominator). Upserted in each triage batch's commit, beside `signature_hits`; days
+    //    past the retention are pruned there. A ledger that already held triaged alerts says
+    //    from when the days count (`signature_days_since`): earlier alerts are not in them.
+    "CREATE TABLE signature_days (
+        day       TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        hits      INTEGER NOT NULL DEFAULT 0,
+        held_back INTEGER NOT NULL DEFAULT 0,
+        last_hit  TEXT,
+        PRIMARY KEY (day, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE suppressed_days (
+        day    TEXT PRIMARY KEY,
+        alerts INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO meta (k, v) SELECT 'signature_days_since', strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+      WHERE EXISTS (SELECT 1 FROM alerts WHERE state IN ('triaged', 'escalated', 'triaging'));",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
