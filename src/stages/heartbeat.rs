@@ -466,7 +466,7 @@ fn label(s: &str) -> String {
 /// Writes the heartbeat, the history line and the metrics file. The report is serialized
 /// before anything is written: a report that cannot be is an error, never an empty file.
 /// The `(stage, counter)` pairs kept as totals over every run.
-pub const TOTALS: [(&str, &str); 17] = [
+pub const TOTALS: [(&str, &str); 18] = [
     ("poll", "fetched"),
     ("poll", "queued"),
     ("poll", "quarantined"),
@@ -484,6 +484,7 @@ pub const TOTALS: [(&str, &str); 17] = [
     ("deliver", "sent"),
     ("deliver", "retried"),
     ("cap", "deferred"),
+    ("expire", "expired"),
 ];
 
 /// Meta key of the totals (JSON).

@@ -267,6 +267,16 @@ fn run_expires_at_most_max_per_run_and_the_rest_next_time() {
         env.ok(&["run"]);
     }
     assert_eq!(env.states().get("expired").copied(), Some(10));
+    // A counter over every run, for Prometheus' rate(): in the heartbeat and the metrics.
+    let hb: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("heartbeat.json")).expect("heartbeat"))
+            .expect("json");
+    assert_eq!(hb["totals"]["expire.expired"], 10, "{hb}");
+    let metrics = std::fs::read_to_string(env.path("metrics.prom")).expect("metrics");
+    assert!(
+        metrics.contains("signalfoundry_stage_total{stage=\"expire\",counter=\"expired\"} 10"),
+        "{metrics}"
+    );
 }
 
 /// 20 trials: an expire killed at a random moment (and at each of its crash points) leaves
