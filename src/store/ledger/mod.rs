@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod outbox;
 pub use lifecycle::Intent;
 mod queries;
+pub mod readonly;
 
 /// Where an alert is in its lifecycle. The filesystem says where the file is; this says what
 /// state the alert is in; reconcile checks that they agree.
@@ -79,6 +80,12 @@ pub enum LedgerError {
         path: PathBuf,
         found: i64,
         known: i64,
+    },
+    #[error("ledger {}: schema version {found} is older than {needed}, which this command reads; run `signalfoundry status` once to migrate it", crate::store::fsx::shown(path))]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        needed: i64,
     },
 }
 
