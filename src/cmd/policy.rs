@@ -1,6 +1,6 @@
 //! `signalfoundry policy check|test` (the policy engine's own command line, with this
 //! configuration's policy as the default) and `verify-pack DIR`. Neither needs a state
-//! directory.
+//! directory. (`policy replay`, which reads one, is `cmd::replay`.)
 
 use chrono::Utc;
 
@@ -43,6 +43,25 @@ pub fn command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
                 None => "none: severity thresholds only (no --policy, no [policy] file)".into(),
             };
             sf_policy::cli::test(&policy, &source, now, *json, alerts, &mut out, &mut err)
+        }
+        PolicyCommand::Replay {
+            policy,
+            since,
+            bucket,
+            guard,
+            json,
+        } => {
+            drop((out, err));
+            return super::replay::run(
+                cli,
+                &super::replay::Args {
+                    candidate: policy,
+                    since,
+                    bucket: *bucket,
+                    guard: guard.as_deref(),
+                    json: *json,
+                },
+            );
         }
     };
     Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))

@@ -18,6 +18,7 @@ mod ingest;
 mod poll;
 mod product;
 mod readme;
+mod replay;
 mod reports;
 mod spool;
 mod support;
