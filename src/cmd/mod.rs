@@ -170,7 +170,8 @@ pub enum Command {
         #[command(subcommand)]
         command: IncidentCommand,
     },
-    /// Validate a policy file, or explain the decision for alerts.
+    /// Validate a policy file, explain the decision for alerts, or replay stored alerts with a
+    /// candidate policy.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -268,6 +269,9 @@ pub enum PolicyCommand {
     /// Exit codes: 0 no guard hit; 1 an alert of --guard would be suppressed or lowered (or
     /// the ledger could not be read); 2 a usage error, or an invalid candidate (its
     /// diagnostics on stderr, as `policy check` prints them).
+    ///
+    /// Example, in CI on every policy change: signalfoundry policy replay --policy
+    /// candidate.toml --since 30d --guard true-positives.txt
     Replay {
         /// The candidate policy file.
         #[arg(long, value_name = "CANDIDATE.toml")]

@@ -568,3 +568,19 @@ fn replay_takes_the_period_by_alert_time_skips_what_is_not_a_published_case_and_
         "the state directory changed"
     );
 }
+
+#[test]
+fn replay_example_candidate_is_the_default_policy_and_one_signature_so_the_readme_session_stays_true(
+) {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/sf-policy/examples/candidate-policy.toml");
+    let text = std::fs::read_to_string(&p).expect("candidate-policy.toml");
+    let added = text
+        .strip_prefix(sf_policy::DEFAULT_POLICY_TOML)
+        .expect("the example starts with the default policy, as shipped");
+    assert_eq!(added.matches("[[").count(), 1, "{added}");
+    assert!(
+        added.contains("[[suppress]]\nid = \"fp-web-scanner-sqli\""),
+        "{added}"
+    );
+}
