@@ -584,3 +584,55 @@ fn replay_example_candidate_is_the_default_policy_and_one_signature_so_the_readm
         "{added}"
     );
 }
+
+#[test]
+fn replay_names_a_case_it_cannot_read_and_replays_the_others() {
+    let t = Triaged::new(&[]);
+    let path_of = |rule: &str| -> PathBuf {
+        let c = t.env.ledger();
+        let rel: String = c
+            .query_row(
+                "SELECT case_path FROM alerts WHERE case_id = ?1",
+                [t.case(rule)],
+                |r| r.get(0),
+            )
+            .expect("case path");
+        t.env.path("cases").join(rel)
+    };
+    // Someone removed one case's alert.json, and another case whole.
+    std::fs::remove_file(path_of("91551").join("alert.json")).expect("remove alert.json");
+    std::fs::remove_dir_all(path_of("100500")).expect("remove case");
+    let cand = t.candidate("candidate.toml", BROAD);
+    let before = snapshot(&t.env.state);
+    let o = t.replay(&cand, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("against the stored decisions of 29 alerts,"),
+        "{out}"
+    );
+    assert!(out.contains("unreadable: 2\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "    unreadable {}: alert.json is gone",
+            t.case("91551")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("    unreadable {}: cases/", t.case("100500"))),
+        "{out}"
+    );
+    assert!(out.contains("unreadable=2 guard_hits=0"), "{out}");
+    let o = t.replay(&cand, &["--json"]);
+    let (_, totals) = json_lines(&stdout(&o));
+    assert_eq!(
+        totals["unreadable"].as_array().map(Vec::len),
+        Some(2),
+        "{totals}"
+    );
+    assert!(
+        snapshot(&t.env.state) == before,
+        "the state directory changed"
+    );
+}

@@ -219,7 +219,11 @@ fn decide_one(
     row: &StoredRow,
     opts: &ReplayOptions<'_>,
 ) -> Decided {
-    let case_id = row.case_id.clone().unwrap_or_default();
+    // A published row always has its case id; one without is named by its key.
+    let case_id = row
+        .case_id
+        .clone()
+        .unwrap_or_else(|| format!("(no case id; key {})", row.alert_key));
     let fail = |reason: String| Err((case_id.clone(), reason));
     let Some(stored_bucket) = row.bucket.as_deref().and_then(Bucket::parse) else {
         return fail("the row has no bucket".into());
