@@ -16,6 +16,7 @@ pub mod heartbeat;
 pub mod incidents;
 pub mod poll;
 pub mod reconcile;
+pub mod replay;
 pub mod triage;
 
 use std::collections::BTreeMap;

@@ -16,6 +16,7 @@ pub mod outbox;
 mod policy;
 pub mod policy_stats;
 pub mod poll;
+pub mod replay;
 pub mod requeue;
 pub mod run;
 pub mod status;
@@ -181,8 +182,8 @@ pub enum Command {
         #[command(subcommand)]
         command: IncidentCommand,
     },
-    /// Validate a policy file, explain the decision for alerts, or show the noise figures of
-    /// its signatures.
+    /// Validate a policy file, explain the decision for alerts, show the noise figures of its
+    /// signatures, or replay stored alerts with a candidate policy.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -285,6 +286,43 @@ pub enum PolicyCommand {
         #[arg(long)]
         at: Option<String>,
         /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-decide the stored alerts of a period with a candidate policy and show what would
+    /// change; writes nothing.
+    ///
+    /// Reads the ledger and each case's alert.json and case.json (triaged and escalated
+    /// alerts; quarantined, lost and queued ones are counted as skipped), decides every alert
+    /// with the candidate as triage would now, and compares with what is stored: each case's
+    /// bucket, deciding rule and incident as triage fixed them, not the current policy
+    /// deciding again. Prints the bucket transitions, per override and signature the alerts
+    /// it would newly decide or hold back (or no longer), every alert that would leave high or
+    /// medium by case id, and the incident changes. Takes no lock: it can run beside a
+    /// daemon.
+    ///
+    /// Exit codes: 0 no guard hit; 1 an alert of --guard would be suppressed or lowered (or
+    /// the ledger could not be read); 2 a usage error, or an invalid candidate (its
+    /// diagnostics on stderr, as `policy check` prints them).
+    ///
+    /// Example, in CI on every policy change: signalfoundry policy replay --policy
+    /// candidate.toml --since 30d --guard true-positives.txt
+    Replay {
+        /// The candidate policy file.
+        #[arg(long, value_name = "CANDIDATE.toml")]
+        policy: PathBuf,
+        /// The period, by alert time: a duration back from now (7d, 36h, 2w) or a time
+        /// (RFC 3339, or YYYY-MM-DD for midnight UTC).
+        #[arg(long, default_value = "7d", value_name = "DURATION|TIME")]
+        since: String,
+        /// Only alerts stored in this bucket.
+        #[arg(long, value_parser = parse_bucket)]
+        bucket: Option<sf_policy::Bucket>,
+        /// A file of alert keys or case ids known to be true positives, one per line (#
+        /// comments): exit 1 when the candidate would put one in a lower bucket.
+        #[arg(long, value_name = "KEYS_FILE")]
+        guard: Option<PathBuf>,
+        /// One JSON object per changed alert, then a totals object.
         #[arg(long)]
         json: bool,
     },

@@ -1,6 +1,6 @@
 //! `signalfoundry policy check|test` (the policy engine's own command line, with this
 //! configuration's policy as the default) and `verify-pack DIR`. Neither needs a state
-//! directory. (`policy stats` reads one: `policy_stats.rs`.)
+//! directory. (`policy stats` reads one: `policy_stats.rs`; `policy replay` too: `cmd::replay`.)
 
 use chrono::Utc;
 
@@ -49,6 +49,25 @@ pub fn command(cli: &Cli, command: &PolicyCommand) -> Result<u8, Failure> {
             sf_policy::cli::test(&policy, &source, now, *json, alerts, &mut out, &mut err)
         }
         PolicyCommand::Stats { .. } => EXIT_OK as i32,
+        PolicyCommand::Replay {
+            policy,
+            since,
+            bucket,
+            guard,
+            json,
+        } => {
+            drop((out, err));
+            return super::replay::run(
+                cli,
+                &super::replay::Args {
+                    candidate: policy,
+                    since,
+                    bucket: *bucket,
+                    guard: guard.as_deref(),
+                    json: *json,
+                },
+            );
+        }
     };
     Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))
 }

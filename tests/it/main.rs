@@ -19,6 +19,7 @@ mod noise;
 mod poll;
 mod product;
 mod readme;
+mod replay;
 mod reports;
 mod retention;
 mod spool;

@@ -23,6 +23,7 @@ pub mod retention;
 pub use lifecycle::Intent;
 pub mod noise;
 mod queries;
+pub mod readonly;
 
 /// Where an alert is in its lifecycle. The filesystem says where the file is; this says what
 /// state the alert is in; reconcile checks that they agree.
@@ -86,6 +87,12 @@ pub enum LedgerError {
         path: PathBuf,
         found: i64,
         known: i64,
+    },
+    #[error("ledger {}: schema version {found} is older than {needed}, which this command reads; run `signalfoundry status` once to migrate it", crate::store::fsx::shown(path))]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        needed: i64,
     },
 }
 
