@@ -129,6 +129,20 @@ fn rows(env: &Env) -> BTreeMap<String, (String, String, String)> {
         .collect()
 }
 
+/// How many files named `name` are under `dir`.
+fn walk_files(dir: &Path, name: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_dir() {
+            n += walk_files(&e.path(), name);
+        } else if e.file_name() == name {
+            n += 1;
+        }
+    }
+    n
+}
+
 fn log_of(line: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(line).expect("json");
     v["full_log"].as_str().expect("full_log").to_string()
@@ -207,7 +221,29 @@ fn expire_removes_exactly_the_due_cases_keeps_their_rows_and_the_books_add_up() 
             assert!(!log.is_empty(), "{id}: a case that was not due is gone");
         }
     }
-    // Incidents lose their expired members (and their files once they have none).
+    // Incidents lose their expired members, and their files once they have none.
+    let live_incidents: u64 = env
+        .ledger()
+        .query_row(
+            "SELECT COUNT(DISTINCT incident) FROM alerts WHERE state IN ('triaged', 'escalated')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    let expired_only: u64 = env
+        .ledger()
+        .query_row(
+            "SELECT COUNT(*) FROM incidents WHERE members = 0",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!(expired_only > 0, "no incident lost all its members");
+    let files = walk_files(&env.path("incidents"), "incident.json");
+    assert_eq!(
+        files as u64, live_incidents,
+        "incident files left for emptied incidents"
+    );
     let deep = env.run(&["reconcile", "--deep"]);
     let deep_out = String::from_utf8_lossy(&deep.stdout).into_owned();
     assert!(deep.status.success(), "{}", text(&deep));
