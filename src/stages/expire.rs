@@ -206,9 +206,17 @@ pub fn run(
                 break;
             }
             // 1. The rows say expired, and which directories go, durably, before any goes.
-            let n = ledger.write(|tx| tx.expire(&due))?;
+            let marked = ledger.write(|tx| tx.expire(&due))?;
             durable(state, opts.durability)?;
             crate::failpoint::crash_point("expire-marked");
+            budget = budget.saturating_sub(due.len() as u64);
+            // A row another process changed since it was read keeps its case.
+            let due: Vec<DueCase> = due
+                .into_iter()
+                .zip(marked)
+                .filter_map(|(c, m)| m.then_some(c))
+                .collect();
+            let n = due.len() as u64;
             // 2. The directories go, durably.
             let mut packs = 0;
             for c in &due {
@@ -223,7 +231,6 @@ pub fn run(
             ledger.write(|tx| tx.expiring_done(&keys))?;
             report.expired += n;
             report.packs += packs;
-            budget = budget.saturating_sub(due.len() as u64);
             report.listed.extend(due);
             match *bucket {
                 "suppressed" => report.suppressed += n,

@@ -123,11 +123,11 @@ impl Ledger {
 
 impl Tx<'_> {
     /// Moves each case's row to `expired` and records its directories in `expiring`; a row no
-    /// longer in `triaged` or `escalated` (changed since it was read) is left alone. The number
-    /// of rows that expired.
-    pub fn expire(&mut self, cases: &[DueCase]) -> Result<u64, rusqlite::Error> {
+    /// longer in `triaged` or `escalated` (changed since it was read) is left alone. Whether
+    /// each case's row expired, in order: only those cases' directories may go.
+    pub fn expire(&mut self, cases: &[DueCase]) -> Result<Vec<bool>, rusqlite::Error> {
         let now = now_text();
-        let mut n = 0;
+        let mut done = Vec::with_capacity(cases.len());
         let mut up = self.tx.prepare_cached(
             "UPDATE alerts SET state = 'expired', worker = NULL, updated_at = ?2
              WHERE key_hash = ?1 AND state IN ('triaged', 'escalated')",
@@ -137,12 +137,13 @@ impl Tx<'_> {
              VALUES (?1, ?2, ?3, ?4)",
         )?;
         for c in cases {
-            if up.execute(params![c.key_hash, now])? == 1 {
+            let expired = up.execute(params![c.key_hash, now])? == 1;
+            if expired {
                 ins.execute(params![c.key_hash, c.case_id, c.case_path, c.pack])?;
-                n += 1;
             }
+            done.push(expired);
         }
-        Ok(n)
+        Ok(done)
     }
 
     /// Forgets the `expiring` records of cases whose directories are gone (and durably so).
