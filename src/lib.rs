@@ -23,5 +23,6 @@ pub mod config;
 pub mod failpoint;
 pub mod model;
 pub mod secret;
+pub mod serve;
 pub mod stages;
 pub mod store;
