@@ -20,6 +20,7 @@ mod product;
 mod readme;
 mod reports;
 mod retention;
+mod serve;
 mod spool;
 mod support;
 mod triage;
