@@ -89,6 +89,8 @@ pub struct Overview {
     pub stages: Vec<StageStatus>,
     /// The last run's depths (heartbeat.json).
     pub depths: BTreeMap<String, u64>,
+    /// The last run's ledger rows per state (heartbeat.json).
+    pub ledger: BTreeMap<String, u64>,
     pub lag: BTreeMap<String, Value>,
     pub open_incidents: BTreeMap<String, u64>,
     pub quarantine: u64,
@@ -185,6 +187,14 @@ pub fn overview(src: &Source, now: DateTime<Utc>) -> Result<Overview, DataError>
                 .collect()
         })
         .unwrap_or_default();
+    let ledger_rows: BTreeMap<String, u64> = hb["ledger"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
     let lag = hb["lag"]
         .as_object()
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -215,6 +225,7 @@ pub fn overview(src: &Source, now: DateTime<Utc>) -> Result<Overview, DataError>
         stages,
         quarantine: depths.get("quarantine").copied().unwrap_or(0),
         depths,
+        ledger: ledger_rows,
         lag,
         open_incidents,
         dead_messages,

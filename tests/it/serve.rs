@@ -520,3 +520,74 @@ fn serve_incident_filters_and_api_agree_and_pages_are_bounded() {
 pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+fn overview(s: &Server) -> serde_json::Value {
+    let (code, body) = s.get("/api/v1/overview");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("json")
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn serve_beside_a_daemon_shows_each_new_runs_figures_without_a_restart() {
+    use crate::support::alert_line;
+    let env = Env::new("");
+    configure(&env, "");
+    let low: Vec<String> = (0..3).map(|i| alert_line(i, 3, i as u64)).collect();
+    env.ingest_lines(&low);
+    let mut s = Server::start(&env);
+    let mut daemon = env
+        .cmd(&["daemon", "--every", "1s"])
+        .env("SIGNALFOUNDRY_DEBUG_MIN_EVERY_MS", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the daemon");
+    let mut first = None;
+    wait_for("the daemon's first run on the console", || {
+        let o = overview(&s);
+        if o["ledger"]["triaged"] == 3 {
+            first = o["run_id"].as_str().map(str::to_string);
+        }
+        first.is_some()
+    });
+    assert_eq!(overview(&s)["ledger"]["escalated"], serde_json::Value::Null);
+    let high: Vec<String> = (10..14).map(|i| alert_line(i, 12, i as u64)).collect();
+    env.ingest_lines(&high);
+    wait_for("a later run's figures on the console", || {
+        let o = overview(&s);
+        o["ledger"]["escalated"] == 4 && o["run_id"].as_str() != first.as_deref()
+    });
+    let (_, metrics) = s.get("/metrics");
+    assert!(
+        metrics.contains("signalfoundry_ledger_rows{state=\"escalated\"} 4"),
+        "{metrics}"
+    );
+    let (_, list) = s.get("/api/v1/incidents?bucket=high");
+    assert!(list.contains("INC-"), "{list}");
+    assert!(
+        s.child.try_wait().expect("try_wait").is_none(),
+        "serve ran the whole test"
+    );
+    assert!(
+        daemon.try_wait().expect("try_wait").is_none(),
+        "the daemon too"
+    );
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(daemon.id().to_string())
+        .status();
+    let st = daemon.wait().expect("wait");
+    assert_eq!(st.code(), Some(0));
+    let _ = &mut s;
+}
