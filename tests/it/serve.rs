@@ -591,3 +591,47 @@ fn serve_beside_a_daemon_shows_each_new_runs_figures_without_a_restart() {
     assert_eq!(st.code(), Some(0));
     let _ = &mut s;
 }
+
+#[test]
+fn serve_over_tls_presents_its_certificate_and_sends_hsts() {
+    let env = Env::new("");
+    configure(&env, "");
+    let pki = indexer_sim::tls::Pki::new("console test").expect("pki");
+    let (cert, key) = (env.dir.path().join("cert.pem"), env.dir.path().join("key.pem"));
+    std::fs::write(&cert, pki.chain_pem()).expect("cert");
+    std::fs::write(&key, pki.key_pem()).expect("key");
+    let cfg = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        format!(
+            "{cfg}cert_file = {:?}\nkey_file = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .expect("config");
+    env.ingest_lines(&[crate::support::alert_line(1, 3, 1)]);
+    env.ok(&["run"]);
+    let s = Server::start(&env);
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    let c = reqwest::blocking::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).expect("ca"),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let h = c.get(format!("{}/healthz", s.url)).send().expect("GET over TLS");
+    assert_eq!(h.status().as_u16(), 200);
+    let r = c
+        .get(format!("{}/api/v1/overview", s.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().contains_key("strict-transport-security"));
+    assert_eq!(
+        c.get(format!("{}/api/v1/overview", s.url)).send().expect("GET").status().as_u16(),
+        401
+    );
+}
