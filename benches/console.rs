@@ -61,7 +61,11 @@ fn build_ledger(dir: &std::path::Path, n: usize) {
             let hash = format!("{i:032x}");
             let case_id = format!("SF-{hash}");
             let time = t(i);
-            let state = if bucket == "high" { "escalated" } else { "triaged" };
+            let state = if bucket == "high" {
+                "escalated"
+            } else {
+                "triaged"
+            };
             let desc = if inc % 1000 == 7 {
                 format!("needle in incident {inc}")
             } else {
@@ -109,7 +113,16 @@ fn main() {
     let (dir, _guard) = common::bench_dir("console-bench");
     let state = dir.join("state");
     std::fs::create_dir_all(&state).expect("state");
-    for sub in ["incoming", "queue", "overflow", "processing", "quarantine", "cases", "escalations", "incidents"] {
+    for sub in [
+        "incoming",
+        "queue",
+        "overflow",
+        "processing",
+        "quarantine",
+        "cases",
+        "escalations",
+        "incidents",
+    ] {
         std::fs::create_dir_all(state.join(sub)).expect("subdir");
     }
     let t = Instant::now();
@@ -161,7 +174,10 @@ fn main() {
         "/api/v1/cases?limit=200".to_string(),
         "/".to_string(),
     ];
-    println!("{:<48} {:>10} {:>10}  status", "page", "median ms", "worst ms");
+    println!(
+        "{:<48} {:>10} {:>10}  status",
+        "page", "median ms", "worst ms"
+    );
     let mut over = Vec::new();
     for p in &pages {
         let mut times = Vec::new();
@@ -175,7 +191,9 @@ fn main() {
             let resp = rt.block_on(async {
                 let resp = r.clone().oneshot(req).await.expect("answer");
                 let status = resp.status().as_u16();
-                let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body");
+                let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
+                    .await
+                    .expect("body");
                 (status, body.len())
             });
             times.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -13,8 +13,8 @@
 //!   unescaped HTML is our SVG and Markdown passed through ammonia.
 //! - Ids from a path are checked against `[A-Za-z0-9-]+` before anything is looked up; files
 //!   are reached only by names from the ledger or fixed names.
-//! - Bounded: request time ([`REQUEST_TIMEOUT`]), header read time, page sizes
-//!   ([`data::MAX_PAGE`]).
+//! - Bounded: request time ([`REQUEST_TIMEOUT`]), header read time, connections
+//!   ([`MAX_CONNECTIONS`]), page sizes ([`data::MAX_PAGE`]).
 //!
 //! Layout: [`auth`] (credentials, sessions, rate limit), [`data`] (what each page shows, read
 //! from the store), [`charts`] (SVG), [`pages`] (handlers and templates), this file (the router,
@@ -43,6 +43,8 @@ use tower::ServiceExt;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a client may take to send its request head (and its TLS handshake).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; the next wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 256;
 
 pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -247,8 +249,12 @@ pub async fn serve(
         if acceptor.is_some() { "https" } else { "http" }
     ));
     let router = router(app);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => return Ok(()),
             a = listener.accept() => match a {
@@ -263,6 +269,7 @@ pub async fn serve(
         let router = router.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(Peer(peer));
                 router.clone().oneshot(req.map(axum::body::Body::new))

@@ -597,7 +597,10 @@ fn serve_over_tls_presents_its_certificate_and_sends_hsts() {
     let env = Env::new("");
     configure(&env, "");
     let pki = indexer_sim::tls::Pki::new("console test").expect("pki");
-    let (cert, key) = (env.dir.path().join("cert.pem"), env.dir.path().join("key.pem"));
+    let (cert, key) = (
+        env.dir.path().join("cert.pem"),
+        env.dir.path().join("key.pem"),
+    );
     std::fs::write(&cert, pki.chain_pem()).expect("cert");
     std::fs::write(&key, pki.key_pem()).expect("key");
     let cfg = std::fs::read_to_string(&env.config).expect("config");
@@ -615,13 +618,14 @@ fn serve_over_tls_presents_its_certificate_and_sends_hsts() {
     let s = Server::start(&env);
     assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
     let c = reqwest::blocking::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).expect("ca"),
-        )
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).expect("ca"))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let h = c.get(format!("{}/healthz", s.url)).send().expect("GET over TLS");
+    let h = c
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .expect("GET over TLS");
     assert_eq!(h.status().as_u16(), 200);
     let r = c
         .get(format!("{}/api/v1/overview", s.url))
@@ -631,7 +635,11 @@ fn serve_over_tls_presents_its_certificate_and_sends_hsts() {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers().contains_key("strict-transport-security"));
     assert_eq!(
-        c.get(format!("{}/api/v1/overview", s.url)).send().expect("GET").status().as_u16(),
+        c.get(format!("{}/api/v1/overview", s.url))
+            .send()
+            .expect("GET")
+            .status()
+            .as_u16(),
         401
     );
 }
