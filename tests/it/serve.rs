@@ -643,3 +643,33 @@ fn serve_over_tls_presents_its_certificate_and_sends_hsts() {
         401
     );
 }
+
+#[test]
+fn serve_lists_quarantine_entries_with_their_reasons() {
+    let env = Env::new("");
+    configure(&env, "");
+    let f = env.dir.path().join("bad.jsonl");
+    std::fs::write(
+        &f,
+        "{\"not\": \"an alert\"\n<script>window.sfPwned=1</script>\n",
+    )
+    .expect("bad lines");
+    env.run(&["ingest", f.to_str().expect("path")]);
+    env.ok(&["run"]);
+    let s = Server::start(&env);
+    let (code, body) = s.get("/api/v1/quarantine");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let items = v["items"].as_array().expect("items");
+    assert_eq!(v["total"], 2, "{body}");
+    assert!(
+        items
+            .iter()
+            .all(|i| i["reason"].as_str().is_some_and(|r| r.contains("reason:"))),
+        "{body}"
+    );
+    let (_, page) = s.get("/quarantine");
+    assert!(page.contains("2 entries"));
+    assert!(!page.contains("<script>window"));
+    assert_eq!(overview(&s)["quarantine"], 2);
+}
