@@ -25,6 +25,9 @@ use crate::store::state::StateDir;
 pub const MAX_PAGE: u64 = 200;
 pub const DEFAULT_PAGE: u64 = 50;
 const HISTORY_MAX: u64 = 256 << 20;
+/// How long the incidents list may scan for a description text or a rule (no index serves
+/// them) before it answers with what it found, marked partial.
+pub const SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(150);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -334,6 +337,7 @@ impl IncidentQuery {
             sort,
             offset: (self.page() - 1) * limit,
             limit: limit + 1,
+            budget: Some(SCAN_BUDGET),
         })
     }
 }
@@ -412,6 +416,9 @@ pub struct IncidentList {
     pub page: u64,
     pub limit: u64,
     pub next_page: Option<u64>,
+    /// The scan for a text or rule filter stopped at [`SCAN_BUDGET`]: more may match further
+    /// back (narrow the time range).
+    pub partial: bool,
     /// How long the ledger query took (the page shows it; the benchmark measures it).
     pub query_ms: f64,
 }
@@ -425,7 +432,7 @@ pub fn incidents(
     let f = q.filter(cutoff.clone()).map_err(DataError::Other)?;
     let ledger = src.ledger()?;
     let t = std::time::Instant::now();
-    let mut rows = ledger.console_incidents(&f)?;
+    let (mut rows, partial) = ledger.console_incidents(&f)?;
     let query_ms = t.elapsed().as_secs_f64() * 1000.0;
     let limit = q.limit();
     let more = rows.len() as u64 > limit;
@@ -434,7 +441,8 @@ pub fn incidents(
         items: rows.iter().map(|r| item(r, &cutoff)).collect(),
         page: q.page(),
         limit,
-        next_page: more.then(|| q.page() + 1),
+        next_page: (more || partial).then(|| q.page() + 1),
+        partial,
         query_ms,
     })
 }

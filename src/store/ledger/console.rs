@@ -5,8 +5,10 @@
 //! - Never writes: the connection is opened `SQLITE_OPEN_READ_ONLY` with `query_only` on, and
 //!   never migrates (a ledger older than this build's schema is said, not upgraded).
 //! - Every list is one indexed query with a bounded `LIMIT`: incidents newest first walk
-//!   `incidents_by_start`, a member list walks `alerts_by_incident`, the cases list walks the
-//!   rowid (arrival order) or `alerts_by_agent_time`; nothing scans per request what grows.
+//!   `incidents_by_start`, an agent's incidents come through `alerts_by_agent_time`, a member
+//!   list walks `alerts_by_incident`, the cases list walks the rowid (arrival order) from its
+//!   cursor. The text and rule filters have no index to use (the ledger has none on
+//!   descriptions or rule ids): they scan incidents newest first until a page is full.
 
 use std::path::Path;
 use std::time::Duration;
@@ -50,6 +52,8 @@ pub struct ConsoleIncidentFilter {
     pub sort: IncidentSort,
     pub offset: u64,
     pub limit: u64,
+    /// How long a scan for the text or rule filters may take before it stops with what it has.
+    pub budget: Option<Duration>,
 }
 
 /// One case row for the cases list and the case page.
@@ -180,21 +184,31 @@ impl Ledger {
     }
 
     /// A page of incidents (`limit + 1` asked, so the caller knows whether a next page exists).
+    /// The bool: the scan stopped at `f.budget` (the rows are the page so far).
     pub fn console_incidents(
         &self,
         f: &ConsoleIncidentFilter,
-    ) -> Result<Vec<IncidentRow>, LedgerError> {
+    ) -> Result<(Vec<IncidentRow>, bool), LedgerError> {
         let order = match f.sort {
             IncidentSort::Newest => "window_start DESC, id DESC",
             IncidentSort::Level => "max_level DESC, window_start DESC, id DESC",
+        };
+        // An agent narrows through `alerts_by_agent_time` to its incidents, looked up by id;
+        // without one the clause is a constant.
+        let agent = if f.agent.is_some() {
+            format!(
+                "i.id IN (SELECT a.incident FROM alerts a WHERE a.agent = ?4
+                   AND a.incident IS NOT NULL AND a.state IN {MEMBER_STATES})"
+            )
+        } else {
+            "?4 IS NULL".to_string()
         };
         let sql = format!(
             "SELECT {COLUMNS} FROM incidents i
              WHERE members > 0
                AND (?1 IS NULL OR (?1 = 1 AND window_end > ?2) OR (?1 = 0 AND window_end <= ?2))
                AND (?3 IS NULL OR {HIGHEST_BUCKET_SQL} = ?3)
-               AND (?4 IS NULL OR EXISTS (SELECT 1 FROM alerts a WHERE a.agent = ?4
-                      AND a.incident = i.id AND a.state IN {MEMBER_STATES}))
+               AND {agent}
                AND (?5 IS NULL OR EXISTS (SELECT 1 FROM alerts a WHERE a.incident = i.id
                       AND a.rule_id = ?5 AND a.state IN {MEMBER_STATES}))
                AND (?6 IS NULL OR group_id = ?6)
@@ -204,27 +218,54 @@ impl Ledger {
                       AND a.description LIKE ?9 ESCAPE '\\' AND a.state IN {MEMBER_STATES}))
              ORDER BY {order} LIMIT ?10 OFFSET ?11"
         );
-        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(
-                params![
-                    f.open.map(i64::from),
-                    f.open_cutoff,
-                    f.bucket,
-                    f.agent,
-                    f.rule,
-                    f.group,
-                    f.from,
-                    f.to,
-                    f.text.as_deref().map(like_pattern),
-                    f.limit.min(i64::MAX as u64) as i64,
-                    f.offset.min(i64::MAX as u64) as i64,
-                ],
-                incident,
-            )
-            .and_then(|r| r.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        // The filters without an index (text, rule) scan: past `budget` the scan stops and
+        // what it found so far is the answer, said as partial.
+        let budget = f.budget.filter(|_| f.text.is_some() || f.rule.is_some());
+        let stop = budget.map(|b| {
+            let handle = self.conn.get_interrupt_handle();
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let watchdog = std::thread::spawn(move || {
+                if rx.recv_timeout(b) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                    handle.interrupt();
+                }
+            });
+            (tx, watchdog)
+        });
+        let result = (|| {
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut rows = st.query(params![
+                f.open.map(i64::from),
+                f.open_cutoff,
+                f.bucket,
+                f.agent,
+                f.rule,
+                f.group,
+                f.from,
+                f.to,
+                f.text.as_deref().map(like_pattern),
+                f.limit.min(i64::MAX as u64) as i64,
+                f.offset.min(i64::MAX as u64) as i64,
+            ])?;
+            let mut out = Vec::new();
+            loop {
+                match rows.next() {
+                    Ok(Some(r)) => out.push(incident(r)?),
+                    Ok(None) => return Ok((out, false)),
+                    Err(e)
+                        if e.sqlite_error_code()
+                            == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+                    {
+                        return Ok((out, true))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        })();
+        if let Some((tx, watchdog)) = stop {
+            drop(tx);
+            let _ = watchdog.join();
+        }
+        result.map_err(|e| self.err(e))
     }
 
     /// One incident's row.
@@ -273,23 +314,22 @@ impl Ledger {
 
     /// A page of cases, newest arrival first (`limit + 1` asked by the caller for paging).
     pub fn console_cases(&self, f: &ConsoleCaseFilter) -> Result<Vec<CaseRow>, LedgerError> {
-        // With an agent, `alerts_by_agent_time` orders the walk; otherwise the rowid does.
-        let (from, order) = if f.agent.is_some() {
-            (
-                "alerts INDEXED BY alerts_by_agent_time",
-                "alert_time DESC, id DESC",
-            )
+        // Newest arrival first, walking the rowid from the cursor down (`id < constant` is a
+        // range on the rowid); an agent's equality lets the planner take
+        // `alerts_by_agent_time` instead when that is fewer rows.
+        let agent = if f.agent.is_some() {
+            "agent = ?2"
         } else {
-            ("alerts", "id DESC")
+            "?2 IS NULL"
         };
         let sql = format!(
-            "SELECT {CASE_COLUMNS} FROM {from}
-             WHERE case_id IS NOT NULL AND state IN ('triaged', 'escalated')
+            "SELECT {CASE_COLUMNS} FROM alerts
+             WHERE id < COALESCE(?4, 9223372036854775807)
+               AND case_id IS NOT NULL AND state IN ('triaged', 'escalated')
                AND (?1 IS NULL OR bucket = ?1)
-               AND (?2 IS NULL OR agent = ?2)
+               AND {agent}
                AND (?3 IS NULL OR rule_id = ?3)
-               AND (?4 IS NULL OR id < ?4)
-             ORDER BY {order} LIMIT ?5"
+             ORDER BY id DESC LIMIT ?5"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = st
