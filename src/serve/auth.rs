@@ -148,6 +148,10 @@ impl Sessions {
 
     pub fn refused(&self, ip: IpAddr) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Addresses whose refusals have all left the window are forgotten (bounded memory).
+        if f.len() > 10_000 {
+            f.retain(|_, l| l.iter().any(|t| t.elapsed() < FAILURE_WINDOW));
+        }
         f.entry(ip).or_default().push(Instant::now());
     }
 }
