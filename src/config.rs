@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer};
 use crate::store::fsx::Durability;
 
 pub mod notify;
+pub mod serve;
 pub use notify::{DeliveryConfig, NotifyConfig, NotifyKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// `[serve]`: the console.
+    #[serde(default)]
+    pub serve: serve::ServeConfig,
 }
 
 impl Default for Config {

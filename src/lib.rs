@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cmd      the command line: clap, Context, Failure, exit codes, one module per command
+//! serve    beside cmd: the console (`signalfoundry serve`), read-only web pages and /api/v1
 //!   |
 //! stages   poll, cap, triage (cases and packs inside), escalate, deliver, reconcile, heartbeat;
 //!   |      each with one entry point and a report (`stages::Report`)
@@ -23,5 +24,6 @@ pub mod config;
 pub mod failpoint;
 pub mod model;
 pub mod secret;
+pub mod serve;
 pub mod stages;
 pub mod store;

@@ -19,6 +19,7 @@ pub mod poll;
 pub mod replay;
 pub mod requeue;
 pub mod run;
+pub mod serve;
 pub mod status;
 
 use std::io::Write;
@@ -120,6 +121,13 @@ pub enum Command {
         /// The cadence, e.g. 5m.
         #[arg(long, value_parser = parse_duration)]
         every: std::time::Duration,
+    },
+    /// The console: a read-only web view of this state directory (`[serve]` in the
+    /// configuration), until SIGTERM/SIGINT.
+    Serve {
+        /// host:port (default: `[serve] listen`, else 127.0.0.1:8600).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Depths, the last heartbeat and its age, ledger totals, signatures about to expire.
     Status {
@@ -605,7 +613,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             Command::Ingest { .. }
             | Command::Status { .. }
             | Command::Incidents { .. }
-            | Command::Incident { .. },
+            | Command::Incident { .. }
+            | Command::Serve { .. },
             Err(f),
         ) => {
             tracing::error!(
@@ -712,6 +721,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             ctx.warn_expiring(&policy);
             crate::cmd::run::run(&ctx, &policy, &prio)
         }
+        Command::Serve { listen } => crate::cmd::serve::run(&ctx, listen.as_deref()),
         Command::Status { json } => crate::cmd::status::run(&ctx, &policy, *json),
         Command::Incidents {
             open,

@@ -133,6 +133,25 @@ impl StateDir {
         Ok(st)
     }
 
+    /// Opens an existing state directory to read only (the console, `serve`): no adoption,
+    /// no lock, nothing created or tightened; a missing subdirectory is an error.
+    pub fn open_read_only(path: &Path) -> Result<StateDir, StateError> {
+        let root = DirFd::open(path)?;
+        let sub = |n: &str| root.open_subdir(n.as_bytes());
+        Ok(StateDir {
+            incoming: sub("incoming")?,
+            queue: sub("queue")?,
+            overflow: sub("overflow")?,
+            processing: sub("processing")?,
+            quarantine: sub("quarantine")?,
+            cases: sub("cases")?,
+            escalations: sub("escalations")?,
+            incidents: sub("incidents")?,
+            root,
+            _lock: None,
+        })
+    }
+
     /// Refuses a state directory with a mount point among its subdirectories: one `syncfs`
     /// barrier makes one filesystem durable, and renames between filesystems are not atomic.
     fn one_filesystem(&self) -> Result<(), StateError> {

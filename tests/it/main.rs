@@ -7,6 +7,7 @@
 // Children that fail to report are left to the panic; the passing paths kill and wait them.
 #![allow(clippy::zombie_processes)]
 
+mod browser;
 mod cli;
 mod crash;
 mod deliver;
@@ -22,6 +23,7 @@ mod readme;
 mod replay;
 mod reports;
 mod retention;
+mod serve;
 mod spool;
 mod support;
 mod triage;

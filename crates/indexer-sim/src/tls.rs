@@ -74,6 +74,16 @@ impl Pki {
         self.ca.pem()
     }
 
+    /// The leaf certificate then the CA, PEM: a server's certificate file (the console's test).
+    pub fn chain_pem(&self) -> String {
+        format!("{}{}", self.leaf.pem(), self.ca.pem())
+    }
+
+    /// The leaf's private key, PKCS#8 PEM.
+    pub fn key_pem(&self) -> String {
+        self.leaf_key.serialize_pem()
+    }
+
     /// A server configuration presenting the leaf (and the CA), offering `alpn`.
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

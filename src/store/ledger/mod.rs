@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::model::alert::KeyHash;
 use crate::store::fsx::Durability;
 
+pub mod console;
 pub mod incidents;
 mod lifecycle;
 pub mod outbox;
