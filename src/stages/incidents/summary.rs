@@ -31,7 +31,8 @@ use serde_json::{Map, Value};
 
 use super::view::{IncidentView, MemberRef, Status};
 use crate::stages::escalate::markdown::{
-    columns, escape_inline, escape_plain, fence_escaped, truncate_chars,
+    columns, escape_inline, escape_inline_fields, escape_name, escape_plain, fence_escaped,
+    truncate_chars,
 };
 use crate::stages::escalate::summary::{kind_of, next_steps, AlertKind};
 
@@ -175,7 +176,7 @@ pub fn render(input: &SummaryInput<'_>) -> String {
         .map_or_else(|| "unknown".to_string(), |l| l.to_string());
     let host = match view.agents.as_slice() {
         [] => "an unknown host".to_string(),
-        [one] => format!("host {}", escape_inline(one)),
+        [one] => format!("host {}", escape_name(one)),
         many => format!("{} hosts", many.len()),
     };
     let rules = tally::rules(sample, timeline);
@@ -336,7 +337,7 @@ fn what_happened(
     for k in view.key.iter().take(LIST_SHOWN) {
         p.line(&format!(
             "- **Key field** {}: {}",
-            escape_inline(&k.field),
+            escape_inline_fields(&k.field),
             k.value
                 .as_deref()
                 .map_or_else(|| "(missing)".to_string(), escape_inline)
@@ -357,7 +358,7 @@ fn where_section(p: &mut Page, input: &SummaryInput<'_>) {
         [] => p.line("- **Host:** not known"),
         [one] => p.line(&format!(
             "- **Host (canonical name):** {}",
-            escape_inline(one)
+            escape_name(one)
         )),
         many => p.line(&format!(
             "- **Hosts (canonical names, {}):** {}",
@@ -587,7 +588,7 @@ fn observables_section(p: &mut Page, sample: &[Map<String, Value>]) {
             o.item.kind.as_str(),
             escape_inline(&o.item.value),
             plural(o.count as u64, "alert", "alerts"),
-            escape_inline(&o.item.field)
+            escape_inline_fields(&o.item.field)
         ));
     }
     if all.len() > OBSERVABLES_SHOWN {

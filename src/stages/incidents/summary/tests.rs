@@ -30,10 +30,16 @@ fn view(total: u64) -> IncidentView {
     IncidentView {
         id: "INC-0123456789abcdef0123".into(),
         group: "ssh-bruteforce".into(),
-        key: vec![KeyField {
-            field: "agent".into(),
-            value: Some("web01".into()),
-        }],
+        key: vec![
+            KeyField {
+                field: "rule.id".into(),
+                value: Some("5712".into()),
+            },
+            KeyField {
+                field: "agent".into(),
+                value: Some("web01".into()),
+            },
+        ],
         window: Window {
             start: t0(),
             end: t0() + Duration::seconds(3600),
@@ -381,6 +387,9 @@ fn a_burst_of_sixty_shows_fifty_rows_counts_rate_and_shared_observables() {
         assert!(md.contains("- **Technique:** `T1110` `Brute Force` (in 60 alerts)"));
         assert!(md.contains("- **Tactics:** `Credential Access` (60)"));
         assert!(md.contains("- **Kind:** authentication"));
+        // Field paths are ours: readable, never `rule[.]id` (alert values are still defanged).
+        assert!(md.contains("- **Key field** `rule.id`: `5712`"), "{md}");
+        assert!(!md.contains("[.]id") && !md.contains("data[.]"), "{md}");
         // 1 srcip + 60 dstips + 3 users distinct; 40 shown, the most frequent first.
         assert!(
             md.contains("64 distinct in the first 60 member alerts"),
