@@ -25,8 +25,8 @@ use crate::store::state::StateDir;
 pub const MAX_PAGE: u64 = 200;
 pub const DEFAULT_PAGE: u64 = 50;
 const HISTORY_MAX: u64 = 256 << 20;
-/// How long the incidents list may scan for a description text or a rule (no index serves
-/// them) before it answers with what it found, marked partial.
+/// How long the incidents list may scan for a description text (no index serves it) before it
+/// answers with what it found, marked partial.
 pub const SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(150);
 
 #[derive(Debug, thiserror::Error)]
@@ -416,7 +416,7 @@ pub struct IncidentList {
     pub page: u64,
     pub limit: u64,
     pub next_page: Option<u64>,
-    /// The scan for a text or rule filter stopped at [`SCAN_BUDGET`]: more may match further
+    /// The scan for a text filter stopped at [`SCAN_BUDGET`]: more may match further
     /// back (narrow the time range).
     pub partial: bool,
     /// How long the ledger query took (the page shows it; the benchmark measures it).

@@ -7,8 +7,10 @@
 //! - Every list is one indexed query with a bounded `LIMIT`: incidents newest first walk
 //!   `incidents_by_start`, an agent's incidents come through `alerts_by_agent_time`, a member
 //!   list walks `alerts_by_incident`, the cases list walks the rowid (arrival order) from its
-//!   cursor. The text and rule filters have no index to use (the ledger has none on
-//!   descriptions or rule ids): they scan incidents newest first until a page is full.
+//!   cursor; a rule's incidents come through `alerts_by_rule` and the sort by level walks
+//!   `incidents_by_level` (migration 9). The text filter has no index to use (the ledger has
+//!   none on descriptions): it scans incidents newest first until a page is full, within a
+//!   time budget.
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,7 +54,7 @@ pub struct ConsoleIncidentFilter {
     pub sort: IncidentSort,
     pub offset: u64,
     pub limit: u64,
-    /// How long a scan for the text or rule filters may take before it stops with what it has.
+    /// How long a scan for the text filter may take before it stops with what it has.
     pub budget: Option<Duration>,
 }
 
@@ -203,14 +205,22 @@ impl Ledger {
         } else {
             "?4 IS NULL".to_string()
         };
+        // A rule the same way, through `alerts_by_rule` (migration 9).
+        let rule = if f.rule.is_some() {
+            format!(
+                "i.id IN (SELECT a.incident FROM alerts a WHERE a.rule_id = ?5
+                   AND a.incident IS NOT NULL AND a.state IN {MEMBER_STATES})"
+            )
+        } else {
+            "?5 IS NULL".to_string()
+        };
         let sql = format!(
             "SELECT {COLUMNS} FROM incidents i
              WHERE members > 0
                AND (?1 IS NULL OR (?1 = 1 AND window_end > ?2) OR (?1 = 0 AND window_end <= ?2))
                AND (?3 IS NULL OR {HIGHEST_BUCKET_SQL} = ?3)
                AND {agent}
-               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM alerts a WHERE a.incident = i.id
-                      AND a.rule_id = ?5 AND a.state IN {MEMBER_STATES}))
+               AND {rule}
                AND (?6 IS NULL OR group_id = ?6)
                AND (?7 IS NULL OR last_time >= ?7)
                AND (?8 IS NULL OR first_time <= ?8)
@@ -218,9 +228,9 @@ impl Ledger {
                       AND a.description LIKE ?9 ESCAPE '\\' AND a.state IN {MEMBER_STATES}))
              ORDER BY {order} LIMIT ?10 OFFSET ?11"
         );
-        // The filters without an index (text, rule) scan: past `budget` the scan stops and
-        // what it found so far is the answer, said as partial.
-        let budget = f.budget.filter(|_| f.text.is_some() || f.rule.is_some());
+        // The one filter without an index (text in the description) scans: past `budget` the
+        // scan stops and what it found so far is the answer, said as partial.
+        let budget = f.budget.filter(|_| f.text.is_some());
         let stop = budget.map(|b| {
             let handle = self.conn.get_interrupt_handle();
             let (tx, rx) = std::sync::mpsc::channel::<()>();

@@ -383,6 +383,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO meta (k, v) SELECT 'signature_days_since', strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
       WHERE EXISTS (SELECT 1 FROM alerts WHERE state IN ('triaged', 'escalated', 'triaging'));",
+    // 9: the console's lists as index lookups: incidents by a member's rule, and by highest
+    //    level (its sort). Both change only with the intent (rule, incident) or the members'
+    //    triggers (max_level).
+    "CREATE INDEX alerts_by_rule ON alerts(rule_id, incident) WHERE incident IS NOT NULL;
+    CREATE INDEX incidents_by_level ON incidents(max_level, window_start);",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
