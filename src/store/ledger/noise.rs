@@ -331,10 +331,12 @@ mod tests {
         let p = dir.path().join("ledger.db");
         {
             let l = Ledger::open(&p, Durability::Off).expect("open");
-            // Back to schema 7 with a triaged row, as a ledger of the previous version.
+            // Back to schema 7 (migrations 8 and 9 undone) with a triaged row, as a ledger of
+            // that version.
             l.conn()
                 .execute_batch(
                     "DROP TABLE signature_days; DROP TABLE suppressed_days;
+                     DROP INDEX alerts_by_rule; DROP INDEX incidents_by_level;
                      INSERT INTO alerts (key_hash, alert_key, state, name, content_hash,
                        priority, alert_time, source, created_at, updated_at)
                      VALUES ('k', 'k', 'triaged', 'n', 'c', 3, 't', 'test', 't', 't');
