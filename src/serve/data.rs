@@ -25,8 +25,8 @@ use crate::store::state::StateDir;
 pub const MAX_PAGE: u64 = 200;
 pub const DEFAULT_PAGE: u64 = 50;
 const HISTORY_MAX: u64 = 256 << 20;
-/// How long the incidents list may scan for a description text (no index serves it) before it
-/// answers with what it found, marked partial.
+/// How long the incidents list may take for a description text (looked up by index, but a text
+/// that matches most alerts still has many to sort) before it answers with what it found, partial.
 pub const SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(150);
 
 #[derive(Debug, thiserror::Error)]

@@ -8,9 +8,9 @@
 //!   `incidents_by_start`, an agent's incidents come through `alerts_by_agent_time`, a member
 //!   list walks `alerts_by_incident`, the cases list walks the rowid (arrival order) from its
 //!   cursor; a rule's incidents come through `alerts_by_rule` and the sort by level walks
-//!   `incidents_by_level` (migration 9). The text filter has no index to use (the ledger has
-//!   none on descriptions): it scans incidents newest first until a page is full, within a
-//!   time budget.
+//!   `incidents_by_level` (migration 9); a text in the description matches the small table of
+//!   distinct descriptions, whose alerts come through `alerts_by_description` (migration 10).
+//!   The time budget stays as a guard for a text that matches a huge share of the alerts.
 
 use std::path::Path;
 use std::time::Duration;
@@ -205,6 +205,17 @@ impl Ledger {
         } else {
             "?4 IS NULL".to_string()
         };
+        // Text in the description: the distinct descriptions that hold it, then their alerts
+        // through `alerts_by_description` (migration 10).
+        let text = if f.text.is_some() {
+            format!(
+                "i.id IN (SELECT a.incident FROM alerts a WHERE a.description IN
+                   (SELECT d.text FROM descriptions d WHERE d.text LIKE ?9 ESCAPE '\\')
+                   AND a.incident IS NOT NULL AND a.state IN {MEMBER_STATES})"
+            )
+        } else {
+            "?9 IS NULL".to_string()
+        };
         // A rule the same way, through `alerts_by_rule` (migration 9).
         let rule = if f.rule.is_some() {
             format!(
@@ -224,8 +235,7 @@ impl Ledger {
                AND (?6 IS NULL OR group_id = ?6)
                AND (?7 IS NULL OR last_time >= ?7)
                AND (?8 IS NULL OR first_time <= ?8)
-               AND (?9 IS NULL OR EXISTS (SELECT 1 FROM alerts a WHERE a.incident = i.id
-                      AND a.description LIKE ?9 ESCAPE '\\' AND a.state IN {MEMBER_STATES}))
+               AND {text}
              ORDER BY {order} LIMIT ?10 OFFSET ?11"
         );
         // The one filter without an index (text in the description) scans: past `budget` the

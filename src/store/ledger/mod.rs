@@ -388,6 +388,25 @@ const MIGRATIONS: &[&str] = &[
     //    triggers (max_level).
     "CREATE INDEX alerts_by_rule ON alerts(rule_id, incident) WHERE incident IS NOT NULL;
     CREATE INDEX incidents_by_level ON incidents(max_level, window_start);",
+    // 10: the console's description search as index lookups: every distinct description (a
+    //    few thousand: Wazuh's rules' texts) in `descriptions`, kept by triggers as rows get
+    //    theirs, and the members of each by `alerts_by_description`. A search matches the
+    //    small table with LIKE, then looks its alerts up by index.
+    "CREATE TABLE descriptions (text TEXT PRIMARY KEY) WITHOUT ROWID;
+    INSERT OR IGNORE INTO descriptions (text)
+      SELECT DISTINCT description FROM alerts WHERE description IS NOT NULL;
+    CREATE INDEX alerts_by_description ON alerts(description, incident)
+      WHERE incident IS NOT NULL;
+    CREATE TRIGGER description_seen AFTER UPDATE OF description ON alerts
+    WHEN NEW.description IS NOT NULL
+    BEGIN
+      INSERT OR IGNORE INTO descriptions (text) VALUES (NEW.description);
+    END;
+    CREATE TRIGGER description_inserted AFTER INSERT ON alerts
+    WHEN NEW.description IS NOT NULL
+    BEGIN
+      INSERT OR IGNORE INTO descriptions (text) VALUES (NEW.description);
+    END;",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack

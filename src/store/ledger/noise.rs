@@ -330,19 +330,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("ledger.db");
         {
-            let l = Ledger::open(&p, Durability::Off).expect("open");
-            // Back to schema 7 (migrations 8 and 9 undone) with a triaged row, as a ledger of
-            // that version.
-            l.conn()
-                .execute_batch(
-                    "DROP TABLE signature_days; DROP TABLE suppressed_days;
-                     DROP INDEX alerts_by_rule; DROP INDEX incidents_by_level;
-                     INSERT INTO alerts (key_hash, alert_key, state, name, content_hash,
-                       priority, alert_time, source, created_at, updated_at)
-                     VALUES ('k', 'k', 'triaged', 'n', 'c', 3, 't', 'test', 't', 't');
-                     PRAGMA user_version = 7;",
-                )
-                .expect("downgrade");
+            // A ledger as version 7 left it (before these tables), with a triaged row.
+            let c = rusqlite::Connection::open(&p).expect("open");
+            for m in &super::super::MIGRATIONS[..7] {
+                c.execute_batch(m).expect("migrate to 7");
+            }
+            c.pragma_update(None, "user_version", 7).expect("version");
+            c.execute_batch(
+                "INSERT INTO alerts (key_hash, alert_key, state, name, content_hash,
+                   priority, alert_time, source, created_at, updated_at)
+                 VALUES ('k', 'k', 'triaged', 'n', 'c', 3, 't', 'test', 't', 't');",
+            )
+            .expect("row");
         }
         let l = Ledger::open(&p, Durability::Off).expect("migrate");
         let since = l
