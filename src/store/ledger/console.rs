@@ -15,14 +15,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
-use super::incidents::{IncidentRow, MemberRow, HIGHEST_BUCKET_SQL, MEMBER_STATES};
-use super::{Ledger, LedgerError, MIGRATIONS};
-
-const COLUMNS: &str = "id, group_id, key, window_secs, window_start, window_end, previous,
-    members, suppressed, low, medium, high, critical, max_level, first_time, last_time, rev,
-    built_rev, built_status";
+use super::incidents::{
+    incident_row, IncidentRow, MemberRow, HIGHEST_BUCKET_SQL, INCIDENT_COLUMNS, MEMBER_STATES,
+};
+use super::{Ledger, LedgerError};
 
 /// How the incidents list is sorted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,31 +106,6 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
-fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
-    let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
-    Ok(IncidentRow {
-        id: r.get(0)?,
-        group_id: r.get(1)?,
-        key: r.get(2)?,
-        window_secs: n(3)?,
-        window_start: r.get(4)?,
-        window_end: r.get(5)?,
-        previous: r.get(6)?,
-        members: n(7)?,
-        suppressed: n(8)?,
-        low: n(9)?,
-        medium: n(10)?,
-        high: n(11)?,
-        critical: n(12)?,
-        max_level: r.get(13)?,
-        first_time: r.get(14)?,
-        last_time: r.get(15)?,
-        rev: r.get(16)?,
-        built_rev: r.get(17)?,
-        built_status: r.get(18)?,
-    })
-}
-
 const CASE_COLUMNS: &str = "id, case_id, case_path, state, alert_time, bucket, level, rule_id,
     description, agent, incident";
 
@@ -155,30 +128,10 @@ fn case(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
 }
 
 impl Ledger {
-    /// Opens the ledger at `path` for reading only: no migration, no pragma that writes.
+    /// Opens the ledger at `path` for reading only: no migration, no pragma that writes, no
+    /// WAL files left behind (`readonly::connect`).
     pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
-        let wrap = |source| LedgerError::Sql {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(wrap)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
-        conn.pragma_update(None, "query_only", true).map_err(wrap)?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(wrap)?;
-        let known = MIGRATIONS.len() as i64;
-        if found > known {
-            return Err(LedgerError::TooNew {
-                path: path.to_path_buf(),
-                found,
-                known,
-            });
-        }
+        let (conn, _) = super::readonly::connect(path, Duration::from_secs(5))?;
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
@@ -226,7 +179,7 @@ impl Ledger {
             "?5 IS NULL".to_string()
         };
         let sql = format!(
-            "SELECT {COLUMNS} FROM incidents i
+            "SELECT {INCIDENT_COLUMNS} FROM incidents i
              WHERE members > 0
                AND (?1 IS NULL OR (?1 = 1 AND window_end > ?2) OR (?1 = 0 AND window_end <= ?2))
                AND (?3 IS NULL OR {HIGHEST_BUCKET_SQL} = ?3)
@@ -269,7 +222,7 @@ impl Ledger {
             let mut out = Vec::new();
             loop {
                 match rows.next() {
-                    Ok(Some(r)) => out.push(incident(r)?),
+                    Ok(Some(r)) => out.push(incident_row(r)?),
                     Ok(None) => return Ok((out, false)),
                     Err(e)
                         if e.sqlite_error_code()
@@ -292,9 +245,9 @@ impl Ledger {
     pub fn console_incident(&self, id: &str) -> Result<Option<IncidentRow>, LedgerError> {
         self.conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"),
+                &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
                 [id],
-                incident,
+                incident_row,
             )
             .optional()
             .map_err(|e| self.err(e))

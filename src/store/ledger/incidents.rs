@@ -81,11 +81,12 @@ pub struct IncidentTotals {
     pub members: u64,
 }
 
-const INCIDENT_COLUMNS: &str = "id, group_id, key, window_secs, window_start, window_end, previous,
+pub(super) const INCIDENT_COLUMNS: &str =
+    "id, group_id, key, window_secs, window_start, window_end, previous,
     members, suppressed, low, medium, high, critical, max_level, first_time, last_time, rev,
     built_rev, built_status";
 
-fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
+pub(super) fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
     let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
     Ok(IncidentRow {
         id: r.get(0)?,

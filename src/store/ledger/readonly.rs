@@ -1,5 +1,5 @@
 //! A ledger connection that cannot write, for commands that promise to change nothing
-//! (`policy replay`), and the rows they read.
+//! (`policy replay`, the console), and the rows replay reads.
 //!
 //! Design constraints:
 //! - **Nothing is written.** No migration, no `journal_mode` change, no write statement
@@ -54,32 +54,7 @@ impl ReadOnlyLedger {
     /// is an error (nothing is created); so is one older than migration 5 (any other command
     /// migrates it) or newer than this build.
     pub fn open(path: &Path) -> Result<ReadOnlyLedger, LedgerError> {
-        let wrap = |source| LedgerError::Sql {
-            path: path.to_path_buf(),
-            source,
-        };
-        let wal_present = wal_file(path, "-wal").exists() || wal_file(path, "-shm").exists();
-        let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        let flags = if wal_present {
-            base | OpenFlags::SQLITE_OPEN_READ_ONLY
-        } else {
-            // Read-write without CREATE: a missing file is an error, not a new ledger.
-            base | OpenFlags::SQLITE_OPEN_READ_WRITE
-        };
-        let conn = Connection::open_with_flags(path, flags).map_err(wrap)?;
-        conn.busy_timeout(Duration::from_secs(60)).map_err(wrap)?;
-        conn.pragma_update(None, "query_only", true).map_err(wrap)?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(wrap)?;
-        let known = MIGRATIONS.len() as i64;
-        if found > known {
-            return Err(LedgerError::TooNew {
-                path: path.to_path_buf(),
-                found,
-                known,
-            });
-        }
+        let (conn, found) = connect(path, Duration::from_secs(60))?;
         if found < REPLAY_SCHEMA {
             return Err(LedgerError::TooOld {
                 path: path.to_path_buf(),
@@ -151,6 +126,40 @@ impl ReadOnlyLedger {
             )
             .map_err(|e| self.err(e))
     }
+}
+
+/// A connection to the ledger at `path` that cannot write and leaves no litter (see the
+/// module's docs), and the schema version it found: a missing ledger is an error (nothing is
+/// created), so is one newer than this build. Every read-only opener goes through here
+/// ([`ReadOnlyLedger::open`], the console's `Ledger::open_read_only`).
+pub(super) fn connect(path: &Path, busy: Duration) -> Result<(Connection, i64), LedgerError> {
+    let wrap = |source| LedgerError::Sql {
+        path: path.to_path_buf(),
+        source,
+    };
+    let wal_present = wal_file(path, "-wal").exists() || wal_file(path, "-shm").exists();
+    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let flags = if wal_present {
+        base | OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        // Read-write without CREATE: a missing file is an error, not a new ledger.
+        base | OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(wrap)?;
+    conn.busy_timeout(busy).map_err(wrap)?;
+    conn.pragma_update(None, "query_only", true).map_err(wrap)?;
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(wrap)?;
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(LedgerError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    Ok((conn, found))
 }
 
 fn wal_file(db: &Path, suffix: &str) -> PathBuf {
