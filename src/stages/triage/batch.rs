@@ -812,6 +812,11 @@ impl Triage<'_> {
 
     /// Alerts on the same canonical agent within the related window before and after `time`
     /// (as the ledger knows them now), high ones first, then newest first (at most 50).
+    ///
+    /// Two bounded index walks, never the whole window (a noisy host has tens of thousands of
+    /// alerts in it, and every high alert of a batch asks): the high ones through the partial
+    /// `alerts_high_by_agent_time` (migration 11), then the newest others through
+    /// `alerts_by_agent_time`, each stopping at its `LIMIT`.
     pub(super) fn related(
         &self,
         ledger: &Ledger,
@@ -819,16 +824,11 @@ impl Triage<'_> {
         time: DateTime<Utc>,
         own: &CaseId,
     ) -> Result<Vec<RelatedRef>, TriageError> {
+        const MAX: i64 = escalate::RELATED_MAX as i64;
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let from = fmt(time - self.opts.related_window);
         let to = fmt(time + self.opts.related_window);
-        let mut st = ledger.conn().prepare_cached(
-            "SELECT case_id, alert_time, rule_id, level, description, bucket FROM alerts
-             WHERE agent = ?1 AND alert_time >= ?2 AND alert_time <= ?3 AND case_id IS NOT NULL AND case_id != ?4
-               AND state IN ('triaging', 'triaged', 'escalated')
-             ORDER BY (bucket = 'high') DESC, alert_time DESC LIMIT 50",
-        )?;
-        let rows = st.query_map(rusqlite::params![agent, from, to, own.as_str()], |r| {
+        let read = |r: &rusqlite::Row<'_>| {
             Ok(RelatedRef {
                 case_id: r.get(0)?,
                 time: r.get(1)?,
@@ -837,7 +837,33 @@ impl Triage<'_> {
                 description: r.get(4)?,
                 bucket: r.get(5)?,
             })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        };
+        let mut high = ledger.conn().prepare_cached(
+            "SELECT case_id, alert_time, rule_id, level, description, bucket FROM alerts
+             WHERE agent = ?1 AND bucket = 'high' AND alert_time >= ?2 AND alert_time <= ?3
+               AND case_id IS NOT NULL AND case_id != ?4
+               AND state IN ('triaging', 'triaged', 'escalated')
+             ORDER BY alert_time DESC LIMIT ?5",
+        )?;
+        let mut out = high
+            .query_map(rusqlite::params![agent, from, to, own.as_str(), MAX], read)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let left = MAX - out.len() as i64;
+        if left > 0 {
+            let mut others = ledger.conn().prepare_cached(
+                "SELECT case_id, alert_time, rule_id, level, description, bucket FROM alerts
+                 WHERE agent = ?1 AND alert_time >= ?2 AND alert_time <= ?3
+                   AND (bucket IS NULL OR bucket != 'high')
+                   AND case_id IS NOT NULL AND case_id != ?4
+                   AND state IN ('triaging', 'triaged', 'escalated')
+                 ORDER BY alert_time DESC LIMIT ?5",
+            )?;
+            let rows =
+                others.query_map(rusqlite::params![agent, from, to, own.as_str(), left], read)?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
     }
 }

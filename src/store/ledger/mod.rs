@@ -407,6 +407,9 @@ const MIGRATIONS: &[&str] = &[
     BEGIN
       INSERT OR IGNORE INTO descriptions (text) VALUES (NEW.description);
     END;",
+    // 11: a pack's related alerts, high ones first, as a bounded index walk: the high alerts of
+    //    an agent by time (a partial index: one entry per high alert only).
+    "CREATE INDEX alerts_high_by_agent_time ON alerts(agent, alert_time) WHERE bucket = 'high';",
 ];
 
 /// `alerts.pack` when a row has no escalation pack: a `triaged` row (a `high` one gets its pack
